@@ -1,0 +1,109 @@
+"""Every reachable tool's `_run` becomes a step, keyed by its arguments and its place in the answer.
+
+Both of CrewAI's tool paths (ReAct text and native function calling) end in the tool
+instance's `_run`, so wrapping it keeps CrewAI's events, usage counts, `result_as_answer`,
+caching and output formatting intact. Delegation tools are left alone on purpose: the
+coworker's own LLM and tool calls become steps, so a crash inside a delegated task replays
+them instead of redoing the whole delegation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from crewai.tools.agent_tools.base_agent_tools import BaseAgentTool
+from crewai.tools.base_tool import BaseTool
+from crewai.utilities.string_utils import sanitize_tool_name
+from durable_core import current_workflow_id, in_workflow, step
+
+from ._codec import digest, to_jsonable
+from ._errors import CrewDivergenceError
+from ._ownership import owns, set_owned
+from ._state import armed_context, current_scope, step_body
+
+__all__ = ["TOOL_STEP_PREFIX", "expected_call", "wrap_tool"]
+
+TOOL_STEP_PREFIX = "crewai.tool."
+
+
+def wrap_tool(tool: Any) -> None:
+    """Make `tool._run` a durable step inside a durable kickoff (idempotent, copy-safe)."""
+    if not isinstance(tool, BaseTool) or isinstance(tool, BaseAgentTool) or owns(tool, "_run"):
+        return
+    original = type(tool)._run.__get__(tool)
+    step_name = TOOL_STEP_PREFIX + tool.name
+
+    def _run(*args: Any, **kwargs: Any) -> Any:
+        if not in_workflow():
+            armed = armed_context(tool)
+            if armed is None:
+                return original(*args, **kwargs)
+            # CrewAI's async ReAct path runs sync tools through run_in_executor, which drops
+            # the context; the task armed its tools with a snapshot of it.
+            return armed.run(_run, *args, **kwargs)
+        scope = current_scope()
+        if scope is None:
+            return original(*args, **kwargs)
+        args_key = arguments_key(args, kwargs)
+        order = scope.tool_order
+        index = order.claim(sanitize_tool_name(tool.name), args_key) if order is not None else None
+        try:
+            if order is not None and index is not None:
+                order.wait_turn(index)
+
+            def crewai_tool(arguments: str) -> dict[str, Any]:
+                with step_body():
+                    return {"args": arguments, "value": to_jsonable(_resolve(original(*args, **kwargs)))}
+
+            recorded = step(name=step_name)(crewai_tool)(args_key)
+        finally:
+            if order is not None and index is not None:
+                order.finish(index)
+        if recorded.get("args") != args_key:
+            raise CrewDivergenceError(
+                current_workflow_id(),
+                0,
+                f"{step_name} with arguments {recorded.get('args')}",
+                f"{step_name} with arguments {args_key}",
+                task=scope.label,
+                call=f"tool {tool.name!r}",
+            )
+        return recorded.get("value")
+
+    set_owned(tool, "_run", _run)
+
+
+def arguments_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    return digest({"args": to_jsonable(list(args)), "kwargs": to_jsonable(kwargs)})
+
+
+def expected_call(call: Any) -> tuple[str, str]:
+    """(tool name, arguments key) of a recorded native tool call, to order parallel calls."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        return ("", "")
+    arguments: Any = function.get("arguments") or {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            arguments = {}
+    return (sanitize_tool_name(str(function.get("name", ""))), arguments_key((), dict(arguments)))
+
+
+def _resolve(result: Any) -> Any:
+    """Await a coroutine returned by an async `@tool` before its result is recorded."""
+    if not inspect.isawaitable(result):
+        return result
+    awaitable: Any = result
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(awaitable)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(contextvars.copy_context().run, asyncio.run, awaitable).result()

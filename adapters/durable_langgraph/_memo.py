@@ -1,0 +1,201 @@
+"""Per-node-task memoization of step calls made inside graph nodes.
+
+LangGraph re-executes only the node that was running at a crash (earlier nodes come from the
+checkpoint), and parallel nodes interleave, so step calls inside nodes cannot take ids from the
+workflow's global step sequence. Instead each call is keyed by (durable run, node task
+namespace, call index within that task execution) and its result stored with the graph's
+serializer. A node re-executed in the same durable run (after a crash, or after an `interrupt()`
+resume) gets the recorded results back instead of calling the model or tool again.
+
+Outside a node, or outside a `DurableGraph` run, memoized calls are plain calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from durable_core.storage.checkpoints import CheckpointStore, MemoRecord
+
+__all__ = ["MemoScope", "StepPolicy", "active_scope", "memo_scope"]
+
+T = TypeVar("T")
+
+_scope: ContextVar[MemoScope | None] = ContextVar("durable_langgraph_memo_scope", default=None)
+
+
+class StepPolicy:
+    """Retry settings of one memoized call (mirrors `durable_core.step`)."""
+
+    __slots__ = ("backoff_rate", "interval_seconds", "max_attempts", "retry_on")
+
+    def __init__(
+        self,
+        max_attempts: int = 1,
+        interval_seconds: float = 1.0,
+        backoff_rate: float = 2.0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+    ) -> None:
+        self.max_attempts = max(1, max_attempts)
+        self.interval_seconds = interval_seconds
+        self.backoff_rate = backoff_rate
+        self.retry_on = retry_on
+
+
+_DEFAULT_POLICY = StepPolicy()
+
+
+def _task_key() -> tuple[str, str, int] | None:
+    """(thread id, task namespace, attempt) of the node task running here, or None outside a node."""
+    try:
+        from langgraph.runtime import get_runtime
+
+        info = get_runtime().execution_info
+    except Exception:
+        return None
+    if info is None or not info.task_id:
+        return None
+    return str(info.thread_id or ""), info.checkpoint_ns or info.task_id, info.node_attempt
+
+
+class MemoScope:
+    """The memo table of one durable graph run, preloaded once so fresh calls cost no read."""
+
+    def __init__(self, store: CheckpointStore, serde: SerializerProtocol, run_key: str) -> None:
+        self.store = store
+        self.serde = serde
+        self.run_key = run_key
+        self._lock = threading.Lock()
+        self._counters: dict[str, tuple[int, int]] = {}
+        self._recorded: dict[tuple[str, int], MemoRecord] = store.load_memos(run_key)
+
+    def _next_index(self, task_ns: str, attempt: int) -> int:
+        # A node retried by its RetryPolicy starts counting again, so it replays the calls that
+        # succeeded in the failed attempt.
+        with self._lock:
+            last_attempt, idx = self._counters.get(task_ns, (attempt, 0))
+            if last_attempt != attempt:
+                idx = 0
+            idx += 1
+            self._counters[task_ns] = (attempt, idx)
+            return idx
+
+    def _lookup(self, name: str, task_ns: str, idx: int) -> tuple[bool, Any]:
+        memo = self._recorded.get((task_ns, idx))
+        if memo is None or memo.name != name:
+            # A different name at this index means the node's code changed: run live.
+            return False, None
+        return True, self.serde.loads_typed((memo.type, memo.blob if memo.blob is not None else b""))
+
+    def _save(self, name: str, thread_id: str, task_ns: str, idx: int, value: Any) -> None:
+        type_, data = self.serde.dumps_typed(value)
+        memo = MemoRecord(name, type_, data, False)
+        self.store.put_memo(self.run_key, task_ns, idx, thread_id, memo)
+        with self._lock:
+            self._recorded[(task_ns, idx)] = memo
+
+    def call(self, name: str, fn: Callable[[], T], policy: StepPolicy = _DEFAULT_POLICY) -> T:
+        key = _task_key()
+        if key is None:
+            return fn()
+        thread_id, task_ns, attempt = key
+        idx = self._next_index(task_ns, attempt)
+        found, value = self._lookup(name, task_ns, idx)
+        if found:
+            return value
+        result = _attempts_sync(fn, policy)
+        self._save(name, thread_id, task_ns, idx, result)
+        return result
+
+    async def acall(self, name: str, fn: Callable[[], Awaitable[T]], policy: StepPolicy = _DEFAULT_POLICY) -> T:
+        key = _task_key()
+        if key is None:
+            return await fn()
+        thread_id, task_ns, attempt = key
+        idx = self._next_index(task_ns, attempt)
+        found, value = self._lookup(name, task_ns, idx)
+        if found:
+            return value
+        result = await _attempts_async(fn, policy)
+        await asyncio.to_thread(self._save, name, thread_id, task_ns, idx, result)
+        return result
+
+
+def _attempts_sync(fn: Callable[[], T], policy: StepPolicy) -> T:
+    delay = policy.interval_seconds
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            return fn()
+        except policy.retry_on:
+            if attempt == policy.max_attempts:
+                raise
+            time.sleep(delay)
+            delay *= policy.backoff_rate
+    raise AssertionError("unreachable")
+
+
+async def _attempts_async(fn: Callable[[], Awaitable[T]], policy: StepPolicy) -> T:
+    delay = policy.interval_seconds
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            return await fn()
+        except policy.retry_on:
+            if attempt == policy.max_attempts:
+                raise
+            await asyncio.sleep(delay)
+            delay *= policy.backoff_rate
+    raise AssertionError("unreachable")
+
+
+def active_scope() -> MemoScope | None:
+    return _scope.get()
+
+
+@contextlib.contextmanager
+def memo_scope(scope: MemoScope) -> Iterator[None]:
+    """Route step calls made in this context (and contexts copied from it) through `scope`.
+
+    `durable_core.step` functions are routed through the core's step interceptor hook when the
+    core provides one; `durable_langgraph.step` functions always are.
+    """
+    token = _scope.set(scope)
+    hook = _install_core_hook()
+    try:
+        yield
+    finally:
+        if hook is not None:
+            hook()
+        _scope.reset(token)
+
+
+def _install_core_hook() -> Callable[[], None] | None:
+    try:
+        from durable_core import _context as core_context
+    except ImportError:  # pragma: no cover
+        return None
+    setter = getattr(core_context, "set_step_interceptor", None)
+    resetter = getattr(core_context, "reset_step_interceptor", None)
+    if setter is None or resetter is None:
+        return None
+    token = setter(_intercept_core_step)
+    return lambda: resetter(token)
+
+
+def _intercept_core_step(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Called by `durable_core.step` wrappers while a graph runs inside a `DurableGraph` workflow."""
+    scope = _scope.get()
+    fn = defn.fn
+    if scope is None:
+        return fn(*args, **kwargs)
+    policy = StepPolicy(defn.max_attempts, defn.interval_seconds, defn.backoff_rate, tuple(defn.retry_on))
+    if getattr(defn, "is_async", False) or inspect.iscoroutinefunction(fn):
+        return scope.acall(defn.name, lambda: fn(*args, **kwargs), policy)
+    return scope.call(defn.name, lambda: fn(*args, **kwargs), policy)

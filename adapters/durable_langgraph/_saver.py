@@ -1,0 +1,413 @@
+"""`DurableCheckpointer`: a complete LangGraph `BaseCheckpointSaver` in the engine's database.
+
+One class serves sync and async callers. Sync methods do their database work on the calling
+thread (so they never wait on an event loop and cannot deadlock inside one); async methods
+serialize on the caller's thread (LangGraph hands savers live containers, see
+langchain-ai/langgraph#8748) and run the database work in a worker thread, so the event loop
+never blocks and a write is committed before the awaitable returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from durable_core.storage.checkpoints import (
+    BlobRecord,
+    CheckpointRecord,
+    CheckpointStore,
+    LoadedCheckpoint,
+    WriteRecord,
+    version_key,
+)
+
+from ._errors import CheckpointDecodeError, CheckpointerNotReady
+
+__all__ = ["DurableCheckpointer"]
+
+T = TypeVar("T")
+
+_PRUNE_STRATEGIES = ("keep_latest", "delete")
+_DELTA_MARKER = "counters_since_delta_snapshot"
+
+
+class _HasDatabase(Protocol):
+    @property
+    def database(self) -> Any: ...
+
+
+class _StoreHolder:
+    """Shared by a saver and its `with_allowlist` copies (LangGraph copies savers shallowly)."""
+
+    __slots__ = ("source", "store")
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.store: CheckpointStore | None = None
+
+    def get(self) -> CheckpointStore:
+        store = self.store
+        if store is None:
+            database = _database_of(self.source)
+            store = self.store = CheckpointStore(database)
+        return store
+
+
+def _database_of(source: Any) -> Any:
+    database = getattr(source, "database", None)
+    if database is None and hasattr(source, "sql") and hasattr(source, "write"):
+        database = source  # a storage Database passed directly
+    if database is None:
+        raise CheckpointerNotReady(
+            "DurableCheckpointer has no database yet: call engine.launch() before running the graph "
+            "(build the graph and its DurableGraph first, then launch, so recovery can resume threads)."
+        )
+    return database
+
+
+def _thread_id(config: RunnableConfig) -> str:
+    configurable = config.get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if thread_id is None or thread_id == "":
+        raise ValueError(
+            "DurableCheckpointer needs a thread id: pass config={'configurable': {'thread_id': '...'}} "
+            "to invoke/stream/get_state."
+        )
+    return str(thread_id)
+
+
+class DurableCheckpointer(BaseCheckpointSaver[str]):
+    """LangGraph checkpoints stored in the durable engine's database (SQLite or Postgres).
+
+    ```python
+    graph = builder.compile(checkpointer=DurableCheckpointer(engine))
+    graph.invoke(inputs, {"configurable": {"thread_id": "t1"}})
+    ```
+
+    Channel values are stored once per (thread, namespace, channel, version), each payload next
+    to its serializer type tag, so any `SerializerProtocol` (including `EncryptedSerializer`)
+    round-trips. Besides the required methods it implements `delete_for_runs`, `copy_thread` and
+    `prune`. Wrap the compiled graph in `DurableGraph` to have crashed runs resume by themselves.
+
+    Args:
+        engine: a `durable_core.Engine` (its database is used once it is launched).
+        serde: the serializer for checkpoint bodies, channel values and writes
+            (default: LangGraph's `JsonPlusSerializer`).
+    """
+
+    def __init__(self, engine: _HasDatabase | Any, *, serde: SerializerProtocol | None = None) -> None:
+        super().__init__(serde=serde)
+        self.engine = engine
+        self._holder = _StoreHolder(engine)
+
+    @property
+    def store(self) -> CheckpointStore:
+        """The storage object holding this saver's SQL (created on first use)."""
+        return self._holder.get()
+
+    # -- serialization -------------------------------------------------------------------------
+
+    def _dump(self, value: Any, what: str) -> tuple[str, bytes]:
+        try:
+            return self.serde.dumps_typed(value)
+        except Exception as error:
+            raise TypeError(
+                f"DurableCheckpointer cannot serialize {what} of type {type(value).__qualname__}: {error}. "
+                "Store JSON-like values, pydantic models or dataclasses in the graph state, or pass a serde "
+                "that handles this type (e.g. JsonPlusSerializer(pickle_fallback=True))."
+            ) from error
+
+    def _load(self, type_: str, data: bytes | None, what: str) -> Any:
+        try:
+            return self.serde.loads_typed((type_, data if data is not None else b""))
+        except Exception as error:
+            raise CheckpointDecodeError(
+                f"DurableCheckpointer cannot decode {what} (serializer type {type_!r}): {error}. It was written "
+                "by another serializer configuration (for example an EncryptedSerializer with another key) or "
+                "by a newer LangGraph; use the same serde as the writer."
+            ) from error
+
+    def _prepare_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> tuple[CheckpointRecord, list[BlobRecord], RunnableConfig]:
+        thread_id = _thread_id(config)
+        configurable = config["configurable"]
+        checkpoint_ns = str(configurable.get("checkpoint_ns") or "")
+        values = checkpoint["channel_values"]
+        blobs: list[BlobRecord] = []
+        for channel, version in new_versions.items():
+            if channel in values:
+                type_, data = self._dump(values[channel], f"channel {channel!r}")
+                blobs.append(BlobRecord(channel, version_key(version), type_, data))
+            else:
+                blobs.append(BlobRecord(channel, version_key(version), "empty", None))
+        body = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")}
+        type_, data = self._dump(body, "the checkpoint")
+        stored_metadata = get_serializable_checkpoint_metadata(config, metadata)
+        try:
+            metadata_json = json.dumps(stored_metadata, ensure_ascii=False)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"Checkpoint metadata must be JSON-serializable (it is stored and filtered as JSON): {error}"
+            ) from error
+        run_id = stored_metadata.get("run_id")
+        record = CheckpointRecord(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint["id"],
+            parent_checkpoint_id=configurable.get("checkpoint_id"),
+            run_id=str(run_id) if run_id is not None else None,
+            type=type_,
+            checkpoint=data,
+            versions=json.dumps(checkpoint["channel_versions"]),
+            metadata=metadata_json,
+        )
+        next_config: RunnableConfig = {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        return record, blobs, next_config
+
+    def _prepare_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> tuple[str, str, str, list[WriteRecord], bool]:
+        thread_id = _thread_id(config)
+        configurable = config["configurable"]
+        checkpoint_id = configurable.get("checkpoint_id")
+        if not checkpoint_id:
+            raise ValueError("put_writes needs config['configurable']['checkpoint_id'] (the checkpoint written to).")
+        records = [
+            WriteRecord(task_id, task_path, WRITES_IDX_MAP.get(channel, idx), channel, *self._dump(value, f"a write to {channel!r}"))
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        return thread_id, str(configurable.get("checkpoint_ns") or ""), str(checkpoint_id), records, replace
+
+    def _to_tuple(self, loaded: LoadedCheckpoint) -> CheckpointTuple:
+        rec = loaded.record
+        where = f"checkpoint {rec.checkpoint_id!r} of thread {rec.thread_id!r}"
+        body = self._load(rec.type, rec.checkpoint, where)
+        values = {
+            channel: self._load(blob.type, blob.blob, f"channel {channel!r} of {where}")
+            for channel, blob in loaded.blobs.items()
+            if blob.type != "empty"
+        }
+        checkpoint = cast(Checkpoint, {**body, "channel_versions": json.loads(rec.versions), "channel_values": values})
+        config: RunnableConfig = {
+            "configurable": {
+                "thread_id": rec.thread_id,
+                "checkpoint_ns": rec.checkpoint_ns,
+                "checkpoint_id": rec.checkpoint_id,
+            }
+        }
+        parent_config: RunnableConfig | None = None
+        if rec.parent_checkpoint_id:
+            parent_config = {
+                "configurable": {
+                    "thread_id": rec.thread_id,
+                    "checkpoint_ns": rec.checkpoint_ns,
+                    "checkpoint_id": rec.parent_checkpoint_id,
+                }
+            }
+        pending = [
+            (w.task_id, w.channel, self._load(w.type, w.blob, f"a pending write of {where}")) for w in loaded.writes
+        ]
+        return CheckpointTuple(
+            config=config,
+            checkpoint=checkpoint,
+            metadata=cast(CheckpointMetadata, json.loads(rec.metadata)),
+            parent_config=parent_config,
+            pending_writes=pending,
+        )
+
+    # -- sync API ------------------------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        thread_id = _thread_id(config)
+        checkpoint_ns = str(config["configurable"].get("checkpoint_ns") or "")
+        loaded = self.store.get(thread_id, checkpoint_ns, get_checkpoint_id(config))
+        return None if loaded is None else self._to_tuple(loaded)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        return iter([self._to_tuple(item) for item in self._list_loaded(config, filter, before, limit)])
+
+    def _list_loaded(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> list[LoadedCheckpoint]:
+        configurable = (config or {}).get("configurable") or {}
+        thread_id = configurable.get("thread_id")
+        checkpoint_ns = configurable.get("checkpoint_ns")
+        accept: Callable[[CheckpointRecord], bool] | None = None
+        run_id: str | None = None
+        if filter:
+            wanted = dict(filter)
+
+            def accept(record: CheckpointRecord) -> bool:
+                stored = json.loads(record.metadata)
+                # InMemorySaver semantics: exact equality on top-level keys; None also matches a missing key.
+                return all(stored.get(key) == value for key, value in wanted.items())
+
+            if isinstance(wanted.get("run_id"), str):
+                run_id = wanted["run_id"]
+        return self.store.list(
+            thread_id=None if thread_id is None else str(thread_id),
+            checkpoint_ns=None if checkpoint_ns is None else str(checkpoint_ns),
+            checkpoint_id=configurable.get("checkpoint_id"),
+            before=get_checkpoint_id(before) if before else None,
+            limit=limit,
+            accept=accept,
+            run_id=run_id,
+        )
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        record, blobs, next_config = self._prepare_put(config, checkpoint, metadata, new_versions)
+        self.store.put(record, blobs)
+        return next_config
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        thread_id, checkpoint_ns, checkpoint_id, records, replace = self._prepare_writes(
+            config, writes, task_id, task_path
+        )
+        self.store.put_writes(thread_id, checkpoint_ns, checkpoint_id, records, replace=replace)
+
+    def delete_thread(self, thread_id: str) -> None:
+        self.store.delete_threads([str(thread_id)])
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self.store.delete_for_runs([str(r) for r in run_ids])
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        if source_thread_id == target_thread_id:
+            raise ValueError("copy_thread needs two different thread ids.")
+        self.store.copy_thread(str(source_thread_id), str(target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        if isinstance(thread_ids, str):
+            raise TypeError("prune takes a sequence of thread ids, not a single string: prune([thread_id]).")
+        if strategy not in _PRUNE_STRATEGIES:
+            raise ValueError(f"Unknown prune strategy {strategy!r}: use one of {', '.join(_PRUNE_STRATEGIES)}.")
+        ids = [str(t) for t in thread_ids]
+        if strategy == "delete":
+            self.store.delete_threads(ids)
+            return
+        for thread_id in ids:
+            self.store.prune_keep_latest(thread_id, refuse=_uses_delta_channel)
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        # Random suffix: versions stay unique per channel across forks (update_state on an old
+        # checkpoint), so a fork's blob can never shadow the original branch's (langgraphjs#1812).
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(str(current).split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    # -- async API -----------------------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        items = await asyncio.to_thread(
+            lambda: [self._to_tuple(i) for i in self._list_loaded(config, filter, before, limit)]
+        )
+        for item in items:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        record, blobs, next_config = self._prepare_put(config, checkpoint, metadata, new_versions)
+        await asyncio.to_thread(self.store.put, record, blobs)
+        return next_config
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        thread_id, checkpoint_ns, checkpoint_id, records, replace = self._prepare_writes(
+            config, writes, task_id, task_path
+        )
+        await asyncio.to_thread(
+            lambda: self.store.put_writes(thread_id, checkpoint_ns, checkpoint_id, records, replace=replace)
+        )
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_for_runs, list(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        if isinstance(thread_ids, str):
+            raise TypeError("prune takes a sequence of thread ids, not a single string: prune([thread_id]).")
+        await asyncio.to_thread(lambda: self.prune(list(thread_ids), strategy=strategy))
+
+
+def _uses_delta_channel(record: CheckpointRecord) -> bool:
+    return _DELTA_MARKER in record.metadata and _DELTA_MARKER in json.loads(record.metadata)

@@ -1,0 +1,34 @@
+"""Durable execution for Pydantic AI agents on `durable_core`.
+
+```python
+from durable_pydantic_ai import DurableAgent, Durability
+
+durable_agent = DurableAgent(agent)                       # each run is a workflow
+result = await durable_agent.run('...', run_id='order-42')
+
+agent = Agent(model, name='support', capabilities=[Durability()])   # inside your own @workflow
+```
+"""
+
+try:
+    import pydantic_ai as _pydantic_ai  # noqa: F401
+except ImportError as _error:  # pragma: no cover
+    raise ImportError(
+        'durable_pydantic_ai needs Pydantic AI: pip install "durable-agents[pydantic-ai]"'
+    ) from _error
+
+from ._agent import DurableAgent
+from ._backend import StepBackend, StepConfig
+from ._durability import Durability
+from ._names import StepNamer
+from ._waits import DEFERRED_TOOL_REQUESTS_EVENT, StepEventWaiter
+
+__all__ = [
+    'DEFERRED_TOOL_REQUESTS_EVENT',
+    'Durability',
+    'DurableAgent',
+    'StepBackend',
+    'StepConfig',
+    'StepEventWaiter',
+    'StepNamer',
+]

@@ -1,0 +1,167 @@
+"""The `Durability` capability: pydantic-ai's durability toolkit bound to `durable_core`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+from durable_core import current_workflow_id, in_workflow
+from durable_core.errors import WorkflowCancelled
+from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.capabilities.abstract import WrapRunHandler
+from pydantic_ai.durable_exec import (
+    JSON_CODEC,
+    BaseDurabilityCapability,
+    DurabilityEngineSpec,
+    conversation_id_from_run_id,
+    external_event_scope,
+    replay_scope,
+)
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model
+from pydantic_ai.run import AgentRunResult
+from pydantic_ai.tools import AgentDepsT, RunContext
+
+from ._backend import StepBackend, StepConfig, in_step
+from ._core_compat import workflow_started_at
+from ._waits import StepEventWaiter
+
+__all__ = ['Durability', 'ENGINE_NAME']
+
+ENGINE_NAME = 'durable-agents'
+
+_STEP_KEYS = frozenset(StepConfig.__annotations__)
+
+# Agent runs started in each workflow execution, for replay-stable default run ids.
+_runs_in_workflow: ContextVar[dict[str, int] | None] = ContextVar('durable_pydantic_ai_runs', default=None)
+
+
+def _serialization_failure(error: Exception) -> BaseException:
+    return UserError(
+        'A model response or tool result could not be recorded as JSON, so the step cannot be '
+        f'checkpointed: {error}. Return JSON-friendly values from tools (str, numbers, lists, dicts, '
+        'pydantic models or dataclasses), or mark a tool `metadata={"durable": False}` to run it '
+        'inline without a checkpoint.'
+    )
+
+
+class Durability(BaseDurabilityCapability[AgentDepsT]):
+    """Makes every model request and every tool call of an agent run a `durable_core` step.
+
+    Use it when you write the workflow yourself:
+
+    ```python
+    agent = Agent(model, name='support', capabilities=[Durability()])
+
+    @workflow()
+    async def handle_ticket(text: str) -> str:
+        deps = build_deps()          # deterministic, rebuilt on replay
+        return (await agent.run(text, deps=deps)).output
+    ```
+
+    Inside a workflow each model request, each tool call (function, MCP and dynamic toolsets)
+    and each MCP/dynamic tool discovery is one step, numbered in call order; a replay returns
+    recorded outputs without calling the model or the tool again. Parallel tool calls take
+    their step ids in the order the model asked for them. Outside a workflow, and inside a
+    step (an agent run from a tool), the capability is transparent.
+
+    In-run waits (`RequestInput`, `wait_for_external_event`) become durable `recv` waits on the
+    workflow, answered with `engine.send(workflow_id, payload)`; see `DurableAgent` for the
+    JSON the answer takes.
+
+    Args:
+        models: Extra models a run may switch to with `run(model=...)`, by key.
+        event_stream_handler: Handler that runs inside model-request steps (live events only).
+        name: Name used in step names; defaults to the agent's `name`.
+        model_step_config: Retry settings for model-request steps.
+        tool_step_config: Retry settings for tool steps (tool metadata `durable` overrides it).
+    """
+
+    engine_spec = DurabilityEngineSpec(
+        engine_name=ENGINE_NAME,
+        durable_unit_noun='step',
+        durable_unit_plural='steps',
+        durable_container_noun='workflow',
+        codec=JSON_CODEC,
+        serialization_failure=_serialization_failure,
+        wrapped_toolset_kinds=frozenset({'function', 'mcp', 'dynamic'}),
+        toolset_lifecycles={'function': 'enter-always', 'mcp': 'enter-in-durable-unit', 'dynamic': 'enter-never'},
+        tool_call_result_upgrade_lenient=False,
+        journal_discovery=True,
+        # Step ids are taken synchronously when a step is called, and pydantic-ai starts parallel
+        # tool calls in the model's order, so parallel tools number deterministically.
+        sequential_tools_in_durable_context=False,
+        tool_config_key='durable',
+        cancellation_error_types=(WorkflowCancelled,),
+    )
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, Model] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        name: str | None = None,
+        model_step_config: StepConfig | None = None,
+        tool_step_config: StepConfig | None = None,
+    ) -> None:
+        super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
+        self._model_step_config: StepConfig = model_step_config or {}
+        self._tool_step_config: StepConfig = tool_step_config or {}
+        self._backend: StepBackend | None = None
+
+    @property
+    def in_durable_context(self) -> bool:
+        # Inside a step's body (a sub-agent run from a tool) the enclosing step already records
+        # the outcome, so the nested run is plain.
+        return in_workflow() and not in_step()
+
+    def get_durable_operation_backend(self) -> StepBackend:
+        if self._backend is None or self._backend_name != self.name:
+            self._backend = StepBackend(
+                agent_name=self.name, model=self._model_step_config, tool=self._tool_step_config
+            )
+            self._backend_name = self.name
+        return self._backend
+
+    def _normalize_unit_config(self, config: Any) -> Any:
+        if config is False or config is None:
+            return config
+        unknown = set(config) - _STEP_KEYS
+        if unknown:
+            raise UserError(
+                f'Unknown durable step settings {sorted(unknown)!r} in tool metadata; '
+                f'use only {sorted(_STEP_KEYS)!r}, or `False` to run the tool without a step.'
+            )
+        return config
+
+    def get_default_run_id(self) -> str | None:
+        if not self.in_durable_context:
+            return None
+        workflow_id = current_workflow_id()
+        runs = _runs_in_workflow.get()
+        if runs is None:
+            runs = {}
+            _runs_in_workflow.set(runs)
+        index = runs.get(workflow_id, 0)
+        runs[workflow_id] = index + 1
+        return workflow_id if index == 0 else f'{workflow_id}:{index}'
+
+    async def get_run_start_time(self, run_id: str) -> datetime | None:
+        # Only asked for when `timeout=` is used: count it from when the workflow was created, so a
+        # recovered run keeps the deadline it started with.
+        if not self.in_durable_context:
+            return None
+        return workflow_started_at()
+
+    def get_default_conversation_id(self, run_id: str) -> str | None:
+        return conversation_id_from_run_id(run_id) if self.in_durable_context else None
+
+    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """Install the durable waiter for in-run waits and keep replayed steps out of traces."""
+        if not self.in_durable_context:
+            return await handler()
+        with replay_scope(), external_event_scope(StepEventWaiter(self.name)):
+            return await super().wrap_run(ctx, handler=handler)
+

@@ -1,0 +1,419 @@
+"""`Engine`: configuration, launch and shutdown, and the management API.
+
+One explicit object holds the configuration and the connections. Workflow code reaches the
+launched engine through its context; code outside workflows through `Engine.current()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+from . import _management, _recovery, _starting
+from ._handle import WorkflowHandle
+from ._records import StepInfo, WorkflowStatus
+from ._runtime import Outcome, WorkflowContext, now_ms
+from ._serialization import JsonSerializer, PickleSerializer, Serializer, encode_error
+from ._waits import Waiters
+from .errors import EngineNotLaunched, SerializationError, WorkflowCancelled
+from .storage import Database, ExecutorStore, StepStore, WorkflowStore, migrate
+
+__all__ = ["Engine"]
+
+T = TypeVar("T")
+log = logging.getLogger("durable_core")
+
+_launched: list[Engine] = []
+_launched_lock = threading.Lock()
+_instance_counter = itertools.count(1)
+
+
+class Engine:
+    """The durable execution engine of one process.
+
+    Example:
+        ```python
+        engine = Engine("sqlite:///agents.db")
+        engine.launch()          # migrate, heartbeat, resume unfinished workflows
+        result = my_workflow(x)  # runs durably
+        engine.shutdown()
+        ```
+
+    Args:
+        database_url: explicit URL, else env ``DURABLE_DATABASE_URL``, else ``sqlite:///durable.db``.
+        app_version: explicit, else env ``DURABLE_APP_VERSION``, else ``"default"``. Executors only
+            recover workflows of their own version.
+        executor_id: explicit, else env ``DURABLE_EXECUTOR_ID``, else ``"<hostname>:<pid>"``.
+        serializer: defaults to readable JSON; ``PickleSerializer()`` is the opt-in for arbitrary objects.
+        heartbeat_seconds: how often this executor renews its lease.
+        lease_seconds: how long after its last heartbeat an executor's workflows may be claimed by
+            others. An executor on the same host whose process is gone is claimed at once.
+        sqlite_synchronous: ``"FULL"`` (default, power-loss safe) or ``"NORMAL"`` (faster).
+        schema: the Postgres schema of the engine's tables.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        app_version: str | None = None,
+        executor_id: str | None = None,
+        serializer: Serializer | None = None,
+        heartbeat_seconds: float = 5.0,
+        lease_seconds: float = 30.0,
+        sqlite_synchronous: str = "FULL",
+        schema: str = "durable",
+        queues: Sequence[str] | None = None,
+        db_retry_seconds: float = 120.0,
+    ) -> None:
+        if heartbeat_seconds <= 0 or lease_seconds <= 0:
+            raise ValueError("heartbeat_seconds and lease_seconds must be positive")
+        if lease_seconds <= heartbeat_seconds:
+            raise ValueError("lease_seconds must be longer than heartbeat_seconds, or live executors lose their work")
+        self.database_url = database_url or os.environ.get("DURABLE_DATABASE_URL") or "sqlite:///durable.db"
+        self.app_version = app_version or os.environ.get("DURABLE_APP_VERSION") or "default"
+        number = next(_instance_counter)
+        default_id = f"{socket.gethostname()}:{os.getpid()}" + ("" if number == 1 else f":{number}")
+        self.executor_id = executor_id or os.environ.get("DURABLE_EXECUTOR_ID") or default_id
+        self.serializer: Serializer = serializer or JsonSerializer()
+        self._serializers: dict[str, Serializer] = {"json": JsonSerializer(), self.serializer.name: self.serializer}
+        self.heartbeat_seconds = heartbeat_seconds
+        self.lease_seconds = lease_seconds
+        self.sqlite_synchronous = sqlite_synchronous
+        self.schema = schema
+        self.queue_names = list(queues) if queues is not None else None
+        self.db_retry_seconds = db_retry_seconds
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.launched = False
+        self.stopping = False
+        self._db: Database | None = None
+        self.workflows: WorkflowStore
+        self.steps: StepStore
+        self.executors: ExecutorStore
+        self.active: dict[str, tuple[WorkflowContext, Future[Outcome]]] = {}
+        self.active_lock = threading.Lock()
+        self.waiters = Waiters()
+        self._pool: ThreadPoolExecutor | None = None
+        self._io_pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._background: set[Future[Any]] = set()
+        self._services: list[Callable[[], None]] = []  # stop callbacks of background services
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def database(self) -> Database:
+        if self._db is None:
+            raise EngineNotLaunched("This Engine is not launched: call engine.launch() first.")
+        return self._db
+
+    def launch(self) -> Engine:
+        """Migrate the schema, start the heartbeat, resume this executor's unfinished workflows."""
+        if self.launched:
+            return self
+        db = Database(
+            self.database_url,
+            schema=self.schema,
+            sqlite_synchronous=self.sqlite_synchronous,
+            retry_seconds=self.db_retry_seconds,
+        )
+        try:
+            db.check_connection()
+            migrate(db)
+        except BaseException:
+            db.dispose()
+            raise
+        self._db = db
+        self.workflows = WorkflowStore(db)
+        self.steps = StepStore(db)
+        self.executors = ExecutorStore(db)
+        self.stopping = False
+        self._pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix="durable-wf")
+        self._io_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="durable-io")
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="durable-loop", daemon=True)
+        self._loop_thread.start()
+        self.launched = True
+        with _launched_lock:
+            _launched.append(self)
+        _recovery.heartbeat_once(self)
+        _recovery.recover_own(self)
+        _recovery.start_monitor(self)
+        for start in _extension_starters:
+            start(self)
+        return self
+
+    def shutdown(self, timeout_seconds: float = 10.0) -> None:
+        """Stop background work. Workflows still running stop at their next step and stay PENDING,
+        owned by this executor: a relaunch (or, after the lease, another executor) resumes them."""
+        if not self.launched:
+            return
+        self.stopping = True
+        self.waiters.wake_all()
+        for stop in reversed(self._services):
+            try:
+                stop()
+            except Exception:  # pragma: no cover - best effort
+                log.exception("stopping a background service failed")
+        self._services.clear()
+        with _launched_lock:
+            if self in _launched:
+                _launched.remove(self)
+        pending = list(self._background)
+        for future in pending:
+            try:
+                future.result(timeout=timeout_seconds)
+            except BaseException:
+                pass
+        assert self._pool is not None and self._io_pool is not None and self._loop is not None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._loop_thread is not None:
+            self._loop_thread.join(timeout=timeout_seconds)
+        self._io_pool.shutdown(wait=True)
+        self.launched = False
+        if self._db is not None:
+            self._db.dispose()
+
+    def __enter__(self) -> Engine:
+        return self.launch()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    async def __aenter__(self) -> Engine:
+        return self.launch()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    @staticmethod
+    def current() -> Engine:
+        """The most recently launched engine of this process."""
+        with _launched_lock:
+            if not _launched:
+                raise EngineNotLaunched()
+            return _launched[-1]
+
+    def add_service(self, stop: Callable[[], None]) -> None:
+        self._services.append(stop)
+
+    # -- execution plumbing --------------------------------------------------------------
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run a blocking callable on a workflow thread."""
+        assert self._pool is not None
+        future = self._pool.submit(fn)
+        self._track(future)
+        return future
+
+    def submit_coroutine(self, coro: Any) -> Future[Any]:
+        """Run a coroutine on the engine's event loop thread."""
+        assert self._loop is not None
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        self._track(future)
+        return future
+
+    def _track(self, future: Future[Any]) -> None:
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    async def run_io(self, fn: Callable[[], T]) -> T:
+        """Run blocking database work off the event loop."""
+        loop = asyncio.get_running_loop()
+        pool = self._io_pool
+        if pool is None:
+            raise EngineNotLaunched("This Engine is not launched: call engine.launch() first.")
+        return await loop.run_in_executor(pool, fn)
+
+    def serializer_for(self, name: str) -> Serializer:
+        try:
+            return self._serializers[name]
+        except KeyError:
+            if name == "pickle":
+                raise SerializationError(
+                    "This row was written with pickle; reading it needs Engine(serializer=PickleSerializer())."
+                ) from None
+            raise SerializationError(f"Unknown serialization {name!r} in the database.") from None
+
+    def finish_workflow(self, ctx: WorkflowContext, outcome: Outcome) -> None:
+        """Record a workflow's outcome (no-op if it was interrupted or is no longer ours)."""
+        try:
+            if outcome.interrupted:
+                return
+            output = error = None
+            status = "SUCCESS"
+            serialization = self.serializer.name
+            if outcome.error is not None:
+                status, error = "ERROR", encode_error(outcome.error)
+            else:
+                try:
+                    output = self.serializer.dumps(outcome.value)
+                except SerializationError as exc:
+                    failure = SerializationError(
+                        f"Workflow {ctx.name!r} ({ctx.workflow_id!r}) returned a value of type "
+                        f"{type(outcome.value).__qualname__} that cannot be serialized: {exc.message}",
+                        workflow_id=ctx.workflow_id,
+                    )
+                    outcome.error, outcome.value = failure, None
+                    status, error = "ERROR", encode_error(failure)
+            self.workflows.finish(
+                ctx.workflow_id,
+                self.executor_id,
+                status=status,
+                output=output,
+                error=error,
+                serialization=serialization,
+                now=now_ms(),
+            )
+        finally:
+            with self.active_lock:
+                entry = self.active.get(ctx.workflow_id)
+                if entry is not None and entry[0] is ctx:
+                    del self.active[ctx.workflow_id]
+            self.waiters.notify(f"done:{ctx.workflow_id}")
+
+    def resolve_unrecorded_step(self, ctx: WorkflowContext, step_id: int) -> None:
+        """A step insert matched no row: a lost acknowledgement (fine), or the workflow is no longer ours."""
+        existing = self.steps.get(ctx.workflow_id, step_id)
+        if existing is not None:
+            return
+        row = self.workflows.get(ctx.workflow_id)
+        if row is None or row.status == "CANCELLED":
+            ctx.cancel_reason = "cancelled"
+        elif row.status == "PENDING" and row.executor_id != self.executor_id:
+            ctx.cancel_reason = f"taken over by executor {row.executor_id!r}"
+        else:
+            ctx.cancel_reason = f"no longer running (status {row.status})"
+        raise WorkflowCancelled(ctx.workflow_id, ctx.cancel_reason)
+
+    def expire_workflow(self, workflow_id: str) -> None:
+        """A workflow passed its deadline: cancel it and its children."""
+        self.cancel_workflow(workflow_id)
+
+    # -- starting workflows --------------------------------------------------------------
+
+    def start_workflow(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Start a workflow in the background; return once its row exists."""
+        return _starting.start_background(self, fn, args, kwargs)
+
+    async def start_workflow_async(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        return await _starting.start_background_async(self, fn, args, kwargs)
+
+    def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
+        return _management.retrieve(self, workflow_id)
+
+    async def retrieve_workflow_async(self, workflow_id: str) -> WorkflowHandle[Any]:
+        return await self.run_io(lambda: self.retrieve_workflow(workflow_id))
+
+    # -- management ----------------------------------------------------------------------
+
+    def list_workflows(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        name: str | Sequence[str] | None = None,
+        queue_name: str | Sequence[str] | None = None,
+        workflow_ids: Sequence[str] | None = None,
+        created_after: datetime | int | None = None,
+        created_before: datetime | int | None = None,
+        waiting: bool | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[WorkflowStatus]:
+        """Workflows matching every given filter, oldest first unless `newest_first`.
+
+        `waiting=True` lists exactly the workflows blocked in recv, sleep or get_event now.
+        Times are datetimes or epoch milliseconds.
+        """
+        return _management.list_workflows(
+            self,
+            status=status,
+            name=name,
+            queue_name=queue_name,
+            workflow_ids=workflow_ids,
+            created_after=created_after,
+            created_before=created_before,
+            waiting=waiting,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+        )
+
+    async def list_workflows_async(self, **filters: Any) -> list[WorkflowStatus]:
+        return await self.run_io(lambda: self.list_workflows(**filters))
+
+    def list_steps(self, workflow_id: str) -> list[StepInfo]:
+        return _management.list_steps(self, workflow_id)
+
+    async def list_steps_async(self, workflow_id: str) -> list[StepInfo]:
+        return await self.run_io(lambda: self.list_steps(workflow_id))
+
+    def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
+        return _management.get_status(self, workflow_id)
+
+    def cancel_workflow(self, workflow_id: str) -> None:
+        """Cancel a workflow and its unfinished children; the body stops at its next step."""
+        _management.cancel(self, workflow_id)
+
+    async def cancel_workflow_async(self, workflow_id: str) -> None:
+        await self.run_io(lambda: self.cancel_workflow(workflow_id))
+
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """Run a cancelled, parked or stranded workflow again from its last completed step."""
+        return _management.resume(self, workflow_id)
+
+    async def resume_workflow_async(self, workflow_id: str) -> WorkflowHandle[Any]:
+        return await self.run_io(lambda: self.resume_workflow(workflow_id))
+
+    def fork_workflow(
+        self, workflow_id: str, start_step: int, *, new_workflow_id: str | None = None, app_version: str | None = None
+    ) -> WorkflowHandle[Any]:
+        """A new workflow with `workflow_id`'s inputs and its steps below `start_step`; steps from there run live."""
+        return _management.fork(self, workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version)
+
+    async def fork_workflow_async(
+        self, workflow_id: str, start_step: int, *, new_workflow_id: str | None = None, app_version: str | None = None
+    ) -> WorkflowHandle[Any]:
+        return await self.run_io(
+            lambda: self.fork_workflow(workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version)
+        )
+
+    def recover(self, executor_ids: Sequence[str] | None = None) -> list[WorkflowHandle[Any]]:
+        """Claim and resume the PENDING workflows of the given executors (default: this one)."""
+        return _recovery.recover(self, executor_ids)
+
+    async def recover_async(self, executor_ids: Sequence[str] | None = None) -> list[WorkflowHandle[Any]]:
+        return await self.run_io(lambda: self.recover(executor_ids))
+
+    def iter_active(self) -> Iterator[WorkflowContext]:
+        with self.active_lock:
+            contexts = [ctx for ctx, _ in self.active.values()]
+        yield from contexts
+
+
+# Background services (queue workers, notification listeners) register a starter here.
+_extension_starters: list[Callable[[Engine], None]] = []
+
+
+def register_extension(start: Callable[[Engine], None]) -> None:
+    if start not in _extension_starters:
+        _extension_starters.append(start)
+
+
+def _unused() -> tuple[object, ...]:  # keep imports referenced for type checkers
+    return (PickleSerializer,)

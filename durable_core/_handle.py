@@ -1,0 +1,175 @@
+"""`WorkflowHandle`: the result and status of a workflow started here or elsewhere.
+
+A workflow running in this process is awaited directly; one running elsewhere is awaited
+through the database, woken by notifications where available and by a short poll otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._context import current_context
+from ._registry import WorkflowDef, get_workflow
+from ._runtime import Outcome, WorkflowContext, now_ms
+from ._serialization import decode_error
+from .errors import AwaitedWorkflowCancelled, RecoveryAttemptsExceeded, WorkflowNotFoundError
+from .storage import TERMINAL_STATUSES, WorkflowRow
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._records import WorkflowStatus
+
+__all__ = ["WorkflowHandle"]
+
+R = TypeVar("R")
+GET_RESULT = "durable.get_result"
+_POLL_MIN = 0.005
+_POLL_MAX = 0.25
+
+
+class WorkflowHandle(Generic[R]):
+    """A started workflow. `get_result` waits for its outcome; inside a workflow the wait is a step."""
+
+    def __init__(
+        self, engine: Engine, workflow_id: str, defn: WorkflowDef | None = None, future: Future[Outcome] | None = None
+    ) -> None:
+        self.engine = engine
+        self.workflow_id = workflow_id
+        self._defn = defn
+        self._future = future
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle({self.workflow_id!r})"
+
+    @property
+    def _hint(self) -> Any:
+        defn = self._defn
+        if defn is None:
+            row = self.engine.workflows.get(self.workflow_id)
+            defn = get_workflow(row.name) if row is not None else None
+        return defn.return_hint if defn is not None else Any
+
+    # -- results -------------------------------------------------------------------------
+
+    def get_result(self, timeout_seconds: float | None = None) -> R:
+        """Wait for the workflow's result (or raise its error).
+
+        Raises:
+            AwaitedWorkflowCancelled: it was cancelled or timed out.
+            RecoveryAttemptsExceeded: it was parked after too many crashes.
+            TimeoutError: `timeout_seconds` passed first.
+        """
+        ctx = current_context()
+        if ctx is not None:
+            from ._runtime import run_engine_step_sync
+
+            return run_engine_step_sync(GET_RESULT, lambda: self.wait_outcome(timeout_seconds), self._hint)
+        return self.wait_outcome(timeout_seconds)
+
+    async def get_result_async(self, timeout_seconds: float | None = None) -> R:
+        ctx = current_context()
+        if ctx is not None:
+            return await self.get_result_as_step_async(ctx, ctx.take_step_id(), timeout_seconds)
+        return await self.wait_outcome_async(timeout_seconds)
+
+    async def get_result_as_step_async(
+        self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None = None
+    ) -> Any:
+        row = ctx.begin_step(step_id, GET_RESULT)
+        if row is not None:
+            return ctx.replay(row, self._defn.return_hint if self._defn else Any)
+        started = now_ms()
+        try:
+            value = await self.wait_outcome_async(timeout_seconds)
+        except Exception as exc:
+            await self.engine.run_io(lambda: ctx.record(step_id, GET_RESULT, error=exc, started_at=started))
+            raise
+        await self.engine.run_io(lambda: ctx.record(step_id, GET_RESULT, value=value, started_at=started))
+        return value
+
+    def wait_outcome(self, timeout_seconds: float | None) -> Any:
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        local = self._local_future()
+        if local is not None:
+            try:
+                outcome = local.result(timeout=_remaining(deadline))
+            except TimeoutError:
+                raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s") from None
+            if not outcome.interrupted:
+                if outcome.error is not None:
+                    raise outcome.error
+                return outcome.value
+        delay = _POLL_MIN
+        with self.engine.waiters.register(f"done:{self.workflow_id}") as waiter:
+            while True:
+                row = self.engine.workflows.get(self.workflow_id)
+                if row is None:
+                    raise WorkflowNotFoundError(self.workflow_id)
+                if row.status in TERMINAL_STATUSES:
+                    return self._decode(row)
+                remaining = _remaining(deadline)
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s")
+                waiter.wait(delay if remaining is None else min(delay, remaining))
+                waiter.clear()
+                delay = min(delay * 2, _POLL_MAX)
+
+    async def wait_outcome_async(self, timeout_seconds: float | None) -> Any:
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        local = self._local_future()
+        if local is not None:
+            try:
+                outcome = await asyncio.wait_for(asyncio.wrap_future(local), _remaining(deadline))
+            except TimeoutError:
+                raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s") from None
+            if not outcome.interrupted:
+                if outcome.error is not None:
+                    raise outcome.error
+                return outcome.value
+        delay = _POLL_MIN
+        with self.engine.waiters.register(f"done:{self.workflow_id}") as waiter:
+            while True:
+                row = await self.engine.run_io(lambda: self.engine.workflows.get(self.workflow_id))
+                if row is None:
+                    raise WorkflowNotFoundError(self.workflow_id)
+                if row.status in TERMINAL_STATUSES:
+                    return self._decode(row)
+                remaining = _remaining(deadline)
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s")
+                await waiter.wait_async(delay if remaining is None else min(delay, remaining))
+                waiter.clear()
+                delay = min(delay * 2, _POLL_MAX)
+
+    def _local_future(self) -> Future[Outcome] | None:
+        if self._future is not None:
+            return self._future
+        with self.engine.active_lock:
+            entry = self.engine.active.get(self.workflow_id)
+        return entry[1] if entry is not None else None
+
+    def _decode(self, row: WorkflowRow) -> Any:
+        if row.status == "SUCCESS":
+            if row.output is None:
+                return None
+            return self.engine.serializer_for(row.serialization).loads(row.output, self._hint)
+        if row.status == "ERROR":
+            raise decode_error(row.error or '{"type": "Exception", "message": "unknown error"}')
+        if row.status == "CANCELLED":
+            raise AwaitedWorkflowCancelled(self.workflow_id)
+        raise RecoveryAttemptsExceeded(self.workflow_id, row.recovery_attempts)
+
+    # -- status --------------------------------------------------------------------------
+
+    def get_status(self) -> WorkflowStatus:
+        return self.engine.get_workflow_status(self.workflow_id)
+
+    async def get_status_async(self) -> WorkflowStatus:
+        return await self.engine.run_io(self.get_status)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -1,0 +1,239 @@
+"""The management API behind `Engine`: introspection, cancel, resume and fork."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._handle import WorkflowHandle
+from ._records import StepInfo, WaitInfo, WorkflowStatus
+from ._registry import get_workflow
+from ._runtime import now_ms
+from ._serialization import decode_error
+from ._starting import decode_inputs, run_recovered
+from .errors import DurableError, WorkflowNotFoundError
+from .storage import StepRow, WorkflowRow
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["cancel", "fork", "get_status", "list_steps", "list_workflows", "resume", "retrieve", "to_status"]
+
+INTERNAL_QUEUE = "_durable_internal"
+
+
+def _ms(value: datetime | int | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    return int(value.timestamp() * 1000)
+
+
+def _require(engine: Engine, workflow_id: str) -> WorkflowRow:
+    row = engine.workflows.get(workflow_id)
+    if row is None:
+        raise WorkflowNotFoundError(workflow_id)
+    return row
+
+
+def to_status(engine: Engine, row: WorkflowRow) -> WorkflowStatus:
+    defn = get_workflow(row.name)
+    try:
+        args, kwargs = decode_inputs(engine, defn, row)
+        inputs: Any = {"args": args, "kwargs": kwargs}
+    except Exception:
+        inputs = row.inputs
+    output: Any = None
+    if row.output is not None:
+        try:
+            hint = defn.return_hint if defn is not None else Any
+            output = engine.serializer_for(row.serialization).loads(row.output, hint)
+        except Exception:
+            output = row.output
+    waiting = None
+    if row.status == "PENDING" and row.wait_topic is not None:
+        waiting = WaitInfo(topic=row.wait_topic, deadline=row.wait_deadline)
+    return WorkflowStatus(
+        workflow_id=row.workflow_id,
+        name=row.name,
+        status=row.status,
+        inputs=inputs,
+        output=output,
+        error=decode_error(row.error) if row.error is not None else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        queue_name=row.queue_name,
+        executor_id=row.executor_id,
+        app_version=row.app_version,
+        recovery_attempts=row.recovery_attempts,
+        parent_workflow_id=row.parent_workflow_id,
+        forked_from=row.forked_from,
+        waiting=waiting,
+        priority=row.priority,
+        deadline_at=row.deadline_at,
+        started_at=row.started_at,
+        deduplication_id=row.deduplication_id,
+    )
+
+
+def to_step_info(engine: Engine, row: StepRow) -> StepInfo:
+    output: Any = None
+    if row.output is not None:
+        try:
+            output = engine.serializer_for(row.serialization).loads(row.output)
+        except Exception:
+            output = row.output
+    return StepInfo(
+        step_id=row.step_id,
+        name=row.name,
+        output=output,
+        error=decode_error(row.error) if row.error is not None else None,
+        child_workflow_id=row.child_workflow_id,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+    )
+
+
+def retrieve(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
+    row = _require(engine, workflow_id)
+    return WorkflowHandle(engine, workflow_id, get_workflow(row.name))
+
+
+def get_status(engine: Engine, workflow_id: str) -> WorkflowStatus:
+    return to_status(engine, _require(engine, workflow_id))
+
+
+def list_workflows(
+    engine: Engine,
+    *,
+    status: str | Sequence[str] | None,
+    name: str | Sequence[str] | None,
+    queue_name: str | Sequence[str] | None,
+    workflow_ids: Sequence[str] | None,
+    created_after: datetime | int | None,
+    created_before: datetime | int | None,
+    waiting: bool | None,
+    limit: int | None,
+    offset: int,
+    newest_first: bool,
+) -> list[WorkflowStatus]:
+    rows = engine.workflows.list(
+        status=status,
+        name=name,
+        queue_name=queue_name,
+        workflow_ids=workflow_ids,
+        created_after=_ms(created_after),
+        created_before=_ms(created_before),
+        waiting=waiting,
+        limit=limit,
+        offset=offset,
+        newest_first=newest_first,
+    )
+    return [to_status(engine, row) for row in rows]
+
+
+def list_steps(engine: Engine, workflow_id: str) -> list[StepInfo]:
+    _require(engine, workflow_id)
+    return [to_step_info(engine, row) for row in engine.steps.load(workflow_id).values()]
+
+
+def cancel(engine: Engine, workflow_id: str) -> None:
+    _require(engine, workflow_id)
+    cancelled = engine.workflows.cancel_tree(workflow_id, now_ms())
+    for wid in cancelled:
+        with engine.active_lock:
+            entry = engine.active.get(wid)
+        if entry is not None:
+            entry[0].cancel_reason = "cancelled"
+        engine.waiters.notify(f"wake:{wid}")
+        engine.waiters.notify(f"done:{wid}")
+    engine_notify = getattr(engine, "notify_remote", None)
+    if engine_notify is not None:
+        for wid in cancelled:
+            engine_notify("cancel", wid)
+
+
+def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
+    row = _require(engine, workflow_id)
+    defn = get_workflow(row.name)
+    if row.status in ("SUCCESS", "ERROR"):
+        return WorkflowHandle(engine, workflow_id, defn)
+    with engine.active_lock:
+        running_here = workflow_id in engine.active
+    if running_here:
+        return WorkflowHandle(engine, workflow_id, defn)
+    return _run_or_enqueue(engine, row.workflow_id, row.name, {"recovery_attempts": 0, "deadline_at": None},
+                           only_status=("CANCELLED", "RETRIES_EXCEEDED", "PENDING", "ENQUEUED"))
+
+
+def _run_or_enqueue(
+    engine: Engine, workflow_id: str, name: str, values: dict[str, Any], only_status: Sequence[str]
+) -> WorkflowHandle[Any]:
+    """Run the workflow here if its code is registered, else queue it for an engine that has it."""
+    defn = get_workflow(name)
+    now = now_ms()
+    if defn is not None:
+        updated = engine.workflows.update(
+            workflow_id,
+            {**values, "status": "PENDING", "executor_id": engine.executor_id, "updated_at": now, "started_at": now},
+            only_status=only_status,
+        )
+        if updated:
+            row = engine.workflows.get(workflow_id)
+            assert row is not None
+            future = run_recovered(engine, defn, row)
+            return WorkflowHandle(engine, workflow_id, defn, future)
+        return WorkflowHandle(engine, workflow_id, defn)
+    engine.workflows.update(
+        workflow_id,
+        {**values, "status": "ENQUEUED", "executor_id": None, "queue_name": INTERNAL_QUEUE, "updated_at": now},
+        only_status=only_status,
+    )
+    wake = getattr(engine, "wake_queues", None)
+    if wake is not None:
+        wake(INTERNAL_QUEUE)
+    return WorkflowHandle(engine, workflow_id, None)
+
+
+def fork(
+    engine: Engine, workflow_id: str, start_step: int, *, new_workflow_id: str | None, app_version: str | None
+) -> WorkflowHandle[Any]:
+    source = _require(engine, workflow_id)
+    if not isinstance(start_step, int) or start_step < 1:
+        raise ValueError(f"start_step must be an integer >= 1, got {start_step!r}")
+    recorded = engine.steps.load(workflow_id)
+    last = max(recorded, default=0)
+    if start_step > last + 1:
+        raise DurableError(
+            f"Cannot fork workflow {workflow_id!r} from step {start_step}: it has recorded steps 1..{last}; "
+            f"choose a start step between 1 and {last + 1}.",
+            workflow_id=workflow_id,
+            step_id=start_step,
+        )
+    new_id = new_workflow_id or str(uuid.uuid4())
+    if engine.workflows.get(new_id) is not None:
+        raise DurableError(f"Workflow id {new_id!r} already exists; pick another new_workflow_id.", workflow_id=new_id)
+    now = now_ms()
+    values: dict[str, Any] = {
+        "workflow_id": new_id,
+        "name": source.name,
+        "status": "ENQUEUED",
+        "inputs": source.inputs,
+        "serialization": source.serialization,
+        "created_at": now,
+        "updated_at": now,
+        "app_version": app_version or engine.app_version,
+        "recovery_attempts": 0,
+        "forked_from": workflow_id,
+        "priority": 0,
+        "timeout_ms": source.timeout_ms,
+    }
+    engine.workflows.copy_for_fork(workflow_id, values, start_step)
+    copy_events = getattr(engine, "copy_events_for_fork", None)
+    if copy_events is not None:
+        copy_events(workflow_id, new_id, start_step)
+    if (app_version or engine.app_version) != engine.app_version:
+        engine.workflows.update(new_id, {"queue_name": INTERNAL_QUEUE})
+        return WorkflowHandle(engine, new_id, get_workflow(source.name))
+    return _run_or_enqueue(engine, new_id, source.name, {}, only_status=("ENQUEUED",))

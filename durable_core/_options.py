@@ -1,0 +1,66 @@
+"""`workflow_options`: settings for the workflows started inside a `with` block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ._context import _options
+
+__all__ = ["WorkflowOptions", "workflow_options"]
+
+
+@dataclass(kw_only=True)
+class WorkflowOptions:
+    workflow_id: str | None = None
+    timeout_seconds: float | None = None
+    deduplication_id: str | None = None
+    priority: int | None = None
+    queue_name: str | None = None
+    _id_used: bool = field(default=False, repr=False)
+
+    def take_workflow_id(self) -> str | None:
+        """The id applies to the first workflow started in the block only (a second start would collide)."""
+        if self.workflow_id is None or self._id_used:
+            return None
+        self._id_used = True
+        return self.workflow_id
+
+
+@contextmanager
+def workflow_options(
+    *,
+    workflow_id: str | None = None,
+    timeout_seconds: float | None = None,
+    deduplication_id: str | None = None,
+    priority: int | None = None,
+) -> Iterator[WorkflowOptions]:
+    """Apply options to the workflows started (or enqueued) inside the block.
+
+    Example:
+        ```python
+        with workflow_options(workflow_id="order-42", timeout_seconds=600):
+            process_order(order)
+        ```
+
+    `workflow_id` names the first workflow started in the block; `timeout_seconds` sets a deadline
+    that its children inherit; `deduplication_id` and `priority` apply to queue enqueues.
+    """
+    if timeout_seconds is not None and not timeout_seconds > 0:
+        raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds!r}")
+    if priority is not None and not 0 <= priority < 2**31:
+        raise ValueError(f"priority must be an integer in [0, 2**31), got {priority!r}")
+    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+        raise ValueError("workflow_id must be a non-empty string")
+    options = WorkflowOptions(
+        workflow_id=workflow_id,
+        timeout_seconds=timeout_seconds,
+        deduplication_id=deduplication_id,
+        priority=priority,
+    )
+    token = _options.set(options)
+    try:
+        yield options
+    finally:
+        _options.reset(token)

@@ -1,0 +1,151 @@
+"""Executors, heartbeats and recovery without a control plane.
+
+Every engine renews a lease row. At launch it resumes its own unfinished workflows; while it
+runs, it claims the PENDING workflows of executors of the same app version whose lease
+expired, or that ran on this host in a process that no longer exists, and resumes them. A
+claim is one guarded UPDATE, so among racing survivors each workflow goes to exactly one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._handle import WorkflowHandle
+from ._registry import get_workflow
+from ._runtime import now_ms
+from ._starting import run_recovered
+from .storage import ClaimedWorkflow, ExecutorRow
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["heartbeat_once", "recover", "recover_own", "start_monitor"]
+
+log = logging.getLogger("durable_core.recovery")
+
+
+def heartbeat_once(engine: Engine) -> None:
+    engine.executors.heartbeat(
+        engine.executor_id,
+        hostname=engine.hostname,
+        pid=engine.pid,
+        app_version=engine.app_version,
+        lease_ms=int(engine.lease_seconds * 1000),
+        now=now_ms(),
+    )
+
+
+def _resume_claimed(engine: Engine, claimed: ClaimedWorkflow) -> WorkflowHandle[Any]:
+    defn = get_workflow(claimed.name)
+    if defn is None:
+        log.warning(
+            "Workflow %s (%s) cannot be resumed here: no workflow of that name is registered in this process. "
+            "Import the module that defines it before engine.launch().",
+            claimed.workflow_id,
+            claimed.name,
+        )
+        return WorkflowHandle(engine, claimed.workflow_id, None)
+    limit = defn.max_recovery_attempts
+    if limit is not None and claimed.recovery_attempts > limit:
+        engine.workflows.update(
+            claimed.workflow_id,
+            {"status": "RETRIES_EXCEEDED", "updated_at": now_ms(), "deduplication_id": None},
+            only_status=("PENDING",),
+        )
+        engine.waiters.notify(f"done:{claimed.workflow_id}")
+        log.error(
+            "Workflow %s (%s) was recovered %d times (max_recovery_attempts=%d) and is parked as "
+            "RETRIES_EXCEEDED; engine.resume_workflow() revives it.",
+            claimed.workflow_id,
+            claimed.name,
+            claimed.recovery_attempts,
+            limit,
+        )
+        return WorkflowHandle(engine, claimed.workflow_id, defn)
+    row = engine.workflows.get(claimed.workflow_id)
+    if row is None or row.status != "PENDING":
+        return WorkflowHandle(engine, claimed.workflow_id, defn)
+    future = run_recovered(engine, defn, row)
+    return WorkflowHandle(engine, claimed.workflow_id, defn, future)
+
+
+def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle[Any]]:
+    claimed = engine.executors.claim(
+        from_executor=from_executor, to_executor=engine.executor_id, app_version=engine.app_version, now=now_ms()
+    )
+    with engine.active_lock:
+        running = set(engine.active)
+    return [_resume_claimed(engine, c) for c in claimed if c.workflow_id not in running]
+
+
+def recover_own(engine: Engine) -> list[WorkflowHandle[Any]]:
+    handles = _claim_and_resume(engine, engine.executor_id)
+    handles.extend(takeover_dead(engine))
+    return handles
+
+
+def recover(engine: Engine, executor_ids: Sequence[str] | None) -> list[WorkflowHandle[Any]]:
+    handles: list[WorkflowHandle[Any]] = []
+    for executor_id in executor_ids or [engine.executor_id]:
+        handles.extend(_claim_and_resume(engine, executor_id))
+    return handles
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _is_dead(engine: Engine, row: ExecutorRow | None, now: int) -> bool:
+    if row is None:
+        return True
+    if row.heartbeat_at + row.lease_ms < now:
+        return True
+    same_host = row.hostname == engine.hostname and row.pid is not None and row.pid != engine.pid
+    return same_host and row.pid is not None and _process_gone(row.pid)
+
+
+def takeover_dead(engine: Engine) -> list[WorkflowHandle[Any]]:
+    """Claim the workflows of executors whose lease expired (or whose local process is gone)."""
+    handles: list[WorkflowHandle[Any]] = []
+    now = now_ms()
+    for executor_id, row in engine.executors.owners_of_pending(engine.app_version, engine.executor_id):
+        if not _is_dead(engine, row, now):
+            continue
+        taken = _claim_and_resume(engine, executor_id)
+        if taken:
+            log.warning("Executor %s is gone; resumed %d of its workflows here.", executor_id, len(taken))
+        handles.extend(taken)
+        if row is not None:
+            engine.executors.remove(executor_id)
+    return handles
+
+
+def start_monitor(engine: Engine) -> None:
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(engine.heartbeat_seconds):
+            try:
+                heartbeat_once(engine)
+                takeover_dead(engine)
+            except Exception:
+                log.exception("heartbeat/recovery round failed; retrying at the next heartbeat")
+
+    thread = threading.Thread(target=loop, name="durable-heartbeat", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=5)
+
+    engine.add_service(halt)

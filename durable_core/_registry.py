@@ -1,0 +1,102 @@
+"""The process-wide registry of workflow definitions, keyed by name.
+
+Names default to `fn.__qualname__` (no module), so a script run as `__main__` and the same file
+imported by a worker agree. Re-registering a name from the same code location (a module
+reloaded, a closure created again, a test parametrized twice) replaces the definition; a
+different function under the same name is an error that asks for `name=`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["StepDef", "WorkflowDef", "get_workflow", "register_workflow", "registered_names"]
+
+
+def _code_location(fn: Callable[..., Any]) -> tuple[str, int] | None:
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return (code.co_filename, code.co_firstlineno) if code is not None else None
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(inspect.unwrap(fn))
+    except Exception:  # unresolvable forward references: decode as plain JSON
+        return {}
+
+
+@dataclass(eq=False)
+class WorkflowDef:
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    max_recovery_attempts: int | None
+    _hints: dict[str, Any] | None = field(default=None, repr=False)
+    _signature: inspect.Signature | None = field(default=None, repr=False)
+
+    @property
+    def hints(self) -> dict[str, Any]:
+        if self._hints is None:
+            self._hints = _hints(self.fn)
+        return self._hints
+
+    @property
+    def signature(self) -> inspect.Signature:
+        if self._signature is None:
+            self._signature = inspect.signature(self.fn)
+        return self._signature
+
+    @property
+    def return_hint(self) -> Any:
+        return self.hints.get("return", Any)
+
+
+@dataclass(eq=False)
+class StepDef:
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    max_attempts: int
+    interval_seconds: float
+    backoff_rate: float
+    retry_on: tuple[type[BaseException], ...]
+    _return_hint: Any = field(default=None, repr=False)
+    _hint_loaded: bool = field(default=False, repr=False)
+
+    @property
+    def return_hint(self) -> Any:
+        if not self._hint_loaded:
+            self._return_hint = _hints(self.fn).get("return", Any)
+            self._hint_loaded = True
+        return self._return_hint
+
+
+_lock = threading.Lock()
+_workflows: dict[str, WorkflowDef] = {}
+
+
+def register_workflow(defn: WorkflowDef) -> None:
+    with _lock:
+        existing = _workflows.get(defn.name)
+        if existing is not None and existing.fn is not defn.fn:
+            if _code_location(existing.fn) != _code_location(defn.fn):
+                raise ValueError(
+                    f"Two different functions are registered as workflow {defn.name!r} "
+                    f"({existing.fn.__module__}.{existing.fn.__qualname__} and "
+                    f"{defn.fn.__module__}.{defn.fn.__qualname__}); give one of them a unique "
+                    "name with @workflow(name=...)."
+                )
+        _workflows[defn.name] = defn
+
+
+def get_workflow(name: str) -> WorkflowDef | None:
+    return _workflows.get(name)
+
+
+def registered_names() -> list[str]:
+    return sorted(_workflows)

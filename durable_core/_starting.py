@@ -1,0 +1,298 @@
+"""Starting workflows: ids, the first row, running here or attaching to an existing run.
+
+A workflow id is unique: starting an id that exists never runs the body twice. A finished one
+returns its recorded outcome, a running one is awaited, another workflow function under the
+same id raises `WorkflowConflictError`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._context import current_context, pending_options
+from ._handle import WorkflowHandle
+from ._registry import WorkflowDef
+from ._runtime import (
+    Outcome,
+    WorkflowContext,
+    execute_workflow_async,
+    execute_workflow_sync,
+    now_ms,
+    run_engine_step_sync,
+)
+from ._serialization import JsonSerializer
+from .errors import EngineNotLaunched, SerializationError, WorkflowConflictError
+from .storage import StepRow, WorkflowRow
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["Plan", "decode_inputs", "encode_inputs", "resolve_engine"]
+
+GET_RESULT = "durable.get_result"
+
+
+def resolve_engine() -> Engine:
+    ctx = current_context()
+    if ctx is not None:
+        return ctx.engine
+    from ._engine import Engine
+
+    return Engine.current()
+
+
+def definition_of(fn: Any) -> WorkflowDef:
+    defn = getattr(fn, "__durable_workflow__", None)
+    if defn is None:
+        step_def = getattr(fn, "__durable_step__", None)
+        if step_def is not None:
+            from ._workflow import workflow_for_step
+
+            return workflow_for_step(step_def)
+        raise TypeError(
+            f"{getattr(fn, '__qualname__', fn)!r} is not a durable workflow: decorate it with @workflow "
+            "(or @step to run it as a one-step workflow)."
+        )
+    assert isinstance(defn, WorkflowDef)
+    return defn
+
+
+def encode_inputs(engine: Engine, defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    try:
+        return engine.serializer.dumps({"args": list(args), "kwargs": kwargs})
+    except SerializationError as exc:
+        raise SerializationError(
+            f"The inputs of workflow {defn.name!r} cannot be serialized ({exc.message}). Pass JSON-compatible "
+            "values (pydantic models, dataclasses, dicts, lists, ...) or opt in to "
+            "Engine(serializer=PickleSerializer()). Nothing was recorded."
+        ) from exc
+
+
+def decode_inputs(engine: Engine, defn: WorkflowDef | None, row: WorkflowRow) -> tuple[list[Any], dict[str, Any]]:
+    """Recorded inputs, typed by the workflow's parameter annotations when the JSON serializer wrote them."""
+    if row.inputs is None:
+        return [], {}
+    serializer = engine.serializer_for(row.serialization)
+    raw = serializer.loads(row.inputs)
+    args: list[Any] = list(raw.get("args", []))
+    kwargs: dict[str, Any] = dict(raw.get("kwargs", {}))
+    if defn is None or not isinstance(serializer, JsonSerializer):
+        return args, kwargs
+    hints = defn.hints
+    params = list(defn.signature.parameters.values())
+    typed_args: list[Any] = []
+    for index, value in enumerate(args):
+        param = params[min(index, len(params) - 1)] if params else None
+        if param is not None and param.kind is param.VAR_POSITIONAL:
+            hint = hints.get(param.name, Any)
+        elif param is not None and index < len(params) and param.kind in (
+            param.POSITIONAL_ONLY,
+            param.POSITIONAL_OR_KEYWORD,
+        ):
+            hint = hints.get(params[index].name, Any)
+        else:
+            hint = Any
+        typed_args.append(serializer.from_jsonable(value, hint))
+    var_kw = next((p for p in params if p.kind is p.VAR_KEYWORD), None)
+    typed_kwargs = {
+        key: serializer.from_jsonable(value, hints.get(key, hints.get(var_kw.name, Any) if var_kw else Any))
+        for key, value in kwargs.items()
+    }
+    return typed_args, typed_kwargs
+
+
+@dataclass
+class Plan:
+    """Everything decided before the first write: id, row values, the parent's step."""
+
+    defn: WorkflowDef
+    workflow_id: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    values: dict[str, Any]
+    parent: WorkflowContext | None
+    parent_step_id: int | None
+    recorded_child: bool  # the parent's record already names this child: no insert of the parent step
+
+
+def make_plan(
+    engine: Engine,
+    defn: WorkflowDef,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    status: str = "PENDING",
+    queue_name: str | None = None,
+) -> Plan:
+    options = pending_options()
+    workflow_id = options.take_workflow_id() if options is not None else None
+    parent = current_context()
+    parent_step_id: int | None = None
+    recorded_child = False
+    if parent is not None:
+        parent_step_id = parent.take_step_id()
+        row: StepRow | None = parent.begin_step(parent_step_id, defn.name)
+        if row is not None and row.child_workflow_id:
+            workflow_id, recorded_child = row.child_workflow_id, True
+        workflow_id = workflow_id or f"{parent.workflow_id}-{parent_step_id}"
+    workflow_id = workflow_id or str(uuid.uuid4())
+    now = now_ms()
+    timeout_ms: int | None = None
+    deadline: int | None = None
+    if options is not None and options.timeout_seconds is not None:
+        timeout_ms = int(options.timeout_seconds * 1000)
+        if status == "PENDING":
+            deadline = now + timeout_ms
+    if parent is not None and parent.deadline_ms is not None:
+        deadline = parent.deadline_ms if deadline is None else min(deadline, parent.deadline_ms)
+    values: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "name": defn.name,
+        "status": status,
+        "inputs": encode_inputs(engine, defn, args, kwargs),
+        "serialization": engine.serializer.name,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": now if status == "PENDING" else None,
+        "queue_name": queue_name,
+        "executor_id": engine.executor_id if status == "PENDING" else None,
+        "app_version": engine.app_version,
+        "recovery_attempts": 0,
+        "parent_workflow_id": parent.workflow_id if parent is not None else None,
+        "timeout_ms": timeout_ms,
+        "deadline_at": deadline,
+        "priority": (options.priority if options is not None and options.priority is not None else 0),
+        "deduplication_id": options.deduplication_id if options is not None else None,
+    }
+    return Plan(defn, workflow_id, args, kwargs, values, parent, parent_step_id, recorded_child)
+
+
+def insert(engine: Engine, plan: Plan) -> bool:
+    """Create the row; on an existing id check it belongs to the same workflow function."""
+    parent_step = None
+    if plan.parent is not None and plan.parent_step_id is not None and not plan.recorded_child:
+        parent_step = (plan.parent.workflow_id, plan.parent_step_id, plan.defn.name)
+    created = engine.workflows.insert(plan.values, parent_step=parent_step)
+    if not created:
+        existing = engine.workflows.get(plan.workflow_id)
+        if existing is not None and existing.name != plan.defn.name:
+            raise WorkflowConflictError(
+                f"Workflow id {plan.workflow_id!r} belongs to workflow {existing.name!r}, not {plan.defn.name!r}; "
+                "use another workflow_id.",
+                workflow_id=plan.workflow_id,
+            )
+    return created
+
+
+def new_context(engine: Engine, plan: Plan, recorded: dict[int, StepRow] | None = None) -> WorkflowContext:
+    return WorkflowContext(engine, plan.workflow_id, plan.defn.name, recorded or {}, plan.values.get("deadline_at"))
+
+
+def register_active(engine: Engine, ctx: WorkflowContext) -> Future[Outcome] | None:
+    """Mark a workflow as running here; None if it already runs in this process."""
+    future: Future[Outcome] = Future()
+    with engine.active_lock:
+        if ctx.workflow_id in engine.active:
+            return None
+        engine.active[ctx.workflow_id] = (ctx, future)
+    return future
+
+
+def launch_background(
+    engine: Engine, defn: WorkflowDef, ctx: WorkflowContext, args: Any, kwargs: Any, future: Future[Outcome]
+) -> None:
+    if defn.is_async:
+        engine.submit_coroutine(execute_workflow_async(ctx, defn, args, kwargs, future))
+    else:
+        engine.submit(lambda: execute_workflow_sync(ctx, defn, args, kwargs, future))
+
+
+def _check_launched(engine: Engine) -> None:
+    if not engine.launched:
+        raise EngineNotLaunched()
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def call_sync(defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A direct call of a sync workflow: run it here (or attach to the existing run) and return its result."""
+    engine = resolve_engine()
+    _check_launched(engine)
+    plan = make_plan(engine, defn, args, kwargs)
+    future: Future[Outcome] | None = None
+    if insert(engine, plan):
+        ctx = new_context(engine, plan)
+        future = register_active(engine, ctx)
+        if future is not None:
+            execute_workflow_sync(ctx, defn, args, kwargs, future)
+    handle: WorkflowHandle[Any] = WorkflowHandle(engine, plan.workflow_id, defn, future)
+    if plan.parent is not None:
+        return run_engine_step_sync(GET_RESULT, lambda: handle.wait_outcome(None), defn.return_hint)
+    return handle.wait_outcome(None)
+
+
+def call_async(defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A direct call of an async workflow. Ids are taken now, at call time; the rest runs when awaited."""
+    engine = resolve_engine()
+    _check_launched(engine)
+    plan = make_plan(engine, defn, args, kwargs)
+    result_step: int | None = None
+    if plan.parent is not None:
+        result_step = plan.parent.take_step_id()
+    return _call_async(engine, plan, result_step)
+
+
+async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> Any:
+    future: Future[Outcome] | None = None
+    if await engine.run_io(lambda: insert(engine, plan)):
+        ctx = new_context(engine, plan)
+        future = register_active(engine, ctx)
+        if future is not None:
+            await execute_workflow_async(ctx, plan.defn, plan.args, plan.kwargs, future)
+    handle: WorkflowHandle[Any] = WorkflowHandle(engine, plan.workflow_id, plan.defn, future)
+    if plan.parent is not None and result_step is not None:
+        return await handle.get_result_as_step_async(plan.parent, result_step)
+    return await handle.wait_outcome_async(None)
+
+
+def start_background(engine: Engine, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle[Any]:
+    _check_launched(engine)
+    defn = definition_of(fn)
+    plan = make_plan(engine, defn, args, kwargs)
+    future = _start_planned(engine, plan)
+    return WorkflowHandle(engine, plan.workflow_id, defn, future)
+
+
+async def start_background_async(
+    engine: Engine, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> WorkflowHandle[Any]:
+    _check_launched(engine)
+    defn = definition_of(fn)
+    plan = make_plan(engine, defn, args, kwargs)
+    future = await engine.run_io(lambda: _start_planned(engine, plan))
+    return WorkflowHandle(engine, plan.workflow_id, defn, future)
+
+
+def _start_planned(engine: Engine, plan: Plan) -> Future[Outcome] | None:
+    if not insert(engine, plan):
+        return None
+    ctx = new_context(engine, plan)
+    future = register_active(engine, ctx)
+    if future is not None:
+        launch_background(engine, plan.defn, ctx, plan.args, plan.kwargs, future)
+    return future
+
+
+def run_recovered(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Future[Outcome] | None:
+    """Resume a workflow this executor has just claimed: replay its recorded steps, then run live."""
+    args, kwargs = decode_inputs(engine, defn, row)
+    recorded = engine.steps.load(row.workflow_id)
+    ctx = WorkflowContext(engine, row.workflow_id, defn.name, recorded, row.deadline_at)
+    future = register_active(engine, ctx)
+    if future is not None:
+        launch_background(engine, defn, ctx, tuple(args), kwargs, future)
+    return future

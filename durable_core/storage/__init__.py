@@ -1,0 +1,28 @@
+"""The only package of durable-agents that issues SQL.
+
+`Database` holds the connections; the stores (`WorkflowStore`, `StepStore`, `ExecutorStore`,
+...) hold the statements of one concern each.
+"""
+
+from ._database import Database, Dialect, redact_url
+from ._migrations import LATEST_VERSION, migrate
+from ._rows import StepRow, WorkflowRow
+from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
+from .steps import StepStore
+from .workflows import TERMINAL_STATUSES, WorkflowStore
+
+__all__ = [
+    "LATEST_VERSION",
+    "TERMINAL_STATUSES",
+    "ClaimedWorkflow",
+    "Database",
+    "Dialect",
+    "ExecutorRow",
+    "ExecutorStore",
+    "StepRow",
+    "StepStore",
+    "WorkflowRow",
+    "WorkflowStore",
+    "migrate",
+    "redact_url",
+]

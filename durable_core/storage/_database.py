@@ -1,0 +1,249 @@
+"""Connections: one SQLAlchemy engine per database, tuned per dialect.
+
+SQLite: a file in WAL mode, a busy timeout, `BEGIN IMMEDIATE` for writers (a deferred writer
+that read first can fail with SQLITE_BUSY_SNAPSHOT, which no busy handler retries) and
+`synchronous=FULL` unless the user trades durability for speed.
+
+PostgreSQL (psycopg 3): the engine's own schema through `search_path`, no pool pre-ping (a
+dropped connection surfaces as a disconnect error, which `Database.retrying` absorbs), and a
+second, autocommit pool for single-statement writes so a step costs one round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import make_url
+
+from ..errors import DatabaseUnavailable
+
+__all__ = ["Database", "Dialect", "redact_url"]
+
+Dialect = Literal["sqlite", "postgresql"]
+T = TypeVar("T")
+log = logging.getLogger("durable_core.storage")
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+class Database:
+    """The engine's database: connection pools and transaction helpers for the storage modules.
+
+    Args:
+        url: a SQLAlchemy URL, ``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``.
+        schema: the Postgres schema holding the tables (ignored on SQLite).
+        sqlite_synchronous: ``"FULL"`` (a committed step survives power loss) or ``"NORMAL"``.
+        retry_seconds: how long a statement is retried while the server is unreachable.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "durable",
+        sqlite_synchronous: str = "FULL",
+        pool_size: int = 10,
+        retry_seconds: float = 120.0,
+    ) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}: use letters, digits and underscores")
+        if sqlite_synchronous.upper() not in {"FULL", "NORMAL", "OFF", "EXTRA"}:
+            raise ValueError("sqlite_synchronous must be 'FULL', 'NORMAL', 'EXTRA' or 'OFF'")
+        self.url = url
+        self.safe_url = redact_url(url)
+        self.schema = schema
+        self.retry_seconds = retry_seconds
+        try:
+            parsed = make_url(url)
+        except exc.ArgumentError as error:
+            raise DatabaseUnavailable(
+                f"Invalid database URL {self.safe_url!r}: expected e.g. 'sqlite:///durable.db' or "
+                "'postgresql+psycopg://user:password@host:5432/dbname'."
+            ) from error
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            self.dialect: Dialect = "sqlite"
+            self.sa_engine = self._sqlite_engine(parsed, sqlite_synchronous.upper())
+            self.autocommit_engine = self.sa_engine
+        elif backend == "postgresql":
+            self.dialect = "postgresql"
+            if parsed.get_driver_name() in ("psycopg2", "default") and parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            elif parsed.get_driver_name() != "psycopg":
+                raise DatabaseUnavailable(
+                    f"Unsupported Postgres driver in {self.safe_url!r}: use 'postgresql+psycopg://' (psycopg 3)."
+                )
+            self.sa_engine = self._postgres_engine(parsed, pool_size, autocommit=False)
+            self.autocommit_engine = self._postgres_engine(parsed, pool_size, autocommit=True)
+        else:
+            raise DatabaseUnavailable(
+                f"Unsupported database {self.safe_url!r}: durable_core supports SQLite and PostgreSQL."
+            )
+        self._closed = False
+
+    # -- engines -------------------------------------------------------------------------
+
+    def _sqlite_engine(self, parsed: sa.URL, synchronous: str) -> sa.Engine:
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            directory = os.path.dirname(os.path.abspath(database))
+            if not os.path.isdir(directory):
+                raise DatabaseUnavailable(
+                    f"Cannot open {self.safe_url!r}: directory {directory!r} does not exist."
+                )
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": 30.0},
+            poolclass=sa.pool.QueuePool if database not in ("", ":memory:") else sa.pool.StaticPool,
+            pool_size=8,
+            max_overflow=32,
+            pool_pre_ping=False,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # pyright: ignore[reportUnusedFunction]
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=OFF")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:  # pyright: ignore[reportUnusedFunction]
+            mode = "IMMEDIATE" if conn.get_execution_options().get("durable_write") else "DEFERRED"
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    def _postgres_engine(self, parsed: sa.URL, pool_size: int, *, autocommit: bool) -> sa.Engine:
+        options = f"-c search_path={self.schema},public"
+        kwargs: dict[str, Any] = {}
+        if autocommit:
+            kwargs["isolation_level"] = "AUTOCOMMIT"
+        return sa.create_engine(
+            parsed,
+            connect_args={"options": options, "connect_timeout": 10, "application_name": "durable-agents"},
+            pool_size=pool_size,
+            max_overflow=20,
+            pool_pre_ping=False,
+            pool_reset_on_return=None if autocommit else "rollback",
+            **kwargs,
+        )
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
+        with self.sa_engine.connect() as conn:
+            conn.execution_options(durable_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read-only transaction."""
+        with self.sa_engine.connect() as conn, conn.begin():
+            yield conn
+
+    def write_one(self, statement: str, params: dict[str, Any]) -> int:
+        """Run one write statement in its own transaction; return the row count.
+
+        On Postgres this is a single autocommit round trip.
+        """
+        if self.dialect == "postgresql":
+            with self.autocommit_engine.connect() as conn:
+                return conn.exec_driver_sql(statement, params).rowcount
+        with self.write() as conn:
+            return conn.exec_driver_sql(statement, params).rowcount
+
+    def retrying(self, operation: Callable[[], T], *, what: str = "database operation") -> T:
+        """Run `operation`, retrying while the database is unreachable (a server restart, a lock storm).
+
+        Operations passed here must be idempotent: a retry may follow a commit whose
+        acknowledgement was lost.
+        """
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                return operation()
+            except exc.DBAPIError as error:
+                if not _is_transient(error) or time.monotonic() > deadline or self._closed:
+                    if _is_transient(error):
+                        raise DatabaseUnavailable(
+                            f"{what} failed: database {self.safe_url!r} unreachable for "
+                            f"{self.retry_seconds:.0f}s: {error.orig}"
+                        ) from error
+                    raise
+                log.warning("%s: database unavailable (%s); retrying in %.2fs", what, error.orig, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def check_connection(self) -> None:
+        """Fail fast, with a clear message, when the database cannot be reached at all."""
+        try:
+            with self.sa_engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+                conn.rollback()
+        except exc.DBAPIError as error:
+            raise DatabaseUnavailable(
+                f"Cannot connect to the database {self.safe_url!r}: {error.orig}. Check that the server "
+                "is running and the URL (host, port, database name, user) is right; set it with "
+                "Engine(database_url=...) or the DURABLE_DATABASE_URL environment variable."
+            ) from None
+
+    def dispose(self) -> None:
+        self._closed = True
+        self.sa_engine.dispose()
+        if self.autocommit_engine is not self.sa_engine:
+            self.autocommit_engine.dispose()
+
+    def sql(self, statement: str) -> str:
+        """Adapt a statement written with ``:name`` parameters to the driver's paramstyle."""
+        if self.dialect == "postgresql":
+            return _NAMED.sub(r"%(\1)s", statement.replace("%", "%%"))
+        return statement
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _is_transient(error: exc.DBAPIError) -> bool:
+    if error.connection_invalidated:
+        return True
+    if isinstance(error, exc.OperationalError):
+        text = str(error.orig).lower()
+        return any(
+            marker in text
+            for marker in (
+                "database is locked",
+                "connection",
+                "server closed",
+                "terminating",
+                "shutting down",
+                "starting up",
+                "could not receive",
+                "consuming input failed",
+                "the database system is",
+            )
+        )
+    return isinstance(error, exc.InterfaceError)

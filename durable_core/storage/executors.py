@@ -1,0 +1,102 @@
+"""SQL for executors: heartbeats, and claiming the workflows of dead executors.
+
+A claim is one UPDATE ... RETURNING guarded by the previous owner's id, so when several
+survivors race for the same workflows each row goes to exactly one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ._database import Database
+from ._schema import executors, workflows
+
+__all__ = ["ClaimedWorkflow", "ExecutorStore", "ExecutorRow"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedWorkflow:
+    workflow_id: str
+    name: str
+    recovery_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorRow:
+    executor_id: str
+    hostname: str | None
+    pid: int | None
+    heartbeat_at: int
+    lease_ms: int
+
+
+class ExecutorStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def heartbeat(self, executor_id: str, *, hostname: str, pid: int, app_version: str, lease_ms: int, now: int) -> None:
+        """Insert or renew this executor's lease."""
+
+        def run() -> None:
+            with self.db.write() as conn:
+                updated = conn.execute(
+                    sa.update(executors)
+                    .where(executors.c.executor_id == executor_id)
+                    .values(heartbeat_at=now, lease_ms=lease_ms, hostname=hostname, pid=pid, app_version=app_version)
+                ).rowcount
+                if not updated:
+                    conn.execute(
+                        sa.insert(executors).values(
+                            executor_id=executor_id,
+                            hostname=hostname,
+                            pid=pid,
+                            app_version=app_version,
+                            started_at=now,
+                            heartbeat_at=now,
+                            lease_ms=lease_ms,
+                        )
+                    )
+
+        self.db.retrying(run, what="heartbeat")
+
+    def remove(self, executor_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.delete(executors).where(executors.c.executor_id == executor_id))
+
+    def owners_of_pending(self, app_version: str, exclude: str) -> list[tuple[str, ExecutorRow | None]]:
+        """Executors (other than `exclude`) owning PENDING workflows of this version, with their lease row."""
+        stmt = (
+            sa.select(workflows.c.executor_id, executors.c.hostname, executors.c.pid,
+                      executors.c.heartbeat_at, executors.c.lease_ms, executors.c.executor_id.label("known"))
+            .select_from(workflows.outerjoin(executors, executors.c.executor_id == workflows.c.executor_id))
+            .where(workflows.c.status == "PENDING", workflows.c.app_version == app_version,
+                   workflows.c.executor_id != exclude, workflows.c.executor_id.is_not(None))
+            .distinct()
+        )
+        with self.db.read() as conn:
+            result: list[tuple[str, ExecutorRow | None]] = []
+            for r in conn.execute(stmt):
+                row = ExecutorRow(r.executor_id, r.hostname, r.pid, r.heartbeat_at, r.lease_ms) if r.known else None
+                result.append((r.executor_id, row))
+            return result
+
+    def claim(self, *, from_executor: str, to_executor: str, app_version: str, now: int,
+              workflow_id: str | None = None) -> list[ClaimedWorkflow]:
+        """Move `from_executor`'s PENDING workflows of this version to `to_executor`, counting a recovery."""
+        stmt = (
+            sa.update(workflows)
+            .where(workflows.c.status == "PENDING", workflows.c.executor_id == from_executor,
+                   workflows.c.app_version == app_version)
+            .values(executor_id=to_executor, recovery_attempts=workflows.c.recovery_attempts + 1, updated_at=now)
+            .returning(workflows.c.workflow_id, workflows.c.name, workflows.c.recovery_attempts)
+        )
+        if workflow_id is not None:
+            stmt = stmt.where(workflows.c.workflow_id == workflow_id)
+
+        def run() -> list[ClaimedWorkflow]:
+            with self.db.write() as conn:
+                return [ClaimedWorkflow(r[0], r[1], r[2]) for r in conn.execute(stmt)]
+
+        return self.db.retrying(run, what="claim workflows")

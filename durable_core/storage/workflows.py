@@ -1,0 +1,229 @@
+"""SQL for workflow rows: create, read, finish, cancel, list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ._database import Database
+from ._rows import WorkflowRow
+from ._schema import steps, workflows
+
+__all__ = ["TERMINAL_STATUSES", "WorkflowStore"]
+
+TERMINAL_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
+_COLUMNS = [c.name for c in workflows.columns]
+_INSERT = (
+    f"INSERT INTO workflows ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
+    "ON CONFLICT (workflow_id) DO NOTHING"
+)
+_INSERT_STEP = (
+    "INSERT INTO steps (workflow_id, step_id, name, output, error, serialization, child_workflow_id, "
+    "started_at, completed_at) VALUES (:workflow_id, :step_id, :name, NULL, NULL, 'json', :child_workflow_id, "
+    ":now, :now) ON CONFLICT (workflow_id, step_id) DO NOTHING"
+)
+_FINISH = (
+    "UPDATE workflows SET status = :status, output = :output, error = :error, serialization = :serialization, "
+    "updated_at = :now, deduplication_id = NULL, wait_topic = NULL, wait_deadline = NULL "
+    "WHERE workflow_id = :workflow_id AND status = 'PENDING' AND executor_id = :executor_id"
+)
+
+
+def row_to_workflow(row: sa.Row[Any]) -> WorkflowRow:
+    return WorkflowRow(**row._asdict())
+
+
+class WorkflowStore:
+    """Workflow rows. Every method is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert = db.sql(_INSERT)
+        self._insert_step = db.sql(_INSERT_STEP)
+        self._finish = db.sql(_FINISH)
+
+    def insert(self, values: dict[str, Any], *, parent_step: tuple[str, int, str] | None = None) -> bool:
+        """Create the row unless the id exists; return True if this call created it.
+
+        `parent_step` (parent id, step id, child name) records the parent's "start child" step in the
+        same transaction, so the parent never loses track of a child it created.
+        """
+        params = {c: values.get(c) for c in _COLUMNS}
+
+        def run() -> bool:
+            with self.db.write() as conn:
+                created = conn.exec_driver_sql(self._insert, params).rowcount == 1
+                if parent_step is not None:
+                    parent_id, step_id, name = parent_step
+                    conn.exec_driver_sql(
+                        self._insert_step,
+                        {
+                            "workflow_id": parent_id,
+                            "step_id": step_id,
+                            "name": name,
+                            "child_workflow_id": values["workflow_id"],
+                            "now": values["created_at"],
+                        },
+                    )
+                return created
+
+        return self.db.retrying(run, what="start workflow")
+
+    def get(self, workflow_id: str) -> WorkflowRow | None:
+        def run() -> WorkflowRow | None:
+            with self.db.read() as conn:
+                row = conn.execute(sa.select(workflows).where(workflows.c.workflow_id == workflow_id)).first()
+            return row_to_workflow(row) if row is not None else None
+
+        return self.db.retrying(run, what="read workflow")
+
+    def get_many(self, workflow_ids: Sequence[str]) -> list[WorkflowRow]:
+        if not workflow_ids:
+            return []
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(workflows).where(workflows.c.workflow_id.in_(list(workflow_ids))))
+            return [row_to_workflow(r) for r in rows]
+
+    def finish(
+        self,
+        workflow_id: str,
+        executor_id: str,
+        *,
+        status: str,
+        output: str | None,
+        error: str | None,
+        serialization: str,
+        now: int,
+    ) -> bool:
+        """Record the outcome if this executor still owns the PENDING workflow."""
+        params = {
+            "workflow_id": workflow_id,
+            "executor_id": executor_id,
+            "status": status,
+            "output": output,
+            "error": error,
+            "serialization": serialization,
+            "now": now,
+        }
+        return self.db.retrying(lambda: self.db.write_one(self._finish, params) == 1, what="finish workflow")
+
+    def update(self, workflow_id: str, values: dict[str, Any], *, only_status: Sequence[str] | None = None) -> bool:
+        """Set columns of one workflow, optionally only while it has one of `only_status`."""
+        stmt = sa.update(workflows).where(workflows.c.workflow_id == workflow_id).values(**values)
+        if only_status is not None:
+            stmt = stmt.where(workflows.c.status.in_(list(only_status)))
+
+        def run() -> bool:
+            with self.db.write() as conn:
+                return conn.execute(stmt).rowcount == 1
+
+        return self.db.retrying(run, what="update workflow")
+
+    def cancel_tree(self, workflow_id: str, now: int) -> list[str]:
+        """Cancel a workflow and its descendants that have not finished; return the ids cancelled."""
+
+        def run() -> list[str]:
+            cancelled: list[str] = []
+            with self.db.write() as conn:
+                frontier = [workflow_id]
+                seen: set[str] = set()
+                while frontier:
+                    seen.update(frontier)
+                    result = conn.execute(
+                        sa.update(workflows)
+                        .where(workflows.c.workflow_id.in_(frontier))
+                        .where(workflows.c.status.notin_(TERMINAL_STATUSES))
+                        .values(status="CANCELLED", updated_at=now, deduplication_id=None,
+                                wait_topic=None, wait_deadline=None)
+                        .returning(workflows.c.workflow_id)
+                    )
+                    cancelled.extend(r[0] for r in result)
+                    children = conn.execute(
+                        sa.select(workflows.c.workflow_id).where(workflows.c.parent_workflow_id.in_(frontier))
+                    )
+                    frontier = [r[0] for r in children if r[0] not in seen]
+            return cancelled
+
+        return self.db.retrying(run, what="cancel workflow")
+
+    def set_waiting(self, workflow_id: str, topic: str | None, deadline: int | None) -> None:
+        def run() -> None:
+            with self.db.write() as conn:
+                conn.execute(
+                    sa.update(workflows)
+                    .where(workflows.c.workflow_id == workflow_id)
+                    .values(wait_topic=topic, wait_deadline=deadline)
+                )
+
+        self.db.retrying(run, what="record wait")
+
+    def list(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        name: str | Sequence[str] | None = None,
+        queue_name: str | Sequence[str] | None = None,
+        workflow_ids: Sequence[str] | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+        waiting: bool | None = None,
+        parent_workflow_id: str | None = None,
+        app_version: str | None = None,
+        executor_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[WorkflowRow]:
+        stmt = sa.select(workflows)
+
+        def any_of(column: sa.ColumnElement[Any], value: str | Sequence[str]) -> sa.ColumnElement[bool]:
+            return column == value if isinstance(value, str) else column.in_(list(value))
+
+        if status is not None:
+            stmt = stmt.where(any_of(workflows.c.status, status))
+        if name is not None:
+            stmt = stmt.where(any_of(workflows.c.name, name))
+        if queue_name is not None:
+            stmt = stmt.where(any_of(workflows.c.queue_name, queue_name))
+        if workflow_ids is not None:
+            stmt = stmt.where(workflows.c.workflow_id.in_(list(workflow_ids)))
+        if created_after is not None:
+            stmt = stmt.where(workflows.c.created_at >= created_after)
+        if created_before is not None:
+            stmt = stmt.where(workflows.c.created_at < created_before)
+        if waiting is True:
+            stmt = stmt.where(workflows.c.status == "PENDING", workflows.c.wait_topic.is_not(None))
+        elif waiting is False:
+            stmt = stmt.where(sa.or_(workflows.c.wait_topic.is_(None), workflows.c.status != "PENDING"))
+        if parent_workflow_id is not None:
+            stmt = stmt.where(workflows.c.parent_workflow_id == parent_workflow_id)
+        if app_version is not None:
+            stmt = stmt.where(workflows.c.app_version == app_version)
+        if executor_id is not None:
+            stmt = stmt.where(workflows.c.executor_id == executor_id)
+        order = (workflows.c.created_at.desc(), workflows.c.workflow_id.desc()) if newest_first else (
+            workflows.c.created_at.asc(), workflows.c.workflow_id.asc())
+        stmt = stmt.order_by(*order).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.db.read() as conn:
+            return [row_to_workflow(r) for r in conn.execute(stmt)]
+
+    def copy_for_fork(
+        self, source_id: str, values: dict[str, Any], start_step: int
+    ) -> None:
+        """Create a forked workflow row and copy the source's steps below `start_step`, in one transaction."""
+        params = {c: values.get(c) for c in _COLUMNS}
+        with self.db.write() as conn:
+            conn.exec_driver_sql(self._insert, params)
+            conn.execute(
+                sa.insert(steps).from_select(
+                    [c.name for c in steps.columns],
+                    sa.select(
+                        sa.literal(values["workflow_id"]).label("workflow_id"),
+                        *[c for c in steps.columns if c.name != "workflow_id"],
+                    ).where(steps.c.workflow_id == source_id, steps.c.step_id < start_step),
+                )
+            )

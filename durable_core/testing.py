@@ -1,0 +1,61 @@
+"""Helpers for testing durable code in your own test suite.
+
+Example:
+    ```python
+    from durable_core.testing import crash_before_step, temporary_engine
+
+    def test_resumes(tmp_path):
+        # in a subprocess: crash_before_step(3); my_workflow()  -> the process dies before step 3
+        # then, in a new process on the same database: the workflow resumes at step 3
+        ...
+
+    def test_in_process():
+        with temporary_engine() as engine:
+            assert my_workflow(2) == 4
+    ```
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ._engine import Engine
+from ._runtime import CRASH_POINTS
+
+__all__ = ["CRASH_EXIT_CODE", "crash_before_step", "temporary_engine"]
+
+CRASH_EXIT_CODE = 86
+
+
+def crash_before_step(step_id: int, *, workflow_id: str | None = None, exit_code: int = CRASH_EXIT_CODE) -> None:
+    """Make this process die with `os._exit` just before step `step_id` runs (of `workflow_id`, or of any
+    workflow), the way a kill -9 or a power cut would: nothing is flushed, nothing cleaned up.
+
+    Also armed by the environment variable ``DURABLE_CRASH_BEFORE_STEP=<step_id>`` (or
+    ``<workflow_id>:<step_id>``) at import of this module.
+    """
+    CRASH_POINTS.append((workflow_id, step_id, exit_code))
+
+
+@contextmanager
+def temporary_engine(**kwargs: Any) -> Iterator[Engine]:
+    """A launched Engine on a fresh SQLite file in a temporary directory, shut down afterwards."""
+    with tempfile.TemporaryDirectory(prefix="durable-") as directory:
+        engine = Engine(f"sqlite:///{os.path.join(directory, 'durable.db')}", **kwargs)
+        with engine:
+            yield engine
+
+
+def _arm_from_environment() -> None:
+    spec = os.environ.get("DURABLE_CRASH_BEFORE_STEP")
+    if not spec:
+        return
+    workflow_id, _, step = spec.rpartition(":")
+    crash_before_step(int(step), workflow_id=workflow_id or None)
+
+
+_arm_from_environment()

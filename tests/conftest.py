@@ -1,0 +1,112 @@
+"""Shared fixtures: every storage test runs on SQLite and on PostgreSQL, a fresh database per test.
+
+Backends: ``--backend sqlite|postgres|all`` (default all) or env ``DURABLE_TEST_BACKENDS``.
+Postgres: ``DURABLE_TEST_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``).
+Under ``CI=true`` an unreachable Postgres fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+
+PG_ADMIN_URL = os.environ.get("DURABLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        default=os.environ.get("DURABLE_TEST_BACKENDS", "all"),
+        help="storage backends to test: sqlite, postgres or all",
+    )
+
+
+def _backends(config: pytest.Config) -> list[str]:
+    value = str(config.getoption("--backend"))
+    return ["sqlite", "postgres"] if value == "all" else [b.strip() for b in value.split(",") if b.strip()]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", _backends(metafunc.config), scope="function")
+
+
+_pg_checked: bool | None = None
+
+
+def _pg_admin() -> object:
+    import psycopg
+
+    plain = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(plain, autocommit=True, connect_timeout=5)
+
+
+def _require_postgres() -> None:
+    global _pg_checked
+    if _pg_checked is None:
+        try:
+            conn = _pg_admin()
+            conn.close()  # type: ignore[attr-defined]
+            _pg_checked = True
+        except Exception as exc:
+            _pg_checked = False
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} under CI=true: {exc}")
+    if not _pg_checked:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} under CI=true")
+        pytest.skip("PostgreSQL is unreachable (set DURABLE_TEST_PG_URL or start the server)")
+
+
+def make_pg_database() -> tuple[str, str]:
+    """Create a fresh Postgres database; return (name, SQLAlchemy URL)."""
+    _require_postgres()
+    name = f"durable_test_{uuid.uuid4().hex[:12]}"
+    conn = _pg_admin()
+    conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    conn.close()  # type: ignore[attr-defined]
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return name, f"{base}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    try:
+        conn = _pg_admin()
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+        conn.close()  # type: ignore[attr-defined]
+    except Exception:
+        pass
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL (not launched)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'durable.db'}"
+        return
+    name, url = make_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[object]:
+    """A launched Engine on a fresh database."""
+    from durable_core import Engine
+
+    eng = Engine(database_url, heartbeat_seconds=0.5, lease_seconds=5.0)
+    eng.launch()
+    try:
+        yield eng
+    finally:
+        eng.shutdown()
