@@ -16,7 +16,25 @@ Example:
     ```
 """
 
+from ._comms import (
+    close_stream,
+    close_stream_async,
+    current_workflow_id,
+    get_event,
+    get_event_async,
+    recv,
+    recv_async,
+    send,
+    send_async,
+    set_event,
+    set_event_async,
+    sleep,
+    sleep_async,
+    write_stream,
+    write_stream_async,
+)
 from ._context import in_workflow
+from ._current import current_engine, current_workflow_started_at, pending_workflow_id, recorded_steps
 from ._engine import Engine
 from ._handle import WorkflowHandle
 from ._options import workflow_options
@@ -33,6 +51,7 @@ from .errors import (
     RecordedError,
     RecoveryAttemptsExceeded,
     SerializationError,
+    StepOutsideWorkflow,
     StepRetriesExceeded,
     WorkflowCancelled,
     WorkflowConflictError,
@@ -53,6 +72,7 @@ __all__ = [
     "RecoveryAttemptsExceeded",
     "SerializationError",
     "Serializer",
+    "StepOutsideWorkflow",
     "StepInfo",
     "StepRetriesExceeded",
     "WaitInfo",
@@ -61,7 +81,26 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowNotFoundError",
     "WorkflowStatus",
+    "close_stream",
+    "close_stream_async",
+    "current_engine",
+    "current_workflow_id",
+    "current_workflow_started_at",
+    "get_event",
+    "get_event_async",
     "in_workflow",
+    "pending_workflow_id",
+    "recorded_steps",
+    "recv",
+    "recv_async",
+    "send",
+    "send_async",
+    "set_event",
+    "set_event_async",
+    "sleep",
+    "sleep_async",
+    "write_stream",
+    "write_stream_async",
     "step",
     "workflow",
     "workflow_options",

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._options import WorkflowOptions
+    from ._registry import StepDef
     from ._runtime import WorkflowContext
 
-__all__ = ["current_context", "in_step", "in_workflow", "pending_options"]
+StepInterceptor = Callable[["StepDef", tuple[Any, ...], dict[str, Any]], Any]
+
+__all__ = [
+    "current_context",
+    "in_step",
+    "in_workflow",
+    "pending_options",
+    "reset_step_interceptor",
+    "set_step_interceptor",
+]
 
 _current: ContextVar[WorkflowContext | None] = ContextVar("durable_workflow", default=None)
 _in_step: ContextVar[bool] = ContextVar("durable_in_step", default=False)
 _options: ContextVar[WorkflowOptions | None] = ContextVar("durable_options", default=None)
+_interceptor: ContextVar[StepInterceptor | None] = ContextVar("durable_step_interceptor", default=None)
+
+
+def set_step_interceptor(interceptor: StepInterceptor | None) -> Token[StepInterceptor | None]:
+    """Route every @step call in this context to `interceptor(defn, args, kwargs)` instead.
+
+    Adapters use it where the workflow's step sequence is the wrong key (LangGraph memoizes step
+    calls per node task). For async steps the interceptor returns an awaitable.
+    """
+    return _interceptor.set(interceptor)
+
+
+def reset_step_interceptor(token: Token[StepInterceptor | None]) -> None:
+    _interceptor.reset(token)
 
 
 def current_context() -> WorkflowContext | None:

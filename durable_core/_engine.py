@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
@@ -22,10 +22,12 @@ from . import _management, _recovery, _starting
 from ._handle import WorkflowHandle
 from ._records import StepInfo, WorkflowStatus
 from ._runtime import Outcome, WorkflowContext, now_ms
-from ._serialization import JsonSerializer, PickleSerializer, Serializer, encode_error
+from ._serialization import JsonSerializer, Serializer, encode_error
 from ._waits import Waiters
 from .errors import EngineNotLaunched, SerializationError, WorkflowCancelled
-from .storage import Database, ExecutorStore, StepStore, WorkflowStore, migrate
+from . import _comms
+from .storage import Database, ExecutorStore, MessageStore, StepStore, WorkflowStore, migrate
+from .storage.listener import Listener
 
 __all__ = ["Engine"]
 
@@ -100,6 +102,8 @@ class Engine:
         self.workflows: WorkflowStore
         self.steps: StepStore
         self.executors: ExecutorStore
+        self.messages: MessageStore
+        self._listener: Listener | None = None
         self.active: dict[str, tuple[WorkflowContext, Future[Outcome]]] = {}
         self.active_lock = threading.Lock()
         self.waiters = Waiters()
@@ -138,6 +142,7 @@ class Engine:
         self.workflows = WorkflowStore(db)
         self.steps = StepStore(db)
         self.executors = ExecutorStore(db)
+        self.messages = MessageStore(db)
         self.stopping = False
         self._pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix="durable-wf")
         self._io_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="durable-io")
@@ -147,6 +152,10 @@ class Engine:
         self.launched = True
         with _launched_lock:
             _launched.append(self)
+        if db.dialect == "postgresql":
+            self._listener = Listener(db, self.waiters.notify)
+            self._listener.start()
+            self.add_service(self._listener.stop)
         _recovery.heartbeat_once(self)
         _recovery.recover_own(self)
         _recovery.start_monitor(self)
@@ -207,6 +216,26 @@ class Engine:
             if not _launched:
                 raise EngineNotLaunched()
             return _launched[-1]
+
+    @property
+    def poll_interval(self) -> float:
+        """How often a wait re-checks the database for work from other processes."""
+        if self._listener is not None and self._listener.healthy:
+            return 1.0
+        return 0.05
+
+    @property
+    def cancel_poll_interval(self) -> float:
+        return 1.0 if self._listener is not None and self._listener.healthy else 0.25
+
+    def notify_remote(self, kind: str, workflow_id: str) -> None:
+        if self._db is not None and self._db.dialect == "postgresql":
+            self.messages.notify([f"{kind}:{workflow_id}", f"wake:{workflow_id}"])
+
+    def check_still_owner(self, ctx: WorkflowContext, step_id: int) -> None:
+        row = self.workflows.get(ctx.workflow_id)
+        if row is None or row.status != "PENDING" or row.executor_id != self.executor_id:
+            self.resolve_unrecorded_step(ctx, step_id)
 
     def add_service(self, stop: Callable[[], None]) -> None:
         self._services.append(stop)
@@ -400,6 +429,37 @@ class Engine:
     async def recover_async(self, executor_ids: Sequence[str] | None = None) -> list[WorkflowHandle[Any]]:
         return await self.run_io(lambda: self.recover(executor_ids))
 
+    # -- communication -------------------------------------------------------------------
+
+    def send(self, destination_id: str, message: Any, topic: str | None = None, *, idempotency_key: str | None = None) -> None:
+        """Send a message to a workflow (for example a human's answer to an agent waiting in `recv`).
+
+        With an `idempotency_key`, sending the same key to the same workflow again is a no-op.
+        """
+        _comms.engine_send(self, destination_id, message, topic, idempotency_key)
+
+    async def send_async(
+        self, destination_id: str, message: Any, topic: str | None = None, *, idempotency_key: str | None = None
+    ) -> None:
+        await self.run_io(lambda: _comms.engine_send(self, destination_id, message, topic, idempotency_key))
+
+    def get_event(self, workflow_id: str, key: str, timeout_seconds: float | None = 60.0) -> Any:
+        """A workflow's event value, waiting up to `timeout_seconds` for it (None if never set)."""
+        return _comms.engine_get_event(self, workflow_id, key, timeout_seconds)
+
+    async def get_event_async(self, workflow_id: str, key: str, timeout_seconds: float | None = 60.0) -> Any:
+        return await _comms.engine_get_event_async(self, workflow_id, key, timeout_seconds)
+
+    def read_stream(self, workflow_id: str, key: str) -> Iterator[Any]:
+        """Yield a workflow's stream values in order until it is closed (or the workflow ends)."""
+        return _comms.engine_read_stream(self, workflow_id, key)
+
+    def read_stream_async(self, workflow_id: str, key: str) -> AsyncIterator[Any]:
+        return _comms.engine_read_stream_async(self, workflow_id, key)
+
+    def copy_events_for_fork(self, source_id: str, target_id: str, start_step: int) -> None:
+        self.messages.copy_events_for_fork(source_id, target_id, start_step)
+
     def iter_active(self) -> Iterator[WorkflowContext]:
         with self.active_lock:
             contexts = [ctx for ctx, _ in self.active.values()]
@@ -414,6 +474,3 @@ def register_extension(start: Callable[[Engine], None]) -> None:
     if start not in _extension_starters:
         _extension_starters.append(start)
 
-
-def _unused() -> tuple[object, ...]:  # keep imports referenced for type checkers
-    return (PickleSerializer,)

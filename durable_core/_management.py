@@ -148,10 +148,8 @@ def cancel(engine: Engine, workflow_id: str) -> None:
             entry[0].cancel_reason = "cancelled"
         engine.waiters.notify(f"wake:{wid}")
         engine.waiters.notify(f"done:{wid}")
-    engine_notify = getattr(engine, "notify_remote", None)
-    if engine_notify is not None:
-        for wid in cancelled:
-            engine_notify("cancel", wid)
+    for wid in cancelled:
+        engine.notify_remote("done", wid)
 
 
 def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
@@ -230,9 +228,7 @@ def fork(
         "timeout_ms": source.timeout_ms,
     }
     engine.workflows.copy_for_fork(workflow_id, values, start_step)
-    copy_events = getattr(engine, "copy_events_for_fork", None)
-    if copy_events is not None:
-        copy_events(workflow_id, new_id, start_step)
+    engine.copy_events_for_fork(workflow_id, new_id, start_step)
     if (app_version or engine.app_version) != engine.app_version:
         engine.workflows.update(new_id, {"queue_name": INTERNAL_QUEUE})
         return WorkflowHandle(engine, new_id, get_workflow(source.name))

@@ -51,26 +51,31 @@ def _resume_claimed(engine: Engine, claimed: ClaimedWorkflow) -> WorkflowHandle[
         return WorkflowHandle(engine, claimed.workflow_id, None)
     limit = defn.max_recovery_attempts
     if limit is not None and claimed.recovery_attempts > limit:
-        engine.workflows.update(
-            claimed.workflow_id,
-            {"status": "RETRIES_EXCEEDED", "updated_at": now_ms(), "deduplication_id": None},
-            only_status=("PENDING",),
-        )
-        engine.waiters.notify(f"done:{claimed.workflow_id}")
-        log.error(
-            "Workflow %s (%s) was recovered %d times (max_recovery_attempts=%d) and is parked as "
-            "RETRIES_EXCEEDED; engine.resume_workflow() revives it.",
-            claimed.workflow_id,
-            claimed.name,
-            claimed.recovery_attempts,
-            limit,
-        )
+        park(engine, claimed, limit)
         return WorkflowHandle(engine, claimed.workflow_id, defn)
     row = engine.workflows.get(claimed.workflow_id)
-    if row is None or row.status != "PENDING":
+    if not defn.auto_recover or row is None or row.status != "PENDING":
         return WorkflowHandle(engine, claimed.workflow_id, defn)
     future = run_recovered(engine, defn, row)
     return WorkflowHandle(engine, claimed.workflow_id, defn, future)
+
+
+def park(engine: Engine, claimed: ClaimedWorkflow, limit: int) -> None:
+    """Stop crash-looping: mark the workflow RETRIES_EXCEEDED."""
+    engine.workflows.update(
+        claimed.workflow_id,
+        {"status": "RETRIES_EXCEEDED", "updated_at": now_ms(), "deduplication_id": None},
+        only_status=("PENDING",),
+    )
+    engine.waiters.notify(f"done:{claimed.workflow_id}")
+    log.error(
+        "Workflow %s (%s) was recovered %d times (max_recovery_attempts=%d) and is parked as "
+        "RETRIES_EXCEEDED; engine.resume_workflow() revives it.",
+        claimed.workflow_id,
+        claimed.name,
+        claimed.recovery_attempts,
+        limit,
+    )
 
 
 def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle[Any]]:
@@ -105,7 +110,7 @@ def _process_gone(pid: int) -> bool:
     return False
 
 
-def _is_dead(engine: Engine, row: ExecutorRow | None, now: int) -> bool:
+def is_dead(engine: Engine, row: ExecutorRow | None, now: int) -> bool:
     if row is None:
         return True
     if row.heartbeat_at + row.lease_ms < now:
@@ -119,7 +124,7 @@ def takeover_dead(engine: Engine) -> list[WorkflowHandle[Any]]:
     handles: list[WorkflowHandle[Any]] = []
     now = now_ms()
     for executor_id, row in engine.executors.owners_of_pending(engine.app_version, engine.executor_id):
-        if not _is_dead(engine, row, now):
+        if not is_dead(engine, row, now):
             continue
         taken = _claim_and_resume(engine, executor_id)
         if taken:
@@ -138,6 +143,8 @@ def start_monitor(engine: Engine) -> None:
             try:
                 heartbeat_once(engine)
                 takeover_dead(engine)
+                for workflow_id in engine.workflows.overdue(now_ms()):
+                    engine.cancel_workflow(workflow_id)
             except Exception:
                 log.exception("heartbeat/recovery round failed; retrying at the next heartbeat")
 

@@ -36,6 +36,7 @@ class WorkflowDef:
     fn: Callable[..., Any]
     is_async: bool
     max_recovery_attempts: int | None
+    auto_recover: bool = True
     _hints: dict[str, Any] | None = field(default=None, repr=False)
     _signature: inspect.Signature | None = field(default=None, repr=False)
 

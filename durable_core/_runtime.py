@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ._context import _current, _in_step, _options
+from ._context import _current, _in_step, _interceptor, _options
 from ._registry import StepDef, WorkflowDef
 from ._serialization import decode_error, encode_error
 from .errors import NondeterminismError, SerializationError, StepRetriesExceeded, WorkflowCancelled
@@ -48,12 +48,14 @@ class WorkflowContext:
 
     __slots__ = (
         "cancel_reason",
+        "created_at",
         "deadline_ms",
         "engine",
         "executor_id",
         "name",
         "next_step_id",
         "recorded",
+        "resume_wait",
         "workflow_id",
     )
 
@@ -64,8 +66,14 @@ class WorkflowContext:
         name: str,
         recorded: dict[int, StepRow],
         deadline_ms: int | None,
+        *,
+        created_at: int | None = None,
+        resume_wait: tuple[int, int | None] | None = None,
     ) -> None:
         self.engine = engine
+        self.created_at = created_at if created_at is not None else now_ms()
+        # (step id, deadline) of the wait this workflow was blocked in when it was interrupted
+        self.resume_wait = resume_wait
         self.workflow_id = workflow_id
         self.name = name
         self.recorded = recorded
@@ -210,6 +218,9 @@ def _final_error(defn: StepDef, ctx: WorkflowContext, errors: list[BaseException
 
 
 def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
+    interceptor = _interceptor.get()
+    if interceptor is not None:
+        return interceptor(defn, args, kwargs)
     ctx = _current.get()
     if ctx is None or _in_step.get():
         return defn.fn(*args, **kwargs)
@@ -231,6 +242,9 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
 
 def start_step_async(defn: StepDef, args: Any, kwargs: Any) -> Any:
     """Take the step id now (at call time) and return the awaitable that runs the step."""
+    interceptor = _interceptor.get()
+    if interceptor is not None:
+        return interceptor(defn, args, kwargs)
     ctx = _current.get()
     if ctx is None or _in_step.get():
         return defn.fn(*args, **kwargs)

@@ -188,7 +188,65 @@ def insert(engine: Engine, plan: Plan) -> bool:
 
 
 def new_context(engine: Engine, plan: Plan, recorded: dict[int, StepRow] | None = None) -> WorkflowContext:
-    return WorkflowContext(engine, plan.workflow_id, plan.defn.name, recorded or {}, plan.values.get("deadline_at"))
+    return WorkflowContext(
+        engine,
+        plan.workflow_id,
+        plan.defn.name,
+        recorded or {},
+        plan.values.get("deadline_at"),
+        created_at=plan.values["created_at"],
+    )
+
+
+def context_for_row(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> WorkflowContext:
+    """The context of a workflow resumed from its record: steps loaded in one query."""
+    recorded = engine.steps.load(row.workflow_id)
+    resume_wait = (row.wait_step, row.wait_deadline) if row.wait_step is not None else None
+    return WorkflowContext(
+        engine, row.workflow_id, defn.name, recorded, row.deadline_at, created_at=row.created_at,
+        resume_wait=resume_wait,
+    )
+
+
+def adopt_orphan(engine: Engine, defn: WorkflowDef, workflow_id: str) -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
+    """Claim a PENDING workflow that nobody runs (its owner is this executor, idle, or a dead one).
+
+    Used when a caller starts an id that exists: rather than wait on a run that will never
+    progress, the caller resumes it (one guarded UPDATE decides among racing callers).
+    """
+    from ._recovery import is_dead
+
+    row = engine.workflows.get(workflow_id)
+    if row is None or row.status != "PENDING" or row.executor_id is None:
+        return None
+    with engine.active_lock:
+        if workflow_id in engine.active:
+            return None
+    if row.executor_id != engine.executor_id and not is_dead(engine, engine.executors.get(row.executor_id), now_ms()):
+        return None
+    claimed = engine.executors.claim(
+        from_executor=row.executor_id,
+        to_executor=engine.executor_id,
+        app_version=row.app_version,
+        now=now_ms(),
+        workflow_id=workflow_id,
+    )
+    if not claimed:
+        return None
+    limit = defn.max_recovery_attempts
+    if limit is not None and claimed[0].recovery_attempts > limit:
+        from ._recovery import park
+
+        park(engine, claimed[0], limit)
+        return None
+    row = engine.workflows.get(workflow_id)
+    assert row is not None
+    ctx = context_for_row(engine, defn, row)
+    future = register_active(engine, ctx)
+    if future is None:
+        return None
+    args, kwargs = decode_inputs(engine, defn, row)
+    return ctx, tuple(args), kwargs, future
 
 
 def register_active(engine: Engine, ctx: WorkflowContext) -> Future[Outcome] | None:
@@ -229,6 +287,11 @@ def call_sync(defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         future = register_active(engine, ctx)
         if future is not None:
             execute_workflow_sync(ctx, defn, args, kwargs, future)
+    else:
+        orphan = adopt_orphan(engine, defn, plan.workflow_id)
+        if orphan is not None:
+            ctx, rargs, rkwargs, future = orphan
+            execute_workflow_sync(ctx, defn, rargs, rkwargs, future)
     handle: WorkflowHandle[Any] = WorkflowHandle(engine, plan.workflow_id, defn, future)
     if plan.parent is not None:
         return run_engine_step_sync(GET_RESULT, lambda: handle.wait_outcome(None), defn.return_hint)
@@ -253,6 +316,11 @@ async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> An
         future = register_active(engine, ctx)
         if future is not None:
             await execute_workflow_async(ctx, plan.defn, plan.args, plan.kwargs, future)
+    else:
+        orphan = await engine.run_io(lambda: adopt_orphan(engine, plan.defn, plan.workflow_id))
+        if orphan is not None:
+            ctx, rargs, rkwargs, future = orphan
+            await execute_workflow_async(ctx, plan.defn, rargs, rkwargs, future)
     handle: WorkflowHandle[Any] = WorkflowHandle(engine, plan.workflow_id, plan.defn, future)
     if plan.parent is not None and result_step is not None:
         return await handle.get_result_as_step_async(plan.parent, result_step)
@@ -279,7 +347,12 @@ async def start_background_async(
 
 def _start_planned(engine: Engine, plan: Plan) -> Future[Outcome] | None:
     if not insert(engine, plan):
-        return None
+        orphan = adopt_orphan(engine, plan.defn, plan.workflow_id)
+        if orphan is None:
+            return None
+        ctx, rargs, rkwargs, future = orphan
+        launch_background(engine, plan.defn, ctx, rargs, rkwargs, future)
+        return future
     ctx = new_context(engine, plan)
     future = register_active(engine, ctx)
     if future is not None:
@@ -290,8 +363,7 @@ def _start_planned(engine: Engine, plan: Plan) -> Future[Outcome] | None:
 def run_recovered(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Future[Outcome] | None:
     """Resume a workflow this executor has just claimed: replay its recorded steps, then run live."""
     args, kwargs = decode_inputs(engine, defn, row)
-    recorded = engine.steps.load(row.workflow_id)
-    ctx = WorkflowContext(engine, row.workflow_id, defn.name, recorded, row.deadline_at)
+    ctx = context_for_row(engine, defn, row)
     future = register_active(engine, ctx)
     if future is not None:
         launch_background(engine, defn, ctx, tuple(args), kwargs, future)

@@ -58,10 +58,15 @@ def _check_function(fn: Any, decorator: str) -> None:
 def workflow(fn: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, max_recovery_attempts: int | None = 50
+    *, name: str | None = None, max_recovery_attempts: int | None = 50, auto_recover: bool = True
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 def workflow(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None, max_recovery_attempts: int | None = 50
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    max_recovery_attempts: int | None = 50,
+    auto_recover: bool = True,
 ) -> Any:
     """Make a function a durable workflow.
 
@@ -81,6 +86,9 @@ def workflow(
         name: the registry name, default `fn.__qualname__`; must be unique in the process.
         max_recovery_attempts: recoveries allowed before the workflow is parked as RETRIES_EXCEEDED
             (None: unlimited).
+        auto_recover: False leaves an interrupted run PENDING for its caller to resume by calling the
+            workflow again with the same id (for bodies that need live objects only the caller has,
+            such as a CrewAI crew).
     """
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
@@ -91,6 +99,7 @@ def workflow(
             fn=func,
             is_async=is_async,
             max_recovery_attempts=max_recovery_attempts,
+            auto_recover=auto_recover,
         )
         register_workflow(defn)
         wrapper: Any

@@ -7,6 +7,7 @@
 from ._database import Database, Dialect, redact_url
 from ._migrations import LATEST_VERSION, migrate
 from ._rows import StepRow, WorkflowRow
+from .messages import MessageStore, StepWrite
 from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
 from .steps import StepStore
 from .workflows import TERMINAL_STATUSES, WorkflowStore
@@ -19,6 +20,8 @@ __all__ = [
     "Dialect",
     "ExecutorRow",
     "ExecutorStore",
+    "MessageStore",
+    "StepWrite",
     "StepRow",
     "StepStore",
     "WorkflowRow",

@@ -31,6 +31,7 @@ class WorkflowRow:
     deduplication_id: str | None
     wait_topic: str | None
     wait_deadline: int | None
+    wait_step: int | None
     trace_context: str | None
 
 

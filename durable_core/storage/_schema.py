@@ -37,6 +37,7 @@ workflows = sa.Table(
     sa.Column("deduplication_id", sa.Text),
     sa.Column("wait_topic", sa.Text),
     sa.Column("wait_deadline", sa.BigInteger),
+    sa.Column("wait_step", sa.Integer),
     sa.Column("trace_context", sa.Text),
     sa.Index("workflows_status_executor", "status", "executor_id"),
     sa.Index("workflows_created_at", "created_at"),

@@ -61,6 +61,15 @@ class ExecutorStore:
 
         self.db.retrying(run, what="heartbeat")
 
+    def get(self, executor_id: str) -> ExecutorRow | None:
+        with self.db.read() as conn:
+            r = conn.execute(
+                sa.select(executors.c.executor_id, executors.c.hostname, executors.c.pid,
+                          executors.c.heartbeat_at, executors.c.lease_ms)
+                .where(executors.c.executor_id == executor_id)
+            ).first()
+        return ExecutorRow(r.executor_id, r.hostname, r.pid, r.heartbeat_at, r.lease_ms) if r is not None else None
+
     def remove(self, executor_id: str) -> None:
         with self.db.write() as conn:
             conn.execute(sa.delete(executors).where(executors.c.executor_id == executor_id))

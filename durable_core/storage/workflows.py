@@ -26,7 +26,7 @@ _INSERT_STEP = (
 )
 _FINISH = (
     "UPDATE workflows SET status = :status, output = :output, error = :error, serialization = :serialization, "
-    "updated_at = :now, deduplication_id = NULL, wait_topic = NULL, wait_deadline = NULL "
+    "updated_at = :now, deduplication_id = NULL, wait_topic = NULL, wait_deadline = NULL, wait_step = NULL "
     "WHERE workflow_id = :workflow_id AND status = 'PENDING' AND executor_id = :executor_id"
 )
 
@@ -135,8 +135,7 @@ class WorkflowStore:
                         sa.update(workflows)
                         .where(workflows.c.workflow_id.in_(frontier))
                         .where(workflows.c.status.notin_(TERMINAL_STATUSES))
-                        .values(status="CANCELLED", updated_at=now, deduplication_id=None,
-                                wait_topic=None, wait_deadline=None)
+                        .values(status="CANCELLED", updated_at=now, deduplication_id=None)
                         .returning(workflows.c.workflow_id)
                     )
                     cancelled.extend(r[0] for r in result)
@@ -147,6 +146,16 @@ class WorkflowStore:
             return cancelled
 
         return self.db.retrying(run, what="cancel workflow")
+
+    def overdue(self, now: int) -> list[str]:
+        """PENDING workflows past their deadline."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(workflows.c.workflow_id).where(
+                    workflows.c.status == "PENDING", workflows.c.deadline_at.is_not(None), workflows.c.deadline_at < now
+                )
+            )
+            return [r[0] for r in rows]
 
     def set_waiting(self, workflow_id: str, topic: str | None, deadline: int | None) -> None:
         def run() -> None:

@@ -1,0 +1,54 @@
+"""What code running inside a workflow (or an adapter wrapping one) may ask about it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ._context import current_context, pending_options
+from .errors import StepOutsideWorkflow
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._records import StepInfo
+
+__all__ = ["current_engine", "current_workflow_started_at", "pending_workflow_id", "recorded_steps"]
+
+
+def current_engine() -> Engine:
+    """The engine running the current workflow, else the most recently launched one."""
+    ctx = current_context()
+    if ctx is not None:
+        return ctx.engine
+    from ._engine import Engine
+
+    return Engine.current()
+
+
+def pending_workflow_id() -> str | None:
+    """The id an enclosing `workflow_options(workflow_id=...)` gives the next workflow started here, if any."""
+    options = pending_options()
+    if options is None or options.workflow_id is None or options._id_used:
+        return None
+    return options.workflow_id
+
+
+def current_workflow_started_at() -> datetime:
+    """When the running workflow was first started (from its record, stable across recoveries)."""
+    ctx = current_context()
+    if ctx is None:
+        raise StepOutsideWorkflow("current_workflow_started_at() must be called inside a durable workflow.")
+    return datetime.fromtimestamp(ctx.created_at / 1000, tz=UTC)
+
+
+def recorded_steps() -> dict[int, StepInfo]:
+    """The steps the running workflow had recorded when this execution started (empty on a first run).
+
+    Served from memory: a recovering workflow loads its record once, at its start.
+    """
+    from ._management import to_step_info
+
+    ctx = current_context()
+    if ctx is None:
+        raise StepOutsideWorkflow("recorded_steps() must be called inside a durable workflow.")
+    return {step_id: to_step_info(ctx.engine, row) for step_id, row in ctx.recorded.items()}

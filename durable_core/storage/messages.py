@@ -1,0 +1,316 @@
+"""SQL for waits and communication: messages, events (with history), streams, wait markers.
+
+Each operation made from inside a workflow commits its effect and the workflow's step row in
+one transaction, guarded by ownership, so a replay never sends twice or consumes twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ._database import Database
+from ._schema import event_history, events, messages, steps, streams, workflows
+
+__all__ = ["MessageStore", "StepWrite"]
+
+_OWNED = (
+    "SELECT 1 FROM workflows WHERE workflow_id = :workflow_id AND status = 'PENDING' "
+    "AND executor_id = :executor_id"
+)
+
+
+class StepWrite:
+    """The step row to commit beside an operation's effect."""
+
+    __slots__ = ("executor_id", "name", "output", "serialization", "started_at", "step_id", "workflow_id")
+
+    def __init__(self, *, workflow_id: str, executor_id: str, step_id: int, name: str,
+                 output: str | None, serialization: str, started_at: int) -> None:
+        self.workflow_id = workflow_id
+        self.executor_id = executor_id
+        self.step_id = step_id
+        self.name = name
+        self.output = output
+        self.serialization = serialization
+        self.started_at = started_at
+
+
+class MessageStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._owned = db.sql(_OWNED)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _owns(self, conn: sa.Connection, step: StepWrite) -> bool:
+        params = {"workflow_id": step.workflow_id, "executor_id": step.executor_id}
+        if self.db.dialect == "postgresql":
+            # lock the row so a concurrent cancel or takeover cannot slip between check and write
+            return conn.exec_driver_sql(self._owned + " FOR SHARE", params).first() is not None
+        return conn.exec_driver_sql(self._owned, params).first() is not None
+
+    def _insert_step(self, conn: sa.Connection, step: StepWrite, now: int, output: str | None = None) -> bool:
+        result = conn.execute(
+            _insert_ignore(self.db, steps).values(
+                workflow_id=step.workflow_id,
+                step_id=step.step_id,
+                name=step.name,
+                output=output if output is not None else step.output,
+                serialization=step.serialization,
+                started_at=step.started_at,
+                completed_at=now,
+            )
+        )
+        return result.rowcount == 1
+
+    def workflow_exists(self, conn: sa.Connection, workflow_id: str) -> bool:
+        return conn.execute(
+            sa.select(workflows.c.workflow_id).where(workflows.c.workflow_id == workflow_id)
+        ).first() is not None
+
+    # -- messages -----------------------------------------------------------------------
+
+    def send(
+        self,
+        *,
+        destination_id: str,
+        topic: str,
+        message: str,
+        serialization: str,
+        idempotency_key: str | None,
+        now: int,
+        step: StepWrite | None = None,
+    ) -> str:
+        """Insert a message (and the sender's step). Returns "sent", "duplicate", "no-destination" or "not-owner"."""
+
+        def run() -> str:
+            with self.db.write() as conn:
+                if step is not None and not self._owns(conn, step):
+                    return "not-owner"
+                if not self.workflow_exists(conn, destination_id):
+                    return "no-destination"
+                inserted = conn.execute(
+                    _insert_ignore(self.db, messages).values(
+                        destination_id=destination_id,
+                        topic=topic,
+                        message=message,
+                        serialization=serialization,
+                        idempotency_key=idempotency_key,
+                        created_at=now,
+                    )
+                ).rowcount
+                if step is not None:
+                    self._insert_step(conn, step, now)
+                if self.db.dialect == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": f"msg:{destination_id}:{topic}"})
+                return "sent" if inserted else "duplicate"
+
+        return self.db.retrying(run, what="send message")
+
+    def consume(self, *, topic: str, step: StepWrite, now: int) -> tuple[str, str | None, str | None]:
+        """Take the oldest unconsumed message of a topic and record the recv step, atomically.
+
+        Returns (state, message, serialization): state "received", "empty" or "not-owner".
+        """
+
+        def run() -> tuple[str, str | None, str | None]:
+            with self.db.write() as conn:
+                if not self._owns(conn, step):
+                    return "not-owner", None, None
+                select = (
+                    sa.select(messages.c.message_id, messages.c.message, messages.c.serialization)
+                    .where(
+                        messages.c.destination_id == step.workflow_id,
+                        messages.c.topic == topic,
+                        messages.c.consumed_at.is_(None),
+                    )
+                    .order_by(messages.c.message_id)
+                    .limit(1)
+                )
+                if self.db.dialect == "postgresql":
+                    select = select.with_for_update(skip_locked=True)
+                row = conn.execute(select).first()
+                if row is None:
+                    return "empty", None, None
+                conn.execute(
+                    sa.update(messages)
+                    .where(messages.c.message_id == row.message_id)
+                    .values(consumed_at=now, consumed_by=f"{step.workflow_id}:{step.step_id}")
+                )
+                self._insert_step(conn, step, now, output=row.message)
+                conn.execute(
+                    sa.update(workflows)
+                    .where(workflows.c.workflow_id == step.workflow_id)
+                    .values(wait_topic=None, wait_deadline=None, wait_step=None)
+                )
+                return "received", row.message, row.serialization
+
+        return self.db.retrying(run, what="receive message")
+
+    def has_message(self, workflow_id: str, topic: str) -> bool:
+        with self.db.read() as conn:
+            return conn.execute(
+                sa.select(messages.c.message_id).where(
+                    messages.c.destination_id == workflow_id,
+                    messages.c.topic == topic,
+                    messages.c.consumed_at.is_(None),
+                ).limit(1)
+            ).first() is not None
+
+    def notify(self, payloads: list[str]) -> None:
+        """Postgres NOTIFY to wake waiters in other processes."""
+        if self.db.dialect != "postgresql":
+            return
+        with self.db.autocommit_engine.connect() as conn:
+            for payload in payloads:
+                conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": payload})
+
+    # -- wait markers ---------------------------------------------------------------------
+
+    def begin_wait(self, *, workflow_id: str, executor_id: str, topic: str, deadline: int | None, step_id: int) -> bool:
+        """Mark the workflow as waiting (for introspection and to keep the deadline across restarts)."""
+
+        def run() -> bool:
+            with self.db.write() as conn:
+                return conn.execute(
+                    sa.update(workflows)
+                    .where(workflows.c.workflow_id == workflow_id, workflows.c.status == "PENDING",
+                           workflows.c.executor_id == executor_id)
+                    .values(wait_topic=topic, wait_deadline=deadline, wait_step=step_id)
+                ).rowcount == 1
+
+        return self.db.retrying(run, what="record wait")
+
+    def finish_wait(self, *, step: StepWrite, now: int) -> bool:
+        """Record the wait's step (timeout result, sleep end) and clear the marker; False if not the owner."""
+
+        def run() -> bool:
+            with self.db.write() as conn:
+                if not self._owns(conn, step):
+                    return False
+                self._insert_step(conn, step, now)
+                conn.execute(
+                    sa.update(workflows)
+                    .where(workflows.c.workflow_id == step.workflow_id)
+                    .values(wait_topic=None, wait_deadline=None, wait_step=None)
+                )
+                return True
+
+        return self.db.retrying(run, what="finish wait")
+
+    # -- events ---------------------------------------------------------------------------
+
+    def set_event(self, *, key: str, value: str, serialization: str, step: StepWrite, now: int) -> bool:
+        def run() -> bool:
+            with self.db.write() as conn:
+                if not self._owns(conn, step):
+                    return False
+                updated = conn.execute(
+                    sa.update(events)
+                    .where(events.c.workflow_id == step.workflow_id, events.c.key == key)
+                    .values(value=value, serialization=serialization, step_id=step.step_id, updated_at=now)
+                ).rowcount
+                if not updated:
+                    conn.execute(
+                        sa.insert(events).values(
+                            workflow_id=step.workflow_id, key=key, value=value, serialization=serialization,
+                            step_id=step.step_id, updated_at=now,
+                        )
+                    )
+                conn.execute(
+                    _insert_ignore(self.db, event_history).values(
+                        workflow_id=step.workflow_id, step_id=step.step_id, key=key, value=value,
+                        serialization=serialization,
+                    )
+                )
+                self._insert_step(conn, step, now)
+                if self.db.dialect == "postgresql":
+                    conn.exec_driver_sql(
+                        "SELECT pg_notify('durable_core', %(p)s)", {"p": f"event:{step.workflow_id}:{key}"}
+                    )
+                return True
+
+        return self.db.retrying(run, what="set event")
+
+    def get_event(self, workflow_id: str, key: str) -> tuple[str, str] | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(events.c.value, events.c.serialization).where(
+                    events.c.workflow_id == workflow_id, events.c.key == key
+                )
+            ).first()
+        return (row.value, row.serialization) if row is not None else None
+
+    def copy_events_for_fork(self, source_id: str, target_id: str, start_step: int) -> None:
+        """Give a fork the events of its source as of `start_step` (history below it, latest per key)."""
+        with self.db.write() as conn:
+            rows = conn.execute(
+                sa.select(event_history)
+                .where(event_history.c.workflow_id == source_id, event_history.c.step_id < start_step)
+                .order_by(event_history.c.step_id)
+            ).all()
+            latest: dict[str, Any] = {}
+            for r in rows:
+                conn.execute(
+                    _insert_ignore(self.db, event_history).values(
+                        workflow_id=target_id, step_id=r.step_id, key=r.key, value=r.value,
+                        serialization=r.serialization,
+                    )
+                )
+                latest[r.key] = r
+            for key, r in latest.items():
+                conn.execute(
+                    sa.insert(events).values(
+                        workflow_id=target_id, key=key, value=r.value, serialization=r.serialization,
+                        step_id=r.step_id, updated_at=0,
+                    )
+                )
+
+    # -- streams --------------------------------------------------------------------------
+
+    def write_stream(self, *, key: str, value: str | None, serialization: str, closed: bool,
+                     step: StepWrite, now: int) -> bool:
+        def run() -> bool:
+            with self.db.write() as conn:
+                if not self._owns(conn, step):
+                    return False
+                last = conn.execute(
+                    sa.select(sa.func.max(streams.c.offset)).where(
+                        streams.c.workflow_id == step.workflow_id, streams.c.key == key
+                    )
+                ).scalar()
+                conn.execute(
+                    sa.insert(streams).values(
+                        workflow_id=step.workflow_id, key=key, offset=(last or 0) + 1, value=value,
+                        serialization=serialization, closed=closed, step_id=step.step_id,
+                    )
+                )
+                self._insert_step(conn, step, now)
+                if self.db.dialect == "postgresql":
+                    conn.exec_driver_sql(
+                        "SELECT pg_notify('durable_core', %(p)s)", {"p": f"stream:{step.workflow_id}:{key}"}
+                    )
+                return True
+
+        return self.db.retrying(run, what="write stream")
+
+    def read_stream(self, workflow_id: str, key: str, after: int) -> list[tuple[int, str | None, str, bool]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(streams.c.offset, streams.c.value, streams.c.serialization, streams.c.closed)
+                .where(streams.c.workflow_id == workflow_id, streams.c.key == key, streams.c.offset > after)
+                .order_by(streams.c.offset)
+            )
+            return [(r.offset, r.value, r.serialization, bool(r.closed)) for r in rows]
+
+
+def _insert_ignore(db: Database, table: sa.Table) -> Any:
+    if db.dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
