@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -201,6 +201,9 @@ _SELECT_CHECKPOINT = (
     "metadata FROM lg_checkpoints WHERE thread_id = :thread_id AND checkpoint_ns = :checkpoint_ns"
 )
 _GET_LATEST = _SELECT_CHECKPOINT + " ORDER BY checkpoint_id DESC LIMIT 1"
+_LATEST_ID = (
+    "SELECT MAX(checkpoint_id) FROM lg_checkpoints WHERE thread_id = :thread_id AND checkpoint_ns = :checkpoint_ns"
+)
 _GET_ONE = _SELECT_CHECKPOINT + " AND checkpoint_id = :checkpoint_id"
 _GET_WRITES = (
     "SELECT task_id, task_path, idx, channel, type, blob FROM lg_writes "
@@ -269,6 +272,7 @@ class CheckpointStore:
         self._upsert_write = sql(_UPSERT_WRITE)
         self._get_latest = sql(_GET_LATEST)
         self._get_one = sql(_GET_ONE)
+        self._latest_id = sql(_LATEST_ID)
         self._get_writes = sql(_GET_WRITES)
         self._load_memos = sql(_LOAD_MEMOS)
         self._put_memo = sql(_PUT_MEMO)
@@ -354,6 +358,16 @@ class CheckpointStore:
                 return loaded
 
         return self.db.retrying(run, what="load LangGraph checkpoint")
+
+    def latest_id(self, thread_id: str, checkpoint_ns: str = "") -> str | None:
+        """The id of the latest checkpoint of (thread, namespace), or None: one indexed query."""
+        params = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}
+
+        def run() -> str | None:
+            with self.db.read() as conn:
+                return conn.exec_driver_sql(self._latest_id, params).scalar()
+
+        return self.db.retrying(run, what="read latest LangGraph checkpoint id")
 
     def list(
         self,
@@ -571,6 +585,29 @@ class CheckpointStore:
                     )
                 )
 
+    def thread_stats(self, thread_id: str) -> dict[str, int]:
+        """Row counts and payload bytes a thread holds, per table (for tests, benchmarks, dashboards)."""
+
+        def run() -> dict[str, int]:
+            stats: dict[str, int] = {}
+            with self.db.read() as conn:
+                for table, payload in (
+                    (lg_checkpoints, (lg_checkpoints.c.checkpoint, lg_checkpoints.c.metadata, lg_checkpoints.c.versions)),
+                    (lg_blobs, (lg_blobs.c.blob,)),
+                    (lg_writes, (lg_writes.c.blob,)),
+                    (lg_memos, (lg_memos.c.blob,)),
+                ):
+                    size = sum((sa.func.coalesce(sa.func.length(col), 0) for col in payload), sa.literal(0))
+                    query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(size), 0)).where(
+                        table.c.thread_id == thread_id
+                    )
+                    count, total = conn.execute(query).one()
+                    stats[f"{table.name}_rows"] = int(count)
+                    stats[f"{table.name}_bytes"] = int(total)
+            return stats
+
+        return self.db.retrying(run, what="measure LangGraph thread")
+
     # -- step memos --------------------------------------------------------------------------
 
     def load_memos(self, run_key: str) -> dict[tuple[str, int], MemoRecord]:
@@ -606,16 +643,6 @@ class CheckpointStore:
 
         self.db.retrying(run, what="record step memo")
 
-    def memo_count(self, thread_ids: Iterable[str]) -> int:
-        """How many step memos the threads hold (for tests and diagnostics)."""
-        ids = list(thread_ids)
-
-        def run() -> int:
-            with self.db.read() as conn:
-                query = sa.select(sa.func.count()).select_from(lg_memos).where(lg_memos.c.thread_id.in_(ids))
-                return int(conn.execute(query).scalar_one())
-
-        return self.db.retrying(run, what="count step memos")
 
 
 def _insert_ignore(dialect: str, table: sa.Table) -> Any:

@@ -1,0 +1,148 @@
+"""Recovery with real processes: crashes inside steps, lease takeover, racing starts, parking."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+import pytest
+
+from durable_core import DatabaseUnavailable, Engine, RecoveryAttemptsExceeded
+
+APP = str(Path(__file__).with_name("crash_app.py"))
+pytestmark = pytest.mark.crash
+
+
+def run_app(url: str, mode: str, ledger: Path, workflow_id: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, APP, url, mode, str(ledger), workflow_id],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def spawn_app(url: str, mode: str, ledger: Path, workflow_id: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, APP, url, mode, str(ledger), workflow_id],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def ledger_counts(ledger: Path) -> Counter[str]:
+    return Counter(line for line in ledger.read_text().splitlines() if line)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_crash_inside_step_then_new_process_resumes(database_url: str, tmp_path: Path, flavour: str) -> None:
+    ledger = tmp_path / "ledger.txt"
+    env = {"CRASH_IN_STEP": "3", "ASYNC": "1" if flavour == "async" else "0"}
+    first = run_app(database_url, "run", ledger, "crashy", **env)
+    assert first.returncode == 1, first.stderr
+    counts = ledger_counts(ledger)
+    assert counts["done step2"] == 1 and counts["start step3"] == 1 and counts["done step3"] == 0
+
+    # a brand-new process on the same database resumes the workflow at launch and finishes it
+    second = run_app(database_url, "wait", ledger, "crashy", **env)
+    assert second.returncode == 0, second.stderr
+    out = json.loads(second.stdout.strip().splitlines()[-1])
+    assert out["result"] == [f"result{i}" for i in range(1, 6)]
+    counts = ledger_counts(ledger)
+    # completed steps ran once; the step in flight at the crash ran at most twice
+    assert counts["done step1"] == 1 and counts["done step2"] == 1
+    assert counts["start step3"] == 2 and counts["done step3"] == 1
+    assert counts["done step4"] == 1 and counts["done step5"] == 1
+    assert counts["body"] == 2  # the workflow function was replayed from the top once
+
+    with Engine(database_url) as engine:
+        status = engine.get_workflow_status("crashy")
+        assert status.status == "SUCCESS" and status.recovery_attempts == 1
+        assert [s.step_id for s in engine.list_steps("crashy")] == [1, 2, 3, 4, 5]
+
+
+def test_lease_takeover_by_a_live_executor(database_url: str, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    survivor_ledger = tmp_path / "survivor.txt"
+    env = {"HEARTBEAT": "0.2", "LEASE": "1.5", "HOLD_SECONDS": "3"}
+    owner = spawn_app(database_url, "run", ledger, "leased", EXECUTOR_ID="owner", **env)
+    survivor = spawn_app(database_url, "serve", survivor_ledger, "-", EXECUTOR_ID="survivor", SERVE_SECONDS="40", **env)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "start step2" not in (ledger.read_text() if ledger.exists() else ""):
+            time.sleep(0.02)
+        with Engine(database_url) as observer:
+            # the owner heartbeats: no claim while its lease is fresh
+            time.sleep(2.0)
+            assert observer.get_workflow_status("leased").executor_id == "owner"
+            # freeze the owner (alive but silent): its lease expires and the survivor takes over
+            owner.send_signal(signal.SIGSTOP)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if observer.get_workflow_status("leased").executor_id == "survivor":
+                    break
+                time.sleep(0.05)
+            assert observer.get_workflow_status("leased").executor_id == "survivor"
+            result = observer.retrieve_workflow("leased").get_result(timeout_seconds=30)
+            assert result == [f"result{i}" for i in range(1, 6)]
+        counts = ledger_counts(ledger)
+        assert counts["done step1"] == 1  # completed before the takeover: not redone
+    finally:
+        owner.kill()
+        (tmp_path / "survivor.txt.stop").touch()
+        survivor.wait(timeout=30)
+        owner.wait(timeout=30)
+
+
+def test_two_processes_racing_for_one_id_run_the_body_once(database_url: str, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    with Engine(database_url):
+        pass  # migrate once so both racers start from a ready schema
+    racers = [spawn_app(database_url, "run", ledger, "race", HOLD_SECONDS="0.5") for _ in range(2)]
+    outputs = [r.communicate(timeout=60) for r in racers]
+    assert all(r.returncode == 0 for r in racers), outputs
+    results = [json.loads(out.strip().splitlines()[-1])["result"] for out, _ in outputs]
+    assert results[0] == results[1] == [f"result{i}" for i in range(1, 6)]
+    counts = ledger_counts(ledger)
+    assert counts["body"] == 1 and counts["done step1"] == 1 and counts["done step5"] == 1
+
+
+def test_crash_looping_workflow_is_parked_then_resumed(database_url: str, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    env = {"CRASH_IN_STEP": "2", "ALWAYS_CRASH": "1", "MAX_RECOVERY": "2"}
+    assert run_app(database_url, "run", ledger, "loop", **env).returncode == 1
+    for _ in range(2):  # two recoveries, both crash
+        assert run_app(database_url, "wait", ledger, "loop", **env).returncode == 1
+    third = run_app(database_url, "wait", ledger, "loop", **env)  # third recovery exceeds the limit
+    assert third.returncode != 0 and "RecoveryAttemptsExceeded" in third.stderr
+    with Engine(database_url) as engine:
+        status = engine.get_workflow_status("loop")
+        assert status.status == "RETRIES_EXCEEDED" and status.recovery_attempts == 3
+        with pytest.raises(RecoveryAttemptsExceeded):
+            engine.retrieve_workflow("loop").get_result(timeout_seconds=5)
+    assert ledger_counts(ledger)["done step1"] == 1
+    # fixed (step 2 no longer crashes): resume_workflow revives it from its last completed step
+    fixed = run_app(database_url, "resume", ledger, "loop", MAX_RECOVERY="2")
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(fixed.stdout.strip().splitlines()[-1])["result"] == [f"result{i}" for i in range(1, 6)]
+    counts = ledger_counts(ledger)
+    assert counts["done step1"] == 1 and counts["done step2"] == 1 and counts["crashed"] == 3
+
+
+def test_unreachable_database_names_url_without_password() -> None:
+    engine = Engine("postgresql+psycopg://alice:s3cret@127.0.0.1:1/nowhere")
+    with pytest.raises(DatabaseUnavailable) as info:
+        engine.launch()
+    message = str(info.value)
+    assert "127.0.0.1:1/nowhere" in message and "s3cret" not in message and "***" in message
+    with pytest.raises(DatabaseUnavailable, match="does not exist"):
+        Engine("sqlite:////no/such/dir/x.db").launch()
+
