@@ -38,6 +38,7 @@ from ._current import current_engine, current_workflow_started_at, pending_workf
 from ._engine import Engine
 from ._handle import WorkflowHandle
 from ._options import workflow_options
+from ._queues import Queue, RateLimit
 from ._records import StepInfo, WaitInfo, WorkflowStatus
 from ._serialization import JsonSerializer, PickleSerializer, Serializer
 from ._workflow import step, workflow
@@ -67,7 +68,9 @@ __all__ = [
     "JsonSerializer",
     "NondeterminismError",
     "PickleSerializer",
+    "Queue",
     "QueueDeduplicatedError",
+    "RateLimit",
     "RecordedError",
     "RecoveryAttemptsExceeded",
     "SerializationError",

@@ -27,6 +27,7 @@ from ._waits import Waiters
 from .errors import EngineNotLaunched, SerializationError, WorkflowCancelled
 from . import _comms
 from .storage import Database, ExecutorStore, MessageStore, StepStore, WorkflowStore, migrate
+from .storage.queues import QueueStore
 from .storage.listener import Listener
 
 __all__ = ["Engine"]
@@ -103,6 +104,8 @@ class Engine:
         self.steps: StepStore
         self.executors: ExecutorStore
         self.messages: MessageStore
+        self.queues: QueueStore
+        self._dispatcher: Any = None
         self._listener: Listener | None = None
         self.active: dict[str, tuple[WorkflowContext, Future[Outcome]]] = {}
         self.active_lock = threading.Lock()
@@ -143,6 +146,7 @@ class Engine:
         self.steps = StepStore(db)
         self.executors = ExecutorStore(db)
         self.messages = MessageStore(db)
+        self.queues = QueueStore(db)
         self.stopping = False
         self._pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix="durable-wf")
         self._io_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="durable-io")
@@ -153,12 +157,15 @@ class Engine:
         with _launched_lock:
             _launched.append(self)
         if db.dialect == "postgresql":
-            self._listener = Listener(db, self.waiters.notify)
+            self._listener = Listener(db, self._deliver)
             self._listener.start()
             self.add_service(self._listener.stop)
         _recovery.heartbeat_once(self)
         _recovery.recover_own(self)
         _recovery.start_monitor(self)
+        from ._queues import start_dispatcher
+
+        self._dispatcher = start_dispatcher(self)
         for start in _extension_starters:
             start(self)
         return self
@@ -227,6 +234,17 @@ class Engine:
     @property
     def cancel_poll_interval(self) -> float:
         return 1.0 if self._listener is not None and self._listener.healthy else 0.25
+
+    def _deliver(self, key: str) -> None:
+        self.waiters.notify(key)
+        if key.startswith("queue:") and self._dispatcher is not None:
+            self._dispatcher.wake.set()
+
+    def wake_queues(self, queue_name: str) -> None:
+        """Tell dispatchers (here and in other processes) that queue work arrived."""
+        if self._dispatcher is not None:
+            self._dispatcher.wake.set()
+        self.queues.notify(queue_name)
 
     def notify_remote(self, kind: str, workflow_id: str) -> None:
         if self._db is not None and self._db.dialect == "postgresql":
@@ -421,6 +439,18 @@ class Engine:
         return await self.run_io(
             lambda: self.fork_workflow(workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version)
         )
+
+    def enqueue(self, queue_name: str, workflow_name: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Queue a workflow by name, from a process that need not import its code (a web front end).
+
+        Raises `DurableError` when no engine of this database has registered that workflow or queue.
+        """
+        from ._queues import enqueue_by_name
+
+        return enqueue_by_name(self, queue_name, workflow_name, args, kwargs)
+
+    async def enqueue_async(self, queue_name: str, workflow_name: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        return await self.run_io(lambda: self.enqueue(queue_name, workflow_name, *args, **kwargs))
 
     def recover(self, executor_ids: Sequence[str] | None = None) -> list[WorkflowHandle[Any]]:
         """Claim and resume the PENDING workflows of the given executors (default: this one)."""

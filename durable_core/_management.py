@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cancel", "fork", "get_status", "list_steps", "list_workflows", "resume", "retrieve", "to_status"]
 
-INTERNAL_QUEUE = "_durable_internal"
+from ._queues import INTERNAL_QUEUE
 
 
 def _ms(value: datetime | int | None) -> int | None:

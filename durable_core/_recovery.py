@@ -29,6 +29,9 @@ log = logging.getLogger("durable_core.recovery")
 
 
 def heartbeat_once(engine: Engine) -> None:
+    from ._queues import served_queue_names
+    from ._registry import registered_names
+
     engine.executors.heartbeat(
         engine.executor_id,
         hostname=engine.hostname,
@@ -36,6 +39,8 @@ def heartbeat_once(engine: Engine) -> None:
         app_version=engine.app_version,
         lease_ms=int(engine.lease_seconds * 1000),
         now=now_ms(),
+        workflow_names=registered_names(),
+        queue_names=served_queue_names(engine),
     )
 
 
@@ -84,7 +89,16 @@ def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle
     )
     with engine.active_lock:
         running = set(engine.active)
-    return [_resume_claimed(engine, c) for c in claimed if c.workflow_id not in running]
+    claimed = [c for c in claimed if c.workflow_id not in running]
+    # queue work goes back to its queue, where its limits apply; the rest resumes here
+    queued = [c for c in claimed if c.queue_name is not None]
+    if queued:
+        engine.queues.requeue([c.workflow_id for c in queued], now_ms())
+        for queue_name in {c.queue_name for c in queued if c.queue_name is not None}:
+            engine.wake_queues(queue_name)
+    return [_resume_claimed(engine, c) for c in claimed if c.queue_name is None] + [
+        WorkflowHandle(engine, c.workflow_id, get_workflow(c.name)) for c in queued
+    ]
 
 
 def recover_own(engine: Engine) -> list[WorkflowHandle[Any]]:

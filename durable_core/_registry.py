@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StepDef", "WorkflowDef", "get_workflow", "register_workflow", "registered_names"]
+__all__ = [
+    "StepDef",
+    "WorkflowDef",
+    "get_workflow",
+    "register_step",
+    "register_workflow",
+    "registered_names",
+]
 
 
 def _code_location(fn: Callable[..., Any]) -> tuple[str, int] | None:
@@ -79,6 +86,15 @@ class StepDef:
 
 _lock = threading.Lock()
 _workflows: dict[str, WorkflowDef] = {}
+_steps: dict[str, StepDef] = {}
+STEP_WORKFLOW_PREFIX = "step:"
+# set by _workflow: builds the one-step workflow that runs an enqueued step
+step_workflow_factory: Callable[[StepDef], WorkflowDef] | None = None
+
+
+def register_step(defn: StepDef) -> None:
+    """Remember a step by name so a worker can run it when it is enqueued on its own."""
+    _steps[defn.name] = defn
 
 
 def register_workflow(defn: WorkflowDef) -> None:
@@ -96,8 +112,14 @@ def register_workflow(defn: WorkflowDef) -> None:
 
 
 def get_workflow(name: str) -> WorkflowDef | None:
-    return _workflows.get(name)
+    defn = _workflows.get(name)
+    if defn is None and name.startswith(STEP_WORKFLOW_PREFIX) and step_workflow_factory is not None:
+        step_def = _steps.get(name[len(STEP_WORKFLOW_PREFIX):])
+        if step_def is not None:
+            return step_workflow_factory(step_def)
+    return defn
 
 
 def registered_names() -> list[str]:
-    return sorted(_workflows)
+    """Names of the workflows this process can run (enqueued steps included)."""
+    return sorted([*_workflows, *(STEP_WORKFLOW_PREFIX + name for name in _steps)])

@@ -14,7 +14,8 @@ import types
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from ._registry import StepDef, WorkflowDef, get_workflow, register_workflow
+from . import _registry
+from ._registry import StepDef, WorkflowDef, get_workflow, register_step, register_workflow
 from ._runtime import run_step_sync, start_step_async
 from ._starting import call_async, call_sync
 
@@ -182,6 +183,7 @@ def step(
                 return run_step_sync(defn, args, kwargs)
 
         wrapper.__durable_step__ = defn
+        register_step(defn)
         return cast(Callable[P, R], wrapper)
 
     return decorate(fn) if fn is not None else decorate
@@ -189,8 +191,8 @@ def step(
 
 def workflow_for_step(step_def: StepDef) -> WorkflowDef:
     """The one-step workflow that runs a step on its own (for `queue.enqueue(step_fn, ...)`)."""
-    name = f"step:{step_def.name}"
-    existing = get_workflow(name)
+    name = f"{_registry.STEP_WORKFLOW_PREFIX}{step_def.name}"
+    existing = _registry._workflows.get(name)
     if existing is not None and getattr(existing.fn, "__durable_step_def__", None) is step_def:
         return existing
     runner: Callable[..., Any]
@@ -212,3 +214,6 @@ def workflow_for_step(step_def: StepDef) -> WorkflowDef:
     defn = WorkflowDef(name=name, fn=runner, is_async=step_def.is_async, max_recovery_attempts=50)
     register_workflow(defn)
     return defn
+
+
+_registry.step_workflow_factory = workflow_for_step

@@ -9,18 +9,21 @@ from ._migrations import LATEST_VERSION, migrate
 from ._rows import StepRow, WorkflowRow
 from .messages import MessageStore, StepWrite
 from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
+from .queues import ClaimRequest, QueueStore
 from .steps import StepStore
 from .workflows import TERMINAL_STATUSES, WorkflowStore
 
 __all__ = [
     "LATEST_VERSION",
     "TERMINAL_STATUSES",
+    "ClaimRequest",
     "ClaimedWorkflow",
     "Database",
     "Dialect",
     "ExecutorRow",
     "ExecutorStore",
     "MessageStore",
+    "QueueStore",
     "StepWrite",
     "StepRow",
     "StepStore",

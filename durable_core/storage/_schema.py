@@ -133,4 +133,6 @@ executors = sa.Table(
     sa.Column("started_at", sa.BigInteger),
     sa.Column("heartbeat_at", sa.BigInteger, nullable=False),
     sa.Column("lease_ms", sa.BigInteger, nullable=False),
+    sa.Column("workflow_names", sa.Text),
+    sa.Column("queue_names", sa.Text),
 )

@@ -6,6 +6,8 @@ survivors race for the same workflows each row goes to exactly one of them.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -21,6 +23,7 @@ class ClaimedWorkflow:
     workflow_id: str
     name: str
     recovery_attempts: int
+    queue_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +39,29 @@ class ExecutorStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def heartbeat(self, executor_id: str, *, hostname: str, pid: int, app_version: str, lease_ms: int, now: int) -> None:
-        """Insert or renew this executor's lease."""
+    def heartbeat(
+        self,
+        executor_id: str,
+        *,
+        hostname: str,
+        pid: int,
+        app_version: str,
+        lease_ms: int,
+        now: int,
+        workflow_names: Sequence[str] = (),
+        queue_names: Sequence[str] = (),
+    ) -> None:
+        """Insert or renew this executor's lease, advertising what it can run."""
+        names = json.dumps(sorted(workflow_names))
+        queues = json.dumps(sorted(queue_names))
 
         def run() -> None:
             with self.db.write() as conn:
                 updated = conn.execute(
                     sa.update(executors)
                     .where(executors.c.executor_id == executor_id)
-                    .values(heartbeat_at=now, lease_ms=lease_ms, hostname=hostname, pid=pid, app_version=app_version)
+                    .values(heartbeat_at=now, lease_ms=lease_ms, hostname=hostname, pid=pid, app_version=app_version,
+                            workflow_names=names, queue_names=queues)
                 ).rowcount
                 if not updated:
                     conn.execute(
@@ -56,10 +73,22 @@ class ExecutorStore:
                             started_at=now,
                             heartbeat_at=now,
                             lease_ms=lease_ms,
+                            workflow_names=names,
+                            queue_names=queues,
                         )
                     )
 
         self.db.retrying(run, what="heartbeat")
+
+    def advertised(self) -> tuple[set[str], set[str]]:
+        """Workflow names and queue names that any known executor has advertised."""
+        names: set[str] = set()
+        queues: set[str] = set()
+        with self.db.read() as conn:
+            for r in conn.execute(sa.select(executors.c.workflow_names, executors.c.queue_names)):
+                names.update(json.loads(r.workflow_names or "[]"))
+                queues.update(json.loads(r.queue_names or "[]"))
+        return names, queues
 
     def get(self, executor_id: str) -> ExecutorRow | None:
         with self.db.read() as conn:
@@ -99,13 +128,14 @@ class ExecutorStore:
             .where(workflows.c.status == "PENDING", workflows.c.executor_id == from_executor,
                    workflows.c.app_version == app_version)
             .values(executor_id=to_executor, recovery_attempts=workflows.c.recovery_attempts + 1, updated_at=now)
-            .returning(workflows.c.workflow_id, workflows.c.name, workflows.c.recovery_attempts)
+            .returning(workflows.c.workflow_id, workflows.c.name, workflows.c.recovery_attempts,
+                       workflows.c.queue_name)
         )
         if workflow_id is not None:
             stmt = stmt.where(workflows.c.workflow_id == workflow_id)
 
         def run() -> list[ClaimedWorkflow]:
             with self.db.write() as conn:
-                return [ClaimedWorkflow(r[0], r[1], r[2]) for r in conn.execute(stmt)]
+                return [ClaimedWorkflow(r[0], r[1], r[2], r[3]) for r in conn.execute(stmt)]
 
         return self.db.retrying(run, what="claim workflows")

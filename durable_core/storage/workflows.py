@@ -43,6 +43,11 @@ class WorkflowStore:
         self._insert = db.sql(_INSERT)
         self._insert_step = db.sql(_INSERT_STEP)
         self._finish = db.sql(_FINISH)
+        if db.dialect == "postgresql":
+            self._finish = db.sql(
+                f"WITH finished AS ({_FINISH} RETURNING workflow_id) "
+                "SELECT pg_notify('durable_core', 'done:' || workflow_id) FROM finished"
+            )
 
     def insert(self, values: dict[str, Any], *, parent_step: tuple[str, int, str] | None = None) -> bool:
         """Create the row unless the id exists; return True if this call created it.

@@ -1,0 +1,248 @@
+"""What each `durable` command does, on top of the Engine's public management API only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from .._engine import Engine
+from .._records import WorkflowStatus
+from ..errors import WorkflowNotFoundError
+from . import _render
+from ._export import step_dict, workflow_dict
+
+__all__ = ["COMMANDS", "CommandError", "load_message"]
+
+TERMINAL = ("SUCCESS", "ERROR", "CANCELLED")
+
+
+class CommandError(Exception):
+    """An operation that could not be done; printed without a traceback, exit status 1 (or `code`)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _out() -> Console:
+    return Console(soft_wrap=False, highlight=False)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _status(engine: Engine, workflow_id: str) -> WorkflowStatus:
+    try:
+        return engine.get_workflow_status(workflow_id)
+    except WorkflowNotFoundError:
+        raise CommandError(f"no workflow with id {workflow_id!r}") from None
+
+
+def filters_of(args: argparse.Namespace, default_status: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "status": args.status or default_status,
+        "name": args.name,
+        "queue_name": args.queue,
+        "created_after": args.since,
+        "created_before": args.until,
+        "waiting": True if args.waiting else None,
+    }
+
+
+def _has_filter(args: argparse.Namespace) -> bool:
+    return any((args.status, args.name, args.queue, args.since, args.until, args.waiting))
+
+
+# -- workflows ---------------------------------------------------------------------------
+
+
+def workflows_list(engine: Engine, args: argparse.Namespace) -> int:
+    rows = engine.list_workflows(
+        **filters_of(args), limit=args.limit or None, offset=args.offset, newest_first=args.newest_first
+    )
+    if args.json:
+        _print_json([workflow_dict(row) for row in rows])
+        return 0
+    console = _out()
+    console.print(_render.workflows_table(rows))
+    if args.limit and len(rows) == args.limit:
+        console.print(f"[dim]showing {len(rows)} from offset {args.offset}: more may exist "
+                      f"(--offset {args.offset + len(rows)}, or --limit 0 for all)[/dim]")
+    return 0
+
+
+def workflows_show(engine: Engine, args: argparse.Namespace) -> int:
+    wf = _status(engine, args.workflow_id)
+    steps = engine.list_steps(args.workflow_id)
+    if args.step is not None:
+        chosen = [s for s in steps if s.step_id == args.step]
+        if not chosen:
+            recorded = f"1..{steps[-1].step_id}" if steps else "none"
+            raise CommandError(f"workflow {args.workflow_id!r} has no recorded step {args.step} (recorded: {recorded})")
+        if args.json:
+            _print_json(step_dict(chosen[0]))
+        else:
+            _out().print(_render.step_detail(chosen[0]))
+        return 0
+    if args.json:
+        _print_json({"workflow": workflow_dict(wf), "steps": [step_dict(s) for s in steps]})
+        return 0
+    console = _out()
+    console.print(_render.workflow_panel(wf))
+    console.print(_render.steps_table(steps))
+    if steps:
+        console.print(f"[dim]full step: durable workflows show {wf.workflow_id} --step N; "
+                      f"everything: --json; rerun from a step: durable workflows fork {wf.workflow_id} "
+                      "--from-step N[/dim]")
+    return 0
+
+
+def _targets(engine: Engine, args: argparse.Namespace, default_status: list[str]) -> list[WorkflowStatus]:
+    if args.workflow_ids and _has_filter(args):
+        raise CommandError("give workflow ids or filters, not both", code=2)
+    if args.workflow_ids:
+        return [_status(engine, wid) for wid in args.workflow_ids]
+    if not _has_filter(args):
+        raise CommandError(
+            f"say which workflows to {args.action}: one or more ids, or filters such as "
+            "--status PENDING --name NAME (see --help)",
+            code=2,
+        )
+    return engine.list_workflows(**filters_of(args, default_status))
+
+
+def workflows_cancel(engine: Engine, args: argparse.Namespace) -> int:
+    targets = _targets(engine, args, ["PENDING", "ENQUEUED"])
+    console = _out()
+    if args.dry_run:
+        console.print(_render.workflows_table(targets))
+        console.print(f"dry run: would cancel {len(targets)} workflow(s)")
+        return 0
+    cancelled = 0
+    for wf in targets:
+        if wf.status in TERMINAL:
+            console.print(f"workflow {wf.workflow_id} already finished ({wf.status}): nothing to cancel")
+            continue
+        engine.cancel_workflow(wf.workflow_id)
+        cancelled += 1
+        console.print(f"cancelled {wf.workflow_id} ({wf.name}, was {wf.status})")
+    if not args.workflow_ids:
+        console.print(f"{cancelled} workflow(s) cancelled")
+    return 0
+
+
+def workflows_resume(engine: Engine, args: argparse.Namespace) -> int:
+    targets = _targets(engine, args, ["CANCELLED", "RETRIES_EXCEEDED"])
+    console = _out()
+    if args.dry_run:
+        console.print(_render.workflows_table(targets))
+        console.print(f"dry run: would resume {len(targets)} workflow(s)")
+        return 0
+    failed = resumed = 0
+    for wf in targets:
+        if wf.status in ("SUCCESS", "ERROR"):
+            failed += 1
+            console.print(
+                f"workflow {wf.workflow_id} already finished ({wf.status}): it cannot be resumed; rerun it with "
+                f"durable workflows fork {wf.workflow_id} --from-step N"
+            )
+            continue
+        engine.resume_workflow(wf.workflow_id)
+        resumed += 1
+        console.print(f"resumed {wf.workflow_id} ({wf.name}): {_where(engine.get_workflow_status(wf.workflow_id))}")
+    if not args.workflow_ids:
+        console.print(f"{resumed} workflow(s) resumed")
+    return 1 if failed and args.workflow_ids else 0
+
+
+def _where(wf: WorkflowStatus) -> str:
+    if wf.status == "ENQUEUED":
+        return f"enqueued; a launched engine that registers workflow {wf.name!r} (app version {wf.app_version}) runs it"
+    return f"now {wf.status}"
+
+
+def workflows_fork(engine: Engine, args: argparse.Namespace) -> int:
+    source = _status(engine, args.workflow_id)
+    steps = engine.list_steps(args.workflow_id)
+    last = steps[-1].step_id if steps else 0
+    if args.from_step > last + 1:
+        raise CommandError(
+            f"cannot fork {args.workflow_id!r} from step {args.from_step}: it has recorded steps 1..{last}; "
+            f"choose --from-step between 1 and {last + 1}"
+        )
+    handle = engine.fork_workflow(
+        args.workflow_id,
+        args.from_step,
+        new_workflow_id=args.new_id,
+        app_version=args.app_version or source.app_version,
+    )
+    forked = engine.get_workflow_status(handle.workflow_id)
+    if args.json:
+        _print_json(workflow_dict(forked))
+        return 0
+    copied = sum(1 for s in steps if s.step_id < args.from_step)
+    _out().print(
+        f"forked {args.workflow_id} from step {args.from_step} as {forked.workflow_id} "
+        f"({copied} step(s) copied): {_where(forked)}"
+    )
+    return 0
+
+
+# -- inbox, send, migrate, dashboard -----------------------------------------------------
+
+
+def inbox(engine: Engine, args: argparse.Namespace) -> int:
+    rows = engine.list_workflows(status="PENDING", waiting=True, limit=args.limit or None)
+    if not args.all:
+        rows = [r for r in rows if r.waiting is not None and r.waiting.topic.startswith("recv")]
+    if args.json:
+        _print_json([workflow_dict(row) for row in rows])
+        return 0
+    _out().print(_render.inbox_table(rows))
+    return 0
+
+
+def load_message(text: str) -> Any:
+    """The MESSAGE argument as JSON; malformed JSON is a usage error (exit 2)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"MESSAGE is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); quote a string as JSON, "
+            "e.g. '\"yes\"', or pass an object like '{\"approved\": true}'",
+            code=2,
+        ) from None
+
+
+def send(engine: Engine, args: argparse.Namespace) -> int:
+    message = load_message(args.message)
+    wf = _status(engine, args.workflow_id)
+    engine.send(args.workflow_id, message, args.topic, idempotency_key=args.idempotency_key)
+    topic = f"topic {args.topic!r}" if args.topic is not None else "the default topic"
+    _out().print(f"sent to {wf.workflow_id} ({wf.name}, {wf.status}) on {topic}")
+    if wf.status in TERMINAL:
+        _out().print(f"[yellow]note: the workflow already finished ({wf.status}); nobody will read it[/yellow]")
+    return 0
+
+
+def migrate(engine: Engine, args: argparse.Namespace) -> int:
+    _out().print("database schema is up to date")
+    return 0
+
+
+COMMANDS: dict[tuple[str, str | None], Callable[[Engine, argparse.Namespace], int]] = {
+    ("workflows", "list"): workflows_list,
+    ("workflows", "show"): workflows_show,
+    ("workflows", "cancel"): workflows_cancel,
+    ("workflows", "resume"): workflows_resume,
+    ("workflows", "fork"): workflows_fork,
+    ("inbox", None): inbox,
+    ("send", None): send,
+    ("migrate", None): migrate,
+}

@@ -1,0 +1,186 @@
+"""Plain JSON views of workflow records, shared by the CLI and the dashboard.
+
+`WorkflowStatus` and `StepInfo` hold decoded values and rebuilt exceptions; these helpers turn
+them into JSON-native dicts (complete, for ``--json`` and the dashboard) and into short
+one-line previews (for tables).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic_core
+
+from .._records import StepInfo, WaitInfo, WorkflowStatus
+from ..errors import RecordedError
+
+__all__ = [
+    "describe_wait",
+    "duration_text",
+    "error_dict",
+    "error_line",
+    "format_ms",
+    "iso_ms",
+    "jsonable",
+    "preview",
+    "pretty_json",
+    "reply_topic",
+    "step_dict",
+    "workflow_dict",
+]
+
+_NOTE_PREFIX = "Recorded traceback:\n"
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-native form of any decoded value (pydantic models, dataclasses, datetimes, bytes...)."""
+    try:
+        return pydantic_core.to_jsonable_python(value, bytes_mode="base64", fallback=repr)
+    except Exception:  # pragma: no cover - fallback=repr handles nearly everything
+        return repr(value)
+
+
+def error_dict(error: BaseException | None) -> dict[str, Any] | None:
+    """Type, message and recorded traceback of a recorded exception."""
+    if error is None:
+        return None
+    if isinstance(error, RecordedError):
+        return {"type": error.type_name, "message": error.original_message, "traceback": error.traceback_text}
+    cls = type(error)
+    type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    traceback_text = ""
+    for note in getattr(error, "__notes__", None) or []:
+        if isinstance(note, str) and note.startswith(_NOTE_PREFIX):
+            traceback_text = note[len(_NOTE_PREFIX) :]
+    return {"type": type_name, "message": str(error), "traceback": traceback_text}
+
+
+def error_line(error: BaseException | None) -> str:
+    info = error_dict(error)
+    if info is None:
+        return ""
+    short_type = str(info["type"]).rsplit(".", 1)[-1]
+    return f"{short_type}: {info['message']}" if info["message"] else short_type
+
+
+def format_ms(value: int | None) -> str:
+    """Epoch milliseconds as a local ISO time to the second ('' for None)."""
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_ms(value: int | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def duration_text(started_at: int | None, completed_at: int | None) -> str:
+    if started_at is None or completed_at is None:
+        return ""
+    ms = max(0, completed_at - started_at)
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(ms // 1000, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def preview(value: Any, width: int = 60) -> str:
+    """One line of compact JSON, cut at `width` characters with the size of the rest."""
+    text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False)
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    rest = len(text) - width
+    return f"{text[:width]}… (+{rest} chars)"
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(jsonable(value), indent=2, ensure_ascii=False)
+
+
+def describe_wait(wait: WaitInfo | None) -> str:
+    """What a waiting workflow is blocked on, in words."""
+    if wait is None:
+        return ""
+    topic = wait.topic
+    if topic == "recv":
+        return "a message (default topic)"
+    if topic.startswith("recv:"):
+        return f"a message on topic {topic[5:]!r}"
+    if topic == "sleep":
+        return "a timer (sleep)"
+    if topic.startswith("event:"):
+        source, _, key = topic[6:].rpartition(":")
+        return f"event {key!r} of workflow {source!r}"
+    return topic
+
+
+def reply_topic(wait: WaitInfo | None) -> tuple[bool, str | None]:
+    """Whether a message answers this wait, and the topic to send it on (None: default topic)."""
+    if wait is None:
+        return False, None
+    if wait.topic == "recv":
+        return True, None
+    if wait.topic.startswith("recv:"):
+        return True, wait.topic[5:]
+    return False, None
+
+
+def workflow_dict(status: WorkflowStatus) -> dict[str, Any]:
+    """Every field of a workflow record, JSON-native; times as epoch ms plus ISO text."""
+    waiting = None
+    if status.waiting is not None:
+        waiting = {
+            "topic": status.waiting.topic,
+            "deadline": status.waiting.deadline,
+            "deadline_iso": iso_ms(status.waiting.deadline),
+            "description": describe_wait(status.waiting),
+        }
+    return {
+        "workflow_id": status.workflow_id,
+        "name": status.name,
+        "status": status.status,
+        "inputs": jsonable(status.inputs),
+        "output": jsonable(status.output),
+        "error": error_dict(status.error),
+        "created_at": status.created_at,
+        "created_at_iso": iso_ms(status.created_at),
+        "updated_at": status.updated_at,
+        "updated_at_iso": iso_ms(status.updated_at),
+        "started_at": status.started_at,
+        "queue_name": status.queue_name,
+        "executor_id": status.executor_id,
+        "app_version": status.app_version,
+        "recovery_attempts": status.recovery_attempts,
+        "parent_workflow_id": status.parent_workflow_id,
+        "forked_from": status.forked_from,
+        "waiting": waiting,
+        "priority": status.priority,
+        "deadline_at": status.deadline_at,
+        "deduplication_id": status.deduplication_id,
+    }
+
+
+def step_dict(step: StepInfo) -> dict[str, Any]:
+    return {
+        "step_id": step.step_id,
+        "name": step.name,
+        "status": "ERROR" if step.error is not None else "OK",
+        "output": jsonable(step.output),
+        "error": error_dict(step.error),
+        "child_workflow_id": step.child_workflow_id,
+        "started_at": step.started_at,
+        "completed_at": step.completed_at,
+        "duration_ms": None
+        if step.started_at is None or step.completed_at is None
+        else step.completed_at - step.started_at,
+    }

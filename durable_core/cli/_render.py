@@ -1,0 +1,157 @@
+"""Rich tables for the terminal: readable at a glance, with long values cut (``--json`` has them whole)."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from .._records import StepInfo, WorkflowStatus
+from ._export import (
+    describe_wait,
+    duration_text,
+    error_dict,
+    error_line,
+    format_ms,
+    preview,
+    pretty_json,
+    reply_topic,
+)
+
+__all__ = ["inbox_table", "step_detail", "steps_table", "workflow_panel", "workflows_table"]
+
+STATUS_STYLES = {
+    "SUCCESS": "green",
+    "ERROR": "bold red",
+    "PENDING": "yellow",
+    "ENQUEUED": "cyan",
+    "CANCELLED": "magenta",
+    "RETRIES_EXCEEDED": "bold red",
+    "OK": "green",
+}
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def workflows_table(rows: list[WorkflowStatus]) -> Table:
+    table = Table(title=f"{len(rows)} workflow(s)", title_justify="left")
+    table.add_column("id", overflow="fold", style="bold")
+    table.add_column("name", overflow="fold")
+    table.add_column("status")
+    table.add_column("created")
+    table.add_column("updated")
+    table.add_column("queue")
+    table.add_column("waiting for / error", overflow="fold")
+    for row in rows:
+        detail = describe_wait(row.waiting) if row.waiting else preview(error_line(row.error), 50)
+        table.add_row(
+            row.workflow_id,
+            row.name,
+            status_text(row.status),
+            format_ms(row.created_at),
+            format_ms(row.updated_at),
+            row.queue_name or "",
+            detail,
+        )
+    return table
+
+
+def workflow_panel(wf: WorkflowStatus) -> Panel:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("name", wf.name)
+    grid.add_row("status", status_text(wf.status))
+    grid.add_row("created", format_ms(wf.created_at))
+    grid.add_row("updated", format_ms(wf.updated_at))
+    grid.add_row("app version", wf.app_version)
+    grid.add_row("executor", wf.executor_id or "")
+    for label, value in (
+        ("queue", wf.queue_name),
+        ("parent", wf.parent_workflow_id),
+        ("forked from", wf.forked_from),
+    ):
+        if value:
+            grid.add_row(label, value)
+    if wf.recovery_attempts:
+        grid.add_row("recovery attempts", str(wf.recovery_attempts))
+    if wf.waiting is not None:
+        until = format_ms(wf.waiting.deadline) if wf.waiting.deadline is not None else "no deadline"
+        grid.add_row("waiting for", f"{describe_wait(wf.waiting)} until {until}")
+    grid.add_row("inputs", preview(wf.inputs, 200))
+    if wf.status == "SUCCESS":
+        grid.add_row("output", preview(wf.output, 200))
+    if wf.error is not None:
+        grid.add_row("error", Text(preview(error_line(wf.error), 300), style="red"))
+    return Panel(grid, title=f"workflow {wf.workflow_id}", title_align="left")
+
+
+def steps_table(steps: list[StepInfo]) -> Table:
+    table = Table(title=f"{len(steps)} recorded step(s)", title_justify="left")
+    table.add_column("step", justify="right")
+    table.add_column("name", overflow="fold")
+    table.add_column("status")
+    table.add_column("output / error", overflow="fold", ratio=1)
+    table.add_column("child", overflow="fold")
+    table.add_column("duration", justify="right")
+    for step in steps:
+        if step.error is not None:
+            status, detail = "ERROR", Text(preview(error_line(step.error), 80), style="red")
+        else:
+            status, detail = "OK", Text(preview(step.output, 80))
+        table.add_row(
+            str(step.step_id),
+            step.name,
+            status_text(status),
+            detail,
+            step.child_workflow_id or "",
+            duration_text(step.started_at, step.completed_at),
+        )
+    return table
+
+
+def step_detail(step: StepInfo) -> Group:
+    """One step in full: its output as pretty JSON, or its error with the recorded traceback."""
+    title = f"step {step.step_id}: {step.name} ({duration_text(step.started_at, step.completed_at) or 'n/a'})"
+    parts: list[Panel | Text] = [Text(title, style="bold")]
+    if step.child_workflow_id:
+        parts.append(Text(f"child workflow: {step.child_workflow_id}"))
+    info = error_dict(step.error)
+    if info is not None:
+        body = f"{info['type']}: {info['message']}\n\n{info['traceback']}".rstrip()
+        parts.append(Panel(Text(body, style="red"), title="error", title_align="left"))
+    else:
+        parts.append(Panel(Syntax(pretty_json(step.output), "json", word_wrap=True), title="output", title_align="left"))
+    return Group(*parts)
+
+
+def inbox_table(rows: list[WorkflowStatus]) -> Table:
+    now = int(time.time() * 1000)
+    table = Table(title=f"{len(rows)} waiting workflow(s)", title_justify="left")
+    table.add_column("id", overflow="fold", style="bold")
+    table.add_column("name", overflow="fold")
+    table.add_column("waiting for", overflow="fold")
+    table.add_column("until")
+    table.add_column("answer with", overflow="fold")
+    for row in rows:
+        wait = row.waiting
+        deadline = wait.deadline if wait is not None else None
+        if deadline is None:
+            until = "no deadline"
+        else:
+            left = max(0, (deadline - now) // 1000)
+            until = f"{format_ms(deadline)} (in {left // 60}m{left % 60:02d}s)"
+        answerable, topic = reply_topic(wait)
+        how = ""
+        if answerable:
+            how = f"durable send {shlex.quote(row.workflow_id)} '<json>'"
+            how += f" --topic {shlex.quote(topic)}" if topic is not None else ""
+        table.add_row(row.workflow_id, row.name, describe_wait(wait), until, how)
+    return table
