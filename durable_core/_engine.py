@@ -106,6 +106,7 @@ class Engine:
         self.messages: MessageStore
         self.queues: QueueStore
         self._dispatcher: Any = None
+        self.advertised_cache: tuple[float, set[str], set[str]] | None = None
         self._listener: Listener | None = None
         self.active: dict[str, tuple[WorkflowContext, Future[Outcome]]] = {}
         self.active_lock = threading.Lock()
@@ -240,11 +241,12 @@ class Engine:
         if key.startswith("queue:") and self._dispatcher is not None:
             self._dispatcher.wake.set()
 
-    def wake_queues(self, queue_name: str) -> None:
-        """Tell dispatchers (here and in other processes) that queue work arrived."""
+    def wake_queues(self, queue_name: str, *, remote: bool = True) -> None:
+        """Tell dispatchers (here and, with `remote`, in other processes) that queue work arrived."""
         if self._dispatcher is not None:
             self._dispatcher.wake.set()
-        self.queues.notify(queue_name)
+        if remote:
+            self.queues.notify(queue_name)
 
     def notify_remote(self, kind: str, workflow_id: str) -> None:
         if self._db is not None and self._db.dialect == "postgresql":
@@ -403,6 +405,10 @@ class Engine:
 
     async def list_workflows_async(self, **filters: Any) -> list[WorkflowStatus]:
         return await self.run_io(lambda: self.list_workflows(**filters))
+
+    def count_workflows(self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None) -> int:
+        """How many workflows match (cheap: for progress bars and dashboards)."""
+        return self.workflows.count(status=status, queue_name=queue_name, name=name)
 
     def list_steps(self, workflow_id: str) -> list[StepInfo]:
         return _management.list_steps(self, workflow_id)

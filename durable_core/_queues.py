@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -128,12 +129,12 @@ def _prepare(engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs:
 
     def commit() -> WorkflowHandle[Any]:
         try:
-            insert(engine, plan)
+            insert(engine, plan, notify=f"queue:{queue.name}")
         except Exception as exc:
             if _is_unique_violation(exc) and plan.values.get("deduplication_id"):
                 raise QueueDeduplicatedError(queue.name, plan.values["deduplication_id"]) from None
             raise
-        engine.wake_queues(queue.name)
+        engine.wake_queues(queue.name, remote=False)  # the insert already notified other processes
         return WorkflowHandle(engine, plan.workflow_id, defn)
 
     return commit
@@ -151,9 +152,16 @@ def enqueue_by_name(engine: Engine, queue_name: str, workflow_name: str, args: A
     """`engine.enqueue`: queue a workflow by name, from a process that may not have its code."""
     if current_context() is not None:
         raise DurableError("engine.enqueue is for client code; inside a workflow use Queue(...).enqueue(fn, ...)")
-    names, queues = engine.executors.advertised()
-    names.update(registered_names())
-    queues.update(_queues)
+    names, queues = set(registered_names()), set(_queues)
+    if workflow_name not in names or queue_name not in queues:
+        cached = engine.advertised_cache
+        if cached is None or workflow_name not in cached[1] or queue_name not in cached[2] or (
+            time.monotonic() - cached[0] > 10
+        ):
+            advertised_names, advertised_queues = engine.executors.advertised()
+            cached = engine.advertised_cache = (time.monotonic(), advertised_names, advertised_queues)
+        names.update(cached[1])
+        queues.update(cached[2])
     if workflow_name not in names:
         raise DurableError(
             f"Unknown workflow {workflow_name!r}: no engine of this database has registered it. Check the name "

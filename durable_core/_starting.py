@@ -170,12 +170,12 @@ def make_plan(
     return Plan(defn, workflow_id, args, kwargs, values, parent, parent_step_id, recorded_child)
 
 
-def insert(engine: Engine, plan: Plan) -> bool:
+def insert(engine: Engine, plan: Plan, *, notify: str | None = None) -> bool:
     """Create the row; on an existing id check it belongs to the same workflow function."""
     parent_step = None
     if plan.parent is not None and plan.parent_step_id is not None and not plan.recorded_child:
         parent_step = (plan.parent.workflow_id, plan.parent_step_id, plan.defn.name)
-    created = engine.workflows.insert(plan.values, parent_step=parent_step)
+    created = engine.workflows.insert(plan.values, parent_step=parent_step, notify=notify)
     if not created:
         existing = engine.workflows.get(plan.workflow_id)
         if existing is not None and existing.name != plan.defn.name:

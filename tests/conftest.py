@@ -36,7 +36,11 @@ def _backends(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", _backends(metafunc.config), scope="function")
+        backends = _backends(metafunc.config)
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker is not None:  # @pytest.mark.backends("postgres"): only these
+            backends = [b for b in backends if b in marker.args]
+        metafunc.parametrize("backend", backends, scope="function")
 
 
 _pg_checked: bool | None = None

@@ -31,6 +31,10 @@ _FINISH = (
 )
 
 
+def _created(rowcount: int) -> bool:
+    return rowcount == 1
+
+
 def row_to_workflow(row: sa.Row[Any]) -> WorkflowRow:
     return WorkflowRow(**row._asdict())
 
@@ -42,6 +46,10 @@ class WorkflowStore:
         self.db = db
         self._insert = db.sql(_INSERT)
         self._insert_step = db.sql(_INSERT_STEP)
+        self._insert_notify = db.sql(
+            f"WITH created AS ({_INSERT} RETURNING workflow_id) "
+            "SELECT pg_notify('durable_core', :notify_payload) FROM created"
+        )
         self._finish = db.sql(_FINISH)
         if db.dialect == "postgresql":
             self._finish = db.sql(
@@ -49,13 +57,27 @@ class WorkflowStore:
                 "SELECT pg_notify('durable_core', 'done:' || workflow_id) FROM finished"
             )
 
-    def insert(self, values: dict[str, Any], *, parent_step: tuple[str, int, str] | None = None) -> bool:
+    def insert(
+        self,
+        values: dict[str, Any],
+        *,
+        parent_step: tuple[str, int, str] | None = None,
+        notify: str | None = None,
+    ) -> bool:
         """Create the row unless the id exists; return True if this call created it.
 
         `parent_step` (parent id, step id, child name) records the parent's "start child" step in the
         same transaction, so the parent never loses track of a child it created.
         """
         params = {c: values.get(c) for c in _COLUMNS}
+        if parent_step is None:
+            # one statement, one round trip (and on Postgres the NOTIFY rides along)
+            if notify is not None and self.db.dialect == "postgresql":
+                statement = self._insert_notify
+                params["notify_payload"] = notify
+            else:
+                statement = self._insert
+            return self.db.retrying(lambda: _created(self.db.write_one(statement, params)), what="start workflow")
 
         def run() -> bool:
             with self.db.write() as conn:
@@ -72,6 +94,8 @@ class WorkflowStore:
                             "now": values["created_at"],
                         },
                     )
+                if created and notify is not None and self.db.dialect == "postgresql":
+                    conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": notify})
                 return created
 
         return self.db.retrying(run, what="start workflow")
@@ -172,6 +196,17 @@ class WorkflowStore:
                 )
 
         self.db.retrying(run, what="record wait")
+
+    def count(self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(workflows)
+        if status is not None:
+            stmt = stmt.where(workflows.c.status == status)
+        if queue_name is not None:
+            stmt = stmt.where(workflows.c.queue_name == queue_name)
+        if name is not None:
+            stmt = stmt.where(workflows.c.name == name)
+        with self.db.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def list(
         self,
