@@ -167,13 +167,35 @@ class Database:
     def write_one(self, statement: str, params: dict[str, Any]) -> int:
         """Run one write statement in its own transaction; return the row count.
 
-        On Postgres this is a single autocommit round trip.
+        The hot path (a step, a workflow start or finish): straight on a pooled DBAPI connection,
+        skipping SQLAlchemy's per-statement machinery. On Postgres it is a single autocommit round
+        trip (psycopg prepares it after a few uses); on SQLite BEGIN IMMEDIATE, the statement, COMMIT.
         """
-        if self.dialect == "postgresql":
-            with self.autocommit_engine.connect() as conn:
-                return conn.exec_driver_sql(statement, params).rowcount
-        with self.write() as conn:
-            return conn.exec_driver_sql(statement, params).rowcount
+        raw = self.autocommit_engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                if self.dialect == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        cursor.execute(statement, params)
+                        count = cursor.rowcount
+                        raw.commit()
+                    except BaseException:
+                        raw.rollback()
+                        raise
+                else:
+                    cursor.execute(statement, params)
+                    count = cursor.rowcount
+                return count
+            finally:
+                cursor.close()
+        except Exception as error:
+            if _driver_disconnect(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
 
     def retrying(self, operation: Callable[[], T], *, what: str = "database operation") -> T:
         """Run `operation`, retrying while the database is unreachable (a server restart, a lock storm).
@@ -186,15 +208,16 @@ class Database:
         while True:
             try:
                 return operation()
-            except exc.DBAPIError as error:
-                if not _is_transient(error) or time.monotonic() > deadline or self._closed:
-                    if _is_transient(error):
+            except Exception as error:
+                transient = _is_transient(error)
+                if not transient or time.monotonic() > deadline or self._closed:
+                    if transient:
                         raise DatabaseUnavailable(
                             f"{what} failed: database {self.safe_url!r} unreachable for "
-                            f"{self.retry_seconds:.0f}s: {error.orig}"
+                            f"{self.retry_seconds:.0f}s: {getattr(error, 'orig', error)}"
                         ) from error
                     raise
-                log.warning("%s: database unavailable (%s); retrying in %.2fs", what, error.orig, delay)
+                log.warning("%s: database unavailable (%s); retrying in %.2fs", what, getattr(error, "orig", error), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -227,23 +250,40 @@ class Database:
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-def _is_transient(error: exc.DBAPIError) -> bool:
+_TRANSIENT_MARKERS = (
+    "database is locked",
+    "connection",
+    "server closed",
+    "terminating",
+    "shutting down",
+    "starting up",
+    "could not receive",
+    "consuming input failed",
+    "the database system is",
+)
+
+
+def _driver_disconnect(error: BaseException) -> bool:
+    """A raw driver error that means the connection is unusable."""
+    module = type(error).__module__
+    if module.startswith("psycopg"):
+        import psycopg
+
+        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+    return False
+
+
+def _is_transient(error: BaseException) -> bool:
+    if not isinstance(error, exc.DBAPIError):
+        module = type(error).__module__
+        if module.startswith("psycopg"):
+            return _driver_disconnect(error)
+        if module == "sqlite3":
+            return "database is locked" in str(error).lower()
+        return False
     if error.connection_invalidated:
         return True
     if isinstance(error, exc.OperationalError):
         text = str(error.orig).lower()
-        return any(
-            marker in text
-            for marker in (
-                "database is locked",
-                "connection",
-                "server closed",
-                "terminating",
-                "shutting down",
-                "starting up",
-                "could not receive",
-                "consuming input failed",
-                "the database system is",
-            )
-        )
+        return any(marker in text for marker in _TRANSIENT_MARKERS)
     return isinstance(error, exc.InterfaceError)
