@@ -127,7 +127,9 @@ def child_durable(url: str, runs: int, mode: str) -> dict[str, float]:
     with Engine(url, sqlite_synchronous=synchronous):
         if mode == "async":
             loop = asyncio.new_event_loop()
-            return _measure(lambda: loop.run_until_complete(awf10()), lambda: loop.run_until_complete(awf0()), runs)
+            return _measure(
+                lambda: loop.run_until_complete(awf10()), lambda: loop.run_until_complete(awf0()), runs
+            )
         return _measure(wf10, wf0, runs)
 
 
@@ -175,7 +177,9 @@ def child_dbos(url: str, runs: int, mode: str) -> dict[str, float]:
     try:
         if mode == "async":
             loop = asyncio.new_event_loop()
-            return _measure(lambda: loop.run_until_complete(awf10()), lambda: loop.run_until_complete(awf0()), runs)
+            return _measure(
+                lambda: loop.run_until_complete(awf10()), lambda: loop.run_until_complete(awf0()), runs
+            )
         return _measure(wf10, wf0, runs)
     finally:
         DBOS.destroy()
@@ -230,9 +234,14 @@ def _run_once(kind: str, url: str, runs: int, mode: str) -> dict[str, float] | N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--pg", default=os.environ.get("DURABLE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("DURABLE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+    )
     parser.add_argument("--tracing", action="store_true")
     parser.add_argument("--rounds", type=int, default=3, help="subprocess runs per configuration (median)")
     parser.add_argument("--child")
@@ -263,7 +272,13 @@ def main() -> None:
             configs.insert(3, ("durable_core sync + OTel SDK", "durable", "tracing"))
         for label, kind, mode in configs:
             rows.append((label, "sqlite", run_child(kind, sqlite_url(), args.runs, mode)))
-        rows.append(("durable_core sync, synchronous=NORMAL", "sqlite", run_child("durable", sqlite_url(), args.runs, "normal")))
+        rows.append(
+            (
+                "durable_core sync, synchronous=NORMAL",
+                "sqlite",
+                run_child("durable", sqlite_url(), args.runs, "normal"),
+            )
+        )
         for label, kind, mode in configs:
             url = fresh_pg(args.pg)
             try:
@@ -272,7 +287,9 @@ def main() -> None:
                 drop_pg(url)
 
     floors = {backend: r for label, backend, r in rows if label.startswith("floor") and r}
-    dbos = {(backend, label.rsplit(" ", 1)[1]): r for label, backend, r in rows if label.startswith("dbos") and r}
+    dbos = {
+        (backend, label.rsplit(" ", 1)[1]): r for label, backend, r in rows if label.startswith("dbos") and r
+    }
     print(f"\ncore_steps: {STEPS}-step workflows, {args.runs} runs x {ROUNDS} processes each, medians (ms)\n")
     header = f"{'configuration':<40} {'backend':<9} {'wf 10 steps':>11} {'wf 0 steps':>10} {'per step':>9} {'vs floor':>9} {'dbos/us':>8}"
     print(header)
@@ -285,11 +302,17 @@ def main() -> None:
         vs_floor = f"{r['step_ms'] / floor['step_ms']:.2f}x" if floor and floor["step_ms"] > 0 else "-"
         flavour = "async" if "async" in label else "sync"
         ref = dbos.get((backend, flavour))
-        vs_dbos = f"{ref['step_ms'] / r['step_ms']:.1f}x" if ref and r["step_ms"] > 0 and label.startswith("durable_core") else "-"
+        vs_dbos = (
+            f"{ref['step_ms'] / r['step_ms']:.1f}x"
+            if ref and r["step_ms"] > 0 and label.startswith("durable_core")
+            else "-"
+        )
         print(
             f"{label:<40} {backend:<9} {r['wf10_ms']:>11.3f} {r['wf0_ms']:>10.3f} {r['step_ms']:>9.3f} {vs_floor:>9} {vs_dbos:>8}"
         )
-    print("\nvs floor: per-step cost / one INSERT+COMMIT; dbos/us: dbos per-step cost (same sync/async flavour) / this row's.")
+    print(
+        "\nvs floor: per-step cost / one INSERT+COMMIT; dbos/us: dbos per-step cost (same sync/async flavour) / this row's."
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def check_timeout(timeout_seconds: float | None) -> float | None:
     if timeout_seconds is None:
         return None
     if not isinstance(timeout_seconds, int | float) or math.isnan(timeout_seconds) or timeout_seconds < 0:
-        raise ValueError(f"timeout_seconds must be a number >= 0 (or None for no limit), got {timeout_seconds!r}")
+        raise ValueError(
+            f"timeout_seconds must be a number >= 0 (or None for no limit), got {timeout_seconds!r}"
+        )
     if timeout_seconds > _MAX_TIMEOUT:
         raise ValueError(f"timeout_seconds={timeout_seconds!r} is more than ten years; use None for no limit")
     return float(timeout_seconds)
@@ -233,12 +235,22 @@ def _recv_wait(ctx: WorkflowContext, step_id: int, topic: str | None, timeout: f
         if state == "not-owner":
             _lost_ownership(ctx, step_id)
         if state == "received":
-            return True, None if message is None else engine.serializer_for(serialization or "json").loads(message)
+            return True, None if message is None else engine.serializer_for(serialization or "json").loads(
+                message
+            )
         return False, None
 
     label = "recv" if topic is None else f"recv:{topic}"
-    return _Wait(ctx, step_id, "durable.recv", label, timeout, [f"msg:{ctx.workflow_id}:{name}"], attempt,
-                 lambda _deadline: None)
+    return _Wait(
+        ctx,
+        step_id,
+        "durable.recv",
+        label,
+        timeout,
+        [f"msg:{ctx.workflow_id}:{name}"],
+        attempt,
+        lambda _deadline: None,
+    )
 
 
 def recv(topic: str | None = None, timeout_seconds: float | None = 60.0) -> Any:
@@ -258,7 +270,9 @@ async def recv_async(topic: str | None = None, timeout_seconds: float | None = 6
     return await _drive_async(_recv_wait(ctx, step_id, topic, timeout))
 
 
-def _event_wait(ctx: WorkflowContext, step_id: int, workflow_id: str, key: str, timeout: float | None) -> _Wait:
+def _event_wait(
+    ctx: WorkflowContext, step_id: int, workflow_id: str, key: str, timeout: float | None
+) -> _Wait:
     engine = ctx.engine
 
     def attempt(step: StepWrite) -> tuple[bool, Any]:
@@ -270,8 +284,16 @@ def _event_wait(ctx: WorkflowContext, step_id: int, workflow_id: str, key: str, 
             _lost_ownership(ctx, step_id)
         return True, engine.serializer_for(found[1]).loads(found[0])
 
-    return _Wait(ctx, step_id, "durable.get_event", f"event:{workflow_id}:{key}", timeout,
-                 [f"event:{workflow_id}:{key}"], attempt, lambda _deadline: None)
+    return _Wait(
+        ctx,
+        step_id,
+        "durable.get_event",
+        f"event:{workflow_id}:{key}",
+        timeout,
+        [f"event:{workflow_id}:{key}"],
+        attempt,
+        lambda _deadline: None,
+    )
 
 
 def get_event(workflow_id: str, key: str, timeout_seconds: float | None = 60.0) -> Any:
@@ -304,7 +326,9 @@ async def get_event_async(workflow_id: str, key: str, timeout_seconds: float | N
 # -- one-shot operations -------------------------------------------------------------------
 
 
-def _send_op(ctx: WorkflowContext, step_id: int, destination_id: str, message: Any, topic: str | None) -> None:
+def _send_op(
+    ctx: WorkflowContext, step_id: int, destination_id: str, message: Any, topic: str | None
+) -> None:
     engine = ctx.engine
     started = now_ms()
     text = _dumps(engine, message, f"send() to workflow {destination_id!r}")
@@ -433,7 +457,9 @@ async def close_stream_async(key: str) -> None:
 # -- engine-side (outside workflows) ---------------------------------------------------------
 
 
-def engine_send(engine: Engine, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None) -> None:
+def engine_send(
+    engine: Engine, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None
+) -> None:
     name = topic if topic is not None else DEFAULT_TOPIC
     text = _dumps(engine, message, f"send() to workflow {destination_id!r}")
     state = engine.messages.send(
@@ -482,7 +508,9 @@ def engine_get_event(engine: Engine, workflow_id: str, key: str, timeout_seconds
             waiter.clear()
 
 
-async def engine_get_event_async(engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None) -> Any:
+async def engine_get_event_async(
+    engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None
+) -> Any:
     poll = _EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds))
     with engine.waiters.register(f"event:{workflow_id}:{key}") as waiter:
         while True:
@@ -510,7 +538,9 @@ class _StreamReader:
             self.offset = offset
             if closed:
                 return values, True
-            values.append(self.engine.serializer_for(serialization).loads(value) if value is not None else None)
+            values.append(
+                self.engine.serializer_for(serialization).loads(value) if value is not None else None
+            )
         if not rows:
             row = self.engine.workflows.get(self.workflow_id)
             if row is None:
@@ -518,7 +548,9 @@ class _StreamReader:
             if row.status in TERMINAL_STATUSES:
                 tail = self.engine.messages.read_stream(self.workflow_id, self.key, self.offset)
                 values.extend(
-                    self.engine.serializer_for(s).loads(v) for _, v, s, closed in tail if not closed and v is not None
+                    self.engine.serializer_for(s).loads(v)
+                    for _, v, s, closed in tail
+                    if not closed and v is not None
                 )
                 return values, True
         return values, False
@@ -549,4 +581,3 @@ async def engine_read_stream_async(engine: Engine, workflow_id: str, key: str) -
             if not values:
                 await waiter.wait_async(engine.poll_interval)
                 waiter.clear()
-

@@ -7,6 +7,7 @@ launched engine through its context; code outside workflows through `Engine.curr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -18,17 +19,16 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import _management, _recovery, _starting
+from . import _comms, _management, _recovery, _starting
 from ._handle import WorkflowHandle
 from ._records import StepInfo, WorkflowStatus
 from ._runtime import Outcome, WorkflowContext, now_ms
 from ._serialization import JsonSerializer, Serializer, encode_error
 from ._waits import Waiters
 from .errors import EngineNotLaunched, SerializationError, WorkflowCancelled
-from . import _comms
 from .storage import Database, ExecutorStore, MessageStore, StepStore, WorkflowStore, migrate
-from .storage.queues import QueueStore
 from .storage.listener import Listener
+from .storage.queues import QueueStore
 
 __all__ = ["Engine"]
 
@@ -81,14 +81,19 @@ class Engine:
         if heartbeat_seconds <= 0 or lease_seconds <= 0:
             raise ValueError("heartbeat_seconds and lease_seconds must be positive")
         if lease_seconds <= heartbeat_seconds:
-            raise ValueError("lease_seconds must be longer than heartbeat_seconds, or live executors lose their work")
+            raise ValueError(
+                "lease_seconds must be longer than heartbeat_seconds, or live executors lose their work"
+            )
         self.database_url = database_url or os.environ.get("DURABLE_DATABASE_URL") or "sqlite:///durable.db"
         self.app_version = app_version or os.environ.get("DURABLE_APP_VERSION") or "default"
         number = next(_instance_counter)
         default_id = f"{socket.gethostname()}:{os.getpid()}" + ("" if number == 1 else f":{number}")
         self.executor_id = executor_id or os.environ.get("DURABLE_EXECUTOR_ID") or default_id
         self.serializer: Serializer = serializer or JsonSerializer()
-        self._serializers: dict[str, Serializer] = {"json": JsonSerializer(), self.serializer.name: self.serializer}
+        self._serializers: dict[str, Serializer] = {
+            "json": JsonSerializer(),
+            self.serializer.name: self.serializer,
+        }
         self.heartbeat_seconds = heartbeat_seconds
         self.lease_seconds = lease_seconds
         self.sqlite_synchronous = sqlite_synchronous
@@ -189,10 +194,8 @@ class Engine:
                 _launched.remove(self)
         pending = list(self._background)
         for future in pending:
-            try:
+            with contextlib.suppress(BaseException):
                 future.result(timeout=timeout_seconds)
-            except BaseException:
-                pass
         assert self._pool is not None and self._io_pool is not None and self._loop is not None
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -359,7 +362,9 @@ class Engine:
         """Start a workflow in the background; return once its row exists."""
         return _starting.start_background(self, fn, args, kwargs)
 
-    async def start_workflow_async(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+    async def start_workflow_async(
+        self, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[Any]:
         return await _starting.start_background_async(self, fn, args, kwargs)
 
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
@@ -406,7 +411,9 @@ class Engine:
     async def list_workflows_async(self, **filters: Any) -> list[WorkflowStatus]:
         return await self.run_io(lambda: self.list_workflows(**filters))
 
-    def count_workflows(self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None) -> int:
+    def count_workflows(
+        self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None
+    ) -> int:
         """How many workflows match (cheap: for progress bars and dashboards)."""
         return self.workflows.count(status=status, queue_name=queue_name, name=name)
 
@@ -434,16 +441,30 @@ class Engine:
         return await self.run_io(lambda: self.resume_workflow(workflow_id))
 
     def fork_workflow(
-        self, workflow_id: str, start_step: int, *, new_workflow_id: str | None = None, app_version: str | None = None
+        self,
+        workflow_id: str,
+        start_step: int,
+        *,
+        new_workflow_id: str | None = None,
+        app_version: str | None = None,
     ) -> WorkflowHandle[Any]:
         """A new workflow with `workflow_id`'s inputs and its steps below `start_step`; steps from there run live."""
-        return _management.fork(self, workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version)
+        return _management.fork(
+            self, workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version
+        )
 
     async def fork_workflow_async(
-        self, workflow_id: str, start_step: int, *, new_workflow_id: str | None = None, app_version: str | None = None
+        self,
+        workflow_id: str,
+        start_step: int,
+        *,
+        new_workflow_id: str | None = None,
+        app_version: str | None = None,
     ) -> WorkflowHandle[Any]:
         return await self.run_io(
-            lambda: self.fork_workflow(workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version)
+            lambda: self.fork_workflow(
+                workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version
+            )
         )
 
     def enqueue(self, queue_name: str, workflow_name: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
@@ -455,7 +476,9 @@ class Engine:
 
         return enqueue_by_name(self, queue_name, workflow_name, args, kwargs)
 
-    async def enqueue_async(self, queue_name: str, workflow_name: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+    async def enqueue_async(
+        self, queue_name: str, workflow_name: str, *args: Any, **kwargs: Any
+    ) -> WorkflowHandle[Any]:
         return await self.run_io(lambda: self.enqueue(queue_name, workflow_name, *args, **kwargs))
 
     def recover(self, executor_ids: Sequence[str] | None = None) -> list[WorkflowHandle[Any]]:
@@ -467,7 +490,14 @@ class Engine:
 
     # -- communication -------------------------------------------------------------------
 
-    def send(self, destination_id: str, message: Any, topic: str | None = None, *, idempotency_key: str | None = None) -> None:
+    def send(
+        self,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
         """Send a message to a workflow (for example a human's answer to an agent waiting in `recv`).
 
         With an `idempotency_key`, sending the same key to the same workflow again is a no-op.
@@ -475,7 +505,12 @@ class Engine:
         _comms.engine_send(self, destination_id, message, topic, idempotency_key)
 
     async def send_async(
-        self, destination_id: str, message: Any, topic: str | None = None, *, idempotency_key: str | None = None
+        self,
+        destination_id: str,
+        message: Any,
+        topic: str | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> None:
         await self.run_io(lambda: _comms.engine_send(self, destination_id, message, topic, idempotency_key))
 
@@ -509,4 +544,3 @@ _extension_starters: list[Callable[[Engine], None]] = []
 def register_extension(start: Callable[[Engine], None]) -> None:
     if start not in _extension_starters:
         _extension_starters.append(start)
-

@@ -34,7 +34,11 @@ class WorkflowHandle(Generic[R]):
     """A started workflow. `get_result` waits for its outcome; inside a workflow the wait is a step."""
 
     def __init__(
-        self, engine: Engine, workflow_id: str, defn: WorkflowDef | None = None, future: Future[Outcome] | None = None
+        self,
+        engine: Engine,
+        workflow_id: str,
+        defn: WorkflowDef | None = None,
+        future: Future[Outcome] | None = None,
     ) -> None:
         self.engine = engine
         self.workflow_id = workflow_id
@@ -85,7 +89,10 @@ class WorkflowHandle(Generic[R]):
         try:
             value = await self.wait_outcome_async(timeout_seconds)
         except Exception as exc:
-            await self.engine.run_io(lambda: ctx.record(step_id, GET_RESULT, error=exc, started_at=started))
+            failure = exc
+            await self.engine.run_io(
+                lambda: ctx.record(step_id, GET_RESULT, error=failure, started_at=started)
+            )
             raise
         await self.engine.run_io(lambda: ctx.record(step_id, GET_RESULT, value=value, started_at=started))
         return value
@@ -97,7 +104,9 @@ class WorkflowHandle(Generic[R]):
             try:
                 outcome = local.result(timeout=_remaining(deadline))
             except TimeoutError:
-                raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s") from None
+                raise TimeoutError(
+                    f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s"
+                ) from None
             if not outcome.interrupted:
                 if outcome.error is not None:
                     raise outcome.error
@@ -124,7 +133,9 @@ class WorkflowHandle(Generic[R]):
             try:
                 outcome = await asyncio.wait_for(asyncio.wrap_future(local), _remaining(deadline))
             except TimeoutError:
-                raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s") from None
+                raise TimeoutError(
+                    f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s"
+                ) from None
             if not outcome.interrupted:
                 if outcome.error is not None:
                     raise outcome.error

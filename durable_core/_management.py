@@ -161,8 +161,13 @@ def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
         running_here = workflow_id in engine.active
     if running_here:
         return WorkflowHandle(engine, workflow_id, defn)
-    return _run_or_enqueue(engine, row.workflow_id, row.name, {"recovery_attempts": 0, "deadline_at": None},
-                           only_status=("CANCELLED", "RETRIES_EXCEEDED", "PENDING", "ENQUEUED"))
+    return _run_or_enqueue(
+        engine,
+        row.workflow_id,
+        row.name,
+        {"recovery_attempts": 0, "deadline_at": None},
+        only_status=("CANCELLED", "RETRIES_EXCEEDED", "PENDING", "ENQUEUED"),
+    )
 
 
 def _run_or_enqueue(
@@ -174,7 +179,13 @@ def _run_or_enqueue(
     if defn is not None:
         updated = engine.workflows.update(
             workflow_id,
-            {**values, "status": "PENDING", "executor_id": engine.executor_id, "updated_at": now, "started_at": now},
+            {
+                **values,
+                "status": "PENDING",
+                "executor_id": engine.executor_id,
+                "updated_at": now,
+                "started_at": now,
+            },
             only_status=only_status,
         )
         if updated:
@@ -185,7 +196,13 @@ def _run_or_enqueue(
         return WorkflowHandle(engine, workflow_id, defn)
     engine.workflows.update(
         workflow_id,
-        {**values, "status": "ENQUEUED", "executor_id": None, "queue_name": INTERNAL_QUEUE, "updated_at": now},
+        {
+            **values,
+            "status": "ENQUEUED",
+            "executor_id": None,
+            "queue_name": INTERNAL_QUEUE,
+            "updated_at": now,
+        },
         only_status=only_status,
     )
     wake = getattr(engine, "wake_queues", None)
@@ -211,7 +228,9 @@ def fork(
         )
     new_id = new_workflow_id or str(uuid.uuid4())
     if engine.workflows.get(new_id) is not None:
-        raise DurableError(f"Workflow id {new_id!r} already exists; pick another new_workflow_id.", workflow_id=new_id)
+        raise DurableError(
+            f"Workflow id {new_id!r} already exists; pick another new_workflow_id.", workflow_id=new_id
+        )
     now = now_ms()
     values: dict[str, Any] = {
         "workflow_id": new_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -35,7 +35,7 @@ def workflow_options(
     timeout_seconds: float | None = None,
     deduplication_id: str | None = None,
     priority: int | None = None,
-) -> Iterator[WorkflowOptions]:
+) -> Generator[WorkflowOptions, None, None]:
     """Apply options to the workflows started (or enqueued) inside the block.
 
     Example:

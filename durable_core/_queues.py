@@ -121,10 +121,14 @@ def served_queue_names(engine: Engine) -> list[str]:
     return sorted({*names, INTERNAL_QUEUE})
 
 
-def _prepare(engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs: Any) -> Callable[[], WorkflowHandle[Any]]:
+def _prepare(
+    engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs: Any
+) -> Callable[[], WorkflowHandle[Any]]:
     options = pending_options()
     if options is not None and options.priority is not None and not queue.priority_enabled:
-        raise ValueError(f"Queue {queue.name!r} was declared without priority_enabled=True; priority is ignored there.")
+        raise ValueError(
+            f"Queue {queue.name!r} was declared without priority_enabled=True; priority is ignored there."
+        )
     plan = make_plan(engine, defn, args, kwargs, status="ENQUEUED", queue_name=queue.name)
 
     def commit() -> WorkflowHandle[Any]:
@@ -140,7 +144,9 @@ def _prepare(engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs:
     return commit
 
 
-def enqueue_definition(engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs: Any) -> WorkflowHandle[Any]:
+def enqueue_definition(
+    engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs: Any
+) -> WorkflowHandle[Any]:
     if not engine.launched:
         from .errors import EngineNotLaunched
 
@@ -148,15 +154,22 @@ def enqueue_definition(engine: Engine, queue: Queue, defn: WorkflowDef, args: An
     return _prepare(engine, queue, defn, args, kwargs)()
 
 
-def enqueue_by_name(engine: Engine, queue_name: str, workflow_name: str, args: Any, kwargs: Any) -> WorkflowHandle[Any]:
+def enqueue_by_name(
+    engine: Engine, queue_name: str, workflow_name: str, args: Any, kwargs: Any
+) -> WorkflowHandle[Any]:
     """`engine.enqueue`: queue a workflow by name, from a process that may not have its code."""
     if current_context() is not None:
-        raise DurableError("engine.enqueue is for client code; inside a workflow use Queue(...).enqueue(fn, ...)")
+        raise DurableError(
+            "engine.enqueue is for client code; inside a workflow use Queue(...).enqueue(fn, ...)"
+        )
     names, queues = set(registered_names()), set(_queues)
     if workflow_name not in names or queue_name not in queues:
         cached = engine.advertised_cache
-        if cached is None or workflow_name not in cached[1] or queue_name not in cached[2] or (
-            time.monotonic() - cached[0] > 10
+        if (
+            cached is None
+            or workflow_name not in cached[1]
+            or queue_name not in cached[2]
+            or (time.monotonic() - cached[0] > 10)
         ):
             advertised_names, advertised_queues = engine.executors.advertised()
             cached = engine.advertised_cache = (time.monotonic(), advertised_names, advertised_queues)

@@ -85,7 +85,10 @@ def park(engine: Engine, claimed: ClaimedWorkflow, limit: int) -> None:
 
 def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle[Any]]:
     claimed = engine.executors.claim(
-        from_executor=from_executor, to_executor=engine.executor_id, app_version=engine.app_version, now=now_ms()
+        from_executor=from_executor,
+        to_executor=engine.executor_id,
+        app_version=engine.app_version,
+        now=now_ms(),
     )
     with engine.active_lock:
         running = set(engine.active)

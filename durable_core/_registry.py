@@ -100,21 +100,24 @@ def register_step(defn: StepDef) -> None:
 def register_workflow(defn: WorkflowDef) -> None:
     with _lock:
         existing = _workflows.get(defn.name)
-        if existing is not None and existing.fn is not defn.fn:
-            if _code_location(existing.fn) != _code_location(defn.fn):
-                raise ValueError(
-                    f"Two different functions are registered as workflow {defn.name!r} "
-                    f"({existing.fn.__module__}.{existing.fn.__qualname__} and "
-                    f"{defn.fn.__module__}.{defn.fn.__qualname__}); give one of them a unique "
-                    "name with @workflow(name=...)."
-                )
+        if (
+            existing is not None
+            and existing.fn is not defn.fn
+            and _code_location(existing.fn) != _code_location(defn.fn)
+        ):
+            raise ValueError(
+                f"Two different functions are registered as workflow {defn.name!r} "
+                f"({existing.fn.__module__}.{existing.fn.__qualname__} and "
+                f"{defn.fn.__module__}.{defn.fn.__qualname__}); give one of them a unique "
+                "name with @workflow(name=...)."
+            )
         _workflows[defn.name] = defn
 
 
 def get_workflow(name: str) -> WorkflowDef | None:
     defn = _workflows.get(name)
     if defn is None and name.startswith(STEP_WORKFLOW_PREFIX) and step_workflow_factory is not None:
-        step_def = _steps.get(name[len(STEP_WORKFLOW_PREFIX):])
+        step_def = _steps.get(name[len(STEP_WORKFLOW_PREFIX) :])
         if step_def is not None:
             return step_workflow_factory(step_def)
     return defn

@@ -37,7 +37,9 @@ class Outcome:
 
     __slots__ = ("error", "interrupted", "value")
 
-    def __init__(self, value: Any = None, error: BaseException | None = None, interrupted: bool = False) -> None:
+    def __init__(
+        self, value: Any = None, error: BaseException | None = None, interrupted: bool = False
+    ) -> None:
         self.value = value
         self.error = error
         self.interrupted = interrupted
@@ -301,7 +303,9 @@ def _exit(tokens: tuple[Any, Any, Any]) -> None:
     _options.reset(tokens[2])
 
 
-def execute_workflow_sync(ctx: WorkflowContext, defn: WorkflowDef, args: Any, kwargs: Any, future: Future[Outcome]) -> None:
+def execute_workflow_sync(
+    ctx: WorkflowContext, defn: WorkflowDef, args: Any, kwargs: Any, future: Future[Outcome]
+) -> None:
     """Run a workflow body in this thread and record its outcome; the outcome also goes to `future`."""
     tokens = _enter(ctx)
     try:

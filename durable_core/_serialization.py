@@ -65,10 +65,12 @@ class JsonSerializer:
         try:
             return pydantic_core.to_json(value, bytes_mode="base64", inf_nan_mode="constants").decode()
         except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
-            raise SerializationError(f"cannot encode a value of type {type(value).__qualname__}: {exc}") from exc
+            raise SerializationError(
+                f"cannot encode a value of type {type(value).__qualname__}: {exc}"
+            ) from exc
 
     def loads(self, data: str, hint: Any = Any) -> Any:
-        if hint is Any or hint is None and data == "null":
+        if hint is Any or (hint is None and data == "null"):
             return json.loads(data)
         return self.adapter(hint).validate_json(data)
 
@@ -111,10 +113,12 @@ class PickleSerializer:
         try:
             return base64.b64encode(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)).decode()
         except Exception as exc:
-            raise SerializationError(f"cannot pickle a value of type {type(value).__qualname__}: {exc}") from exc
+            raise SerializationError(
+                f"cannot pickle a value of type {type(value).__qualname__}: {exc}"
+            ) from exc
 
     def loads(self, data: str, hint: Any = Any) -> Any:
-        return pickle.loads(base64.b64decode(data))  # noqa: S301 - explicit opt-in
+        return pickle.loads(base64.b64decode(data))
 
 
 def encode_error(error: BaseException) -> str:

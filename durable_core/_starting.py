@@ -71,7 +71,9 @@ def encode_inputs(engine: Engine, defn: WorkflowDef, args: tuple[Any, ...], kwar
         ) from exc
 
 
-def decode_inputs(engine: Engine, defn: WorkflowDef | None, row: WorkflowRow) -> tuple[list[Any], dict[str, Any]]:
+def decode_inputs(
+    engine: Engine, defn: WorkflowDef | None, row: WorkflowRow
+) -> tuple[list[Any], dict[str, Any]]:
     """Recorded inputs, typed by the workflow's parameter annotations when the JSON serializer wrote them."""
     if row.inputs is None:
         return [], {}
@@ -88,9 +90,14 @@ def decode_inputs(engine: Engine, defn: WorkflowDef | None, row: WorkflowRow) ->
         param = params[min(index, len(params) - 1)] if params else None
         if param is not None and param.kind is param.VAR_POSITIONAL:
             hint = hints.get(param.name, Any)
-        elif param is not None and index < len(params) and param.kind in (
-            param.POSITIONAL_ONLY,
-            param.POSITIONAL_OR_KEYWORD,
+        elif (
+            param is not None
+            and index < len(params)
+            and param.kind
+            in (
+                param.POSITIONAL_ONLY,
+                param.POSITIONAL_OR_KEYWORD,
+            )
         ):
             hint = hints.get(params[index].name, Any)
         else:
@@ -203,12 +210,19 @@ def context_for_row(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Work
     recorded = engine.steps.load(row.workflow_id)
     resume_wait = (row.wait_step, row.wait_deadline) if row.wait_step is not None else None
     return WorkflowContext(
-        engine, row.workflow_id, defn.name, recorded, row.deadline_at, created_at=row.created_at,
+        engine,
+        row.workflow_id,
+        defn.name,
+        recorded,
+        row.deadline_at,
+        created_at=row.created_at,
         resume_wait=resume_wait,
     )
 
 
-def adopt_orphan(engine: Engine, defn: WorkflowDef, workflow_id: str) -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
+def adopt_orphan(
+    engine: Engine, defn: WorkflowDef, workflow_id: str
+) -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
     """Claim a PENDING workflow that nobody runs (its owner is this executor, idle, or a dead one).
 
     Used when a caller starts an id that exists: rather than wait on a run that will never
@@ -222,7 +236,9 @@ def adopt_orphan(engine: Engine, defn: WorkflowDef, workflow_id: str) -> tuple[W
     with engine.active_lock:
         if workflow_id in engine.active:
             return None
-    if row.executor_id != engine.executor_id and not is_dead(engine, engine.executors.get(row.executor_id), now_ms()):
+    if row.executor_id != engine.executor_id and not is_dead(
+        engine, engine.executors.get(row.executor_id), now_ms()
+    ):
         return None
     claimed = engine.executors.claim(
         from_executor=row.executor_id,
@@ -327,7 +343,9 @@ async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> An
     return await handle.wait_outcome_async(None)
 
 
-def start_background(engine: Engine, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle[Any]:
+def start_background(
+    engine: Engine, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> WorkflowHandle[Any]:
     _check_launched(engine)
     defn = definition_of(fn)
     plan = make_plan(engine, defn, args, kwargs)

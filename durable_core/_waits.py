@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 __all__ = ["Waiter", "Waiters"]
@@ -62,7 +62,7 @@ class Waiters:
         self._by_key: defaultdict[str, set[Waiter]] = defaultdict(set)
 
     @contextmanager
-    def register(self, *keys: str) -> Iterator[Waiter]:
+    def register(self, *keys: str) -> Generator[Waiter, None, None]:
         waiter = Waiter()
         with self._lock:
             for key in keys:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from . import _registry
-from ._registry import StepDef, WorkflowDef, get_workflow, register_step, register_workflow
+from ._registry import StepDef, WorkflowDef, register_step, register_workflow
 from ._runtime import run_step_sync, start_step_async
 from ._starting import call_async, call_sync
 
@@ -28,7 +28,9 @@ R = TypeVar("R")
 class _AsyncCallable:
     """An async-looking callable whose call runs synchronous bookkeeping, then returns a coroutine."""
 
-    def __init__(self, fn: Callable[..., Any], call: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], call: Callable[[tuple[Any, ...], dict[str, Any]], Any]
+    ) -> None:
         functools.update_wrapper(self, fn)
         self.__code__ = fn.__code__
         self.__defaults__ = fn.__defaults__
@@ -108,10 +110,10 @@ def workflow(
             wrapper = _AsyncCallable(func, lambda args, kwargs: call_async(defn, args, kwargs))
         else:
 
-            @functools.wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
                 return call_sync(defn, args, kwargs)
 
+            wrapper = functools.wraps(func)(call)
         wrapper.__durable_workflow__ = defn
         return cast(Callable[P, R], wrapper)
 
@@ -178,10 +180,10 @@ def step(
             wrapper = _AsyncCallable(func, lambda args, kwargs: start_step_async(defn, args, kwargs))
         else:
 
-            @functools.wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
                 return run_step_sync(defn, args, kwargs)
 
+            wrapper = functools.wraps(func)(call)
         wrapper.__durable_step__ = defn
         register_step(defn)
         return cast(Callable[P, R], wrapper)

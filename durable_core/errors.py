@@ -64,7 +64,9 @@ class DurableError(Exception):
         return (_rebuild, (type(self), self.message, self.workflow_id, self.step_id))
 
 
-def _rebuild(cls: type[DurableError], message: str, workflow_id: str | None, step_id: int | None) -> DurableError:
+def _rebuild(
+    cls: type[DurableError], message: str, workflow_id: str | None, step_id: int | None
+) -> DurableError:
     error = cls.__new__(cls)
     DurableError.__init__(error, message, workflow_id=workflow_id, step_id=step_id)
     return error
@@ -175,7 +177,7 @@ class RecordedError(DurableError):
         return (RecordedError, (self.type_name, self.original_message, self.traceback_text))
 
 
-class WorkflowCancelled(BaseException):  # noqa: N818 - the public contract names it so
+class WorkflowCancelled(BaseException):
     """Stops a workflow body at its next step: cancelled, timed out, or taken over by another executor."""
 
     def __init__(self, workflow_id: str, reason: str = "cancelled") -> None:

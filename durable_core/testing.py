@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,7 +31,9 @@ __all__ = ["CRASH_EXIT_CODE", "crash_before_step", "temporary_engine"]
 CRASH_EXIT_CODE = 86
 
 
-def crash_before_step(step_id: int, *, workflow_id: str | None = None, exit_code: int = CRASH_EXIT_CODE) -> None:
+def crash_before_step(
+    step_id: int, *, workflow_id: str | None = None, exit_code: int = CRASH_EXIT_CODE
+) -> None:
     """Make this process die with `os._exit` just before step `step_id` runs (of `workflow_id`, or of any
     workflow), the way a kill -9 or a power cut would: nothing is flushed, nothing cleaned up.
 
@@ -42,7 +44,7 @@ def crash_before_step(step_id: int, *, workflow_id: str | None = None, exit_code
 
 
 @contextmanager
-def temporary_engine(**kwargs: Any) -> Iterator[Engine]:
+def temporary_engine(**kwargs: Any) -> Generator[Engine, None, None]:
     """A launched Engine on a fresh SQLite file in a temporary directory, shut down afterwards."""
     with tempfile.TemporaryDirectory(prefix="durable-") as directory:
         engine = Engine(f"sqlite:///{os.path.join(directory, 'durable.db')}", **kwargs)

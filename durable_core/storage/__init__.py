@@ -7,8 +7,8 @@
 from ._database import Database, Dialect, redact_url
 from ._migrations import LATEST_VERSION, migrate
 from ._rows import StepRow, WorkflowRow
-from .messages import MessageStore, StepWrite
 from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
+from .messages import MessageStore, StepWrite
 from .queues import ClaimRequest, QueueStore
 from .steps import StepStore
 from .workflows import TERMINAL_STATUSES, WorkflowStore
@@ -24,9 +24,9 @@ __all__ = [
     "ExecutorStore",
     "MessageStore",
     "QueueStore",
-    "StepWrite",
     "StepRow",
     "StepStore",
+    "StepWrite",
     "WorkflowRow",
     "WorkflowStore",
     "migrate",

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -151,7 +151,7 @@ class Database:
     # -- transactions --------------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[sa.Connection]:
+    def write(self) -> Generator[sa.Connection, None, None]:
         """One write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
         with self.sa_engine.connect() as conn:
             conn.execution_options(durable_write=True)
@@ -159,7 +159,7 @@ class Database:
                 yield conn
 
     @contextmanager
-    def read(self) -> Iterator[sa.Connection]:
+    def read(self) -> Generator[sa.Connection, None, None]:
         """A read-only transaction."""
         with self.sa_engine.connect() as conn, conn.begin():
             yield conn
@@ -217,7 +217,12 @@ class Database:
                             f"{self.retry_seconds:.0f}s: {getattr(error, 'orig', error)}"
                         ) from error
                     raise
-                log.warning("%s: database unavailable (%s); retrying in %.2fs", what, getattr(error, "orig", error), delay)
+                log.warning(
+                    "%s: database unavailable (%s); retrying in %.2fs",
+                    what,
+                    getattr(error, "orig", error),
+                    delay,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

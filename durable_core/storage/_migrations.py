@@ -49,7 +49,8 @@ def migrate(db: Database) -> int:
         with db.write() as conn:
             if db.dialect == "postgresql":
                 conn.exec_driver_sql(
-                    "SELECT pg_advisory_xact_lock(hashtext(%(key)s))", {"key": f"durable_core:migrate:{db.schema}"}
+                    "SELECT pg_advisory_xact_lock(hashtext(%(key)s))",
+                    {"key": f"durable_core:migrate:{db.schema}"},
                 )
                 conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
             conn.exec_driver_sql(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["events", "event_history", "executors", "messages", "metadata", "steps", "streams", "workflows"]
+__all__ = ["event_history", "events", "executors", "messages", "metadata", "steps", "streams", "workflows"]
 
 metadata = sa.MetaData()
 

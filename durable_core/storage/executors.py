@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from ._database import Database
 from ._schema import executors, workflows
 
-__all__ = ["ClaimedWorkflow", "ExecutorStore", "ExecutorRow"]
+__all__ = ["ClaimedWorkflow", "ExecutorRow", "ExecutorStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +60,15 @@ class ExecutorStore:
                 updated = conn.execute(
                     sa.update(executors)
                     .where(executors.c.executor_id == executor_id)
-                    .values(heartbeat_at=now, lease_ms=lease_ms, hostname=hostname, pid=pid, app_version=app_version,
-                            workflow_names=names, queue_names=queues)
+                    .values(
+                        heartbeat_at=now,
+                        lease_ms=lease_ms,
+                        hostname=hostname,
+                        pid=pid,
+                        app_version=app_version,
+                        workflow_names=names,
+                        queue_names=queues,
+                    )
                 ).rowcount
                 if not updated:
                     conn.execute(
@@ -93,11 +100,19 @@ class ExecutorStore:
     def get(self, executor_id: str) -> ExecutorRow | None:
         with self.db.read() as conn:
             r = conn.execute(
-                sa.select(executors.c.executor_id, executors.c.hostname, executors.c.pid,
-                          executors.c.heartbeat_at, executors.c.lease_ms)
-                .where(executors.c.executor_id == executor_id)
+                sa.select(
+                    executors.c.executor_id,
+                    executors.c.hostname,
+                    executors.c.pid,
+                    executors.c.heartbeat_at,
+                    executors.c.lease_ms,
+                ).where(executors.c.executor_id == executor_id)
             ).first()
-        return ExecutorRow(r.executor_id, r.hostname, r.pid, r.heartbeat_at, r.lease_ms) if r is not None else None
+        return (
+            ExecutorRow(r.executor_id, r.hostname, r.pid, r.heartbeat_at, r.lease_ms)
+            if r is not None
+            else None
+        )
 
     def remove(self, executor_id: str) -> None:
         with self.db.write() as conn:
@@ -106,30 +121,60 @@ class ExecutorStore:
     def owners_of_pending(self, app_version: str, exclude: str) -> list[tuple[str, ExecutorRow | None]]:
         """Executors (other than `exclude`) owning PENDING workflows of this version, with their lease row."""
         stmt = (
-            sa.select(workflows.c.executor_id, executors.c.hostname, executors.c.pid,
-                      executors.c.heartbeat_at, executors.c.lease_ms, executors.c.executor_id.label("known"))
+            sa.select(
+                workflows.c.executor_id,
+                executors.c.hostname,
+                executors.c.pid,
+                executors.c.heartbeat_at,
+                executors.c.lease_ms,
+                executors.c.executor_id.label("known"),
+            )
             .select_from(workflows.outerjoin(executors, executors.c.executor_id == workflows.c.executor_id))
-            .where(workflows.c.status == "PENDING", workflows.c.app_version == app_version,
-                   workflows.c.executor_id != exclude, workflows.c.executor_id.is_not(None))
+            .where(
+                workflows.c.status == "PENDING",
+                workflows.c.app_version == app_version,
+                workflows.c.executor_id != exclude,
+                workflows.c.executor_id.is_not(None),
+            )
             .distinct()
         )
         with self.db.read() as conn:
             result: list[tuple[str, ExecutorRow | None]] = []
             for r in conn.execute(stmt):
-                row = ExecutorRow(r.executor_id, r.hostname, r.pid, r.heartbeat_at, r.lease_ms) if r.known else None
+                row = (
+                    ExecutorRow(r.executor_id, r.hostname, r.pid, r.heartbeat_at, r.lease_ms)
+                    if r.known
+                    else None
+                )
                 result.append((r.executor_id, row))
             return result
 
-    def claim(self, *, from_executor: str, to_executor: str, app_version: str, now: int,
-              workflow_id: str | None = None) -> list[ClaimedWorkflow]:
+    def claim(
+        self,
+        *,
+        from_executor: str,
+        to_executor: str,
+        app_version: str,
+        now: int,
+        workflow_id: str | None = None,
+    ) -> list[ClaimedWorkflow]:
         """Move `from_executor`'s PENDING workflows of this version to `to_executor`, counting a recovery."""
         stmt = (
             sa.update(workflows)
-            .where(workflows.c.status == "PENDING", workflows.c.executor_id == from_executor,
-                   workflows.c.app_version == app_version)
-            .values(executor_id=to_executor, recovery_attempts=workflows.c.recovery_attempts + 1, updated_at=now)
-            .returning(workflows.c.workflow_id, workflows.c.name, workflows.c.recovery_attempts,
-                       workflows.c.queue_name)
+            .where(
+                workflows.c.status == "PENDING",
+                workflows.c.executor_id == from_executor,
+                workflows.c.app_version == app_version,
+            )
+            .values(
+                executor_id=to_executor, recovery_attempts=workflows.c.recovery_attempts + 1, updated_at=now
+            )
+            .returning(
+                workflows.c.workflow_id,
+                workflows.c.name,
+                workflows.c.recovery_attempts,
+                workflows.c.queue_name,
+            )
         )
         if workflow_id is not None:
             stmt = stmt.where(workflows.c.workflow_id == workflow_id)

@@ -26,8 +26,17 @@ class StepWrite:
 
     __slots__ = ("executor_id", "name", "output", "serialization", "started_at", "step_id", "workflow_id")
 
-    def __init__(self, *, workflow_id: str, executor_id: str, step_id: int, name: str,
-                 output: str | None, serialization: str, started_at: int) -> None:
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        executor_id: str,
+        step_id: int,
+        name: str,
+        output: str | None,
+        serialization: str,
+        started_at: int,
+    ) -> None:
         self.workflow_id = workflow_id
         self.executor_id = executor_id
         self.step_id = step_id
@@ -66,9 +75,12 @@ class MessageStore:
         return result.rowcount == 1
 
     def workflow_exists(self, conn: sa.Connection, workflow_id: str) -> bool:
-        return conn.execute(
-            sa.select(workflows.c.workflow_id).where(workflows.c.workflow_id == workflow_id)
-        ).first() is not None
+        return (
+            conn.execute(
+                sa.select(workflows.c.workflow_id).where(workflows.c.workflow_id == workflow_id)
+            ).first()
+            is not None
+        )
 
     # -- messages -----------------------------------------------------------------------
 
@@ -104,7 +116,9 @@ class MessageStore:
                 if step is not None:
                     self._insert_step(conn, step, now)
                 if self.db.dialect == "postgresql":
-                    conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": f"msg:{destination_id}:{topic}"})
+                    conn.exec_driver_sql(
+                        "SELECT pg_notify('durable_core', %(p)s)", {"p": f"msg:{destination_id}:{topic}"}
+                    )
                 return "sent" if inserted else "duplicate"
 
         return self.db.retrying(run, what="send message")
@@ -151,13 +165,18 @@ class MessageStore:
 
     def has_message(self, workflow_id: str, topic: str) -> bool:
         with self.db.read() as conn:
-            return conn.execute(
-                sa.select(messages.c.message_id).where(
-                    messages.c.destination_id == workflow_id,
-                    messages.c.topic == topic,
-                    messages.c.consumed_at.is_(None),
-                ).limit(1)
-            ).first() is not None
+            return (
+                conn.execute(
+                    sa.select(messages.c.message_id)
+                    .where(
+                        messages.c.destination_id == workflow_id,
+                        messages.c.topic == topic,
+                        messages.c.consumed_at.is_(None),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
 
     def notify(self, payloads: list[str]) -> None:
         """Postgres NOTIFY to wake waiters in other processes."""
@@ -169,17 +188,25 @@ class MessageStore:
 
     # -- wait markers ---------------------------------------------------------------------
 
-    def begin_wait(self, *, workflow_id: str, executor_id: str, topic: str, deadline: int | None, step_id: int) -> bool:
+    def begin_wait(
+        self, *, workflow_id: str, executor_id: str, topic: str, deadline: int | None, step_id: int
+    ) -> bool:
         """Mark the workflow as waiting (for introspection and to keep the deadline across restarts)."""
 
         def run() -> bool:
             with self.db.write() as conn:
-                return conn.execute(
-                    sa.update(workflows)
-                    .where(workflows.c.workflow_id == workflow_id, workflows.c.status == "PENDING",
-                           workflows.c.executor_id == executor_id)
-                    .values(wait_topic=topic, wait_deadline=deadline, wait_step=step_id)
-                ).rowcount == 1
+                return (
+                    conn.execute(
+                        sa.update(workflows)
+                        .where(
+                            workflows.c.workflow_id == workflow_id,
+                            workflows.c.status == "PENDING",
+                            workflows.c.executor_id == executor_id,
+                        )
+                        .values(wait_topic=topic, wait_deadline=deadline, wait_step=step_id)
+                    ).rowcount
+                    == 1
+                )
 
         return self.db.retrying(run, what="record wait")
 
@@ -215,13 +242,20 @@ class MessageStore:
                 if not updated:
                     conn.execute(
                         sa.insert(events).values(
-                            workflow_id=step.workflow_id, key=key, value=value, serialization=serialization,
-                            step_id=step.step_id, updated_at=now,
+                            workflow_id=step.workflow_id,
+                            key=key,
+                            value=value,
+                            serialization=serialization,
+                            step_id=step.step_id,
+                            updated_at=now,
                         )
                     )
                 conn.execute(
                     _insert_ignore(self.db, event_history).values(
-                        workflow_id=step.workflow_id, step_id=step.step_id, key=key, value=value,
+                        workflow_id=step.workflow_id,
+                        step_id=step.step_id,
+                        key=key,
+                        value=value,
                         serialization=serialization,
                     )
                 )
@@ -255,7 +289,10 @@ class MessageStore:
             for r in rows:
                 conn.execute(
                     _insert_ignore(self.db, event_history).values(
-                        workflow_id=target_id, step_id=r.step_id, key=r.key, value=r.value,
+                        workflow_id=target_id,
+                        step_id=r.step_id,
+                        key=r.key,
+                        value=r.value,
                         serialization=r.serialization,
                     )
                 )
@@ -263,15 +300,20 @@ class MessageStore:
             for key, r in latest.items():
                 conn.execute(
                     sa.insert(events).values(
-                        workflow_id=target_id, key=key, value=r.value, serialization=r.serialization,
-                        step_id=r.step_id, updated_at=0,
+                        workflow_id=target_id,
+                        key=key,
+                        value=r.value,
+                        serialization=r.serialization,
+                        step_id=r.step_id,
+                        updated_at=0,
                     )
                 )
 
     # -- streams --------------------------------------------------------------------------
 
-    def write_stream(self, *, key: str, value: str | None, serialization: str, closed: bool,
-                     step: StepWrite, now: int) -> bool:
+    def write_stream(
+        self, *, key: str, value: str | None, serialization: str, closed: bool, step: StepWrite, now: int
+    ) -> bool:
         def run() -> bool:
             with self.db.write() as conn:
                 if not self._owns(conn, step):
@@ -283,8 +325,13 @@ class MessageStore:
                 ).scalar()
                 conn.execute(
                     sa.insert(streams).values(
-                        workflow_id=step.workflow_id, key=key, offset=(last or 0) + 1, value=value,
-                        serialization=serialization, closed=closed, step_id=step.step_id,
+                        workflow_id=step.workflow_id,
+                        key=key,
+                        offset=(last or 0) + 1,
+                        value=value,
+                        serialization=serialization,
+                        closed=closed,
+                        step_id=step.step_id,
                     )
                 )
                 self._insert_step(conn, step, now)

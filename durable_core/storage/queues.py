@@ -54,20 +54,28 @@ class QueueStore:
         budget = r.max_claims
         limited = r.concurrency is not None or r.rate_limit is not None
         if limited and self.db.dialect == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%(k)s))", {"k": f"durable_queue:{r.queue_name}"})
+            conn.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(hashtext(%(k)s))", {"k": f"durable_queue:{r.queue_name}"}
+            )
         if r.concurrency is not None:
             running = conn.execute(
-                sa.select(sa.func.count()).where(workflows.c.queue_name == r.queue_name, workflows.c.status == "PENDING")
+                sa.select(sa.func.count()).where(
+                    workflows.c.queue_name == r.queue_name, workflows.c.status == "PENDING"
+                )
             ).scalar_one()
             budget = min(budget, r.concurrency - running)
         rate_until: int | None = None
         if r.rate_limit is not None and r.rate_period_ms is not None:
             window_start = r.now - r.rate_period_ms
-            starts = conn.execute(
-                sa.select(workflows.c.started_at)
-                .where(workflows.c.queue_name == r.queue_name, workflows.c.started_at > window_start)
-                .order_by(workflows.c.started_at)
-            ).scalars().all()
+            starts = (
+                conn.execute(
+                    sa.select(workflows.c.started_at)
+                    .where(workflows.c.queue_name == r.queue_name, workflows.c.started_at > window_start)
+                    .order_by(workflows.c.started_at)
+                )
+                .scalars()
+                .all()
+            )
             free = r.rate_limit - len(starts)
             if free <= budget and starts:
                 # the next slot opens when the oldest start in the window leaves it

@@ -77,23 +77,25 @@ class WorkflowStore:
                 params["notify_payload"] = notify
             else:
                 statement = self._insert
-            return self.db.retrying(lambda: _created(self.db.write_one(statement, params)), what="start workflow")
+            return self.db.retrying(
+                lambda: _created(self.db.write_one(statement, params)), what="start workflow"
+            )
 
         def run() -> bool:
             with self.db.write() as conn:
                 created = conn.exec_driver_sql(self._insert, params).rowcount == 1
-                if parent_step is not None:
-                    parent_id, step_id, name = parent_step
-                    conn.exec_driver_sql(
-                        self._insert_step,
-                        {
-                            "workflow_id": parent_id,
-                            "step_id": step_id,
-                            "name": name,
-                            "child_workflow_id": values["workflow_id"],
-                            "now": values["created_at"],
-                        },
-                    )
+                parent_id, step_id, name = parent_step
+                # the parent's "start child" step, in the same transaction
+                conn.exec_driver_sql(
+                    self._insert_step,
+                    {
+                        "workflow_id": parent_id,
+                        "step_id": step_id,
+                        "name": name,
+                        "child_workflow_id": values["workflow_id"],
+                        "now": values["created_at"],
+                    },
+                )
                 if created and notify is not None and self.db.dialect == "postgresql":
                     conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": notify})
                 return created
@@ -138,7 +140,9 @@ class WorkflowStore:
         }
         return self.db.retrying(lambda: self.db.write_one(self._finish, params) == 1, what="finish workflow")
 
-    def update(self, workflow_id: str, values: dict[str, Any], *, only_status: Sequence[str] | None = None) -> bool:
+    def update(
+        self, workflow_id: str, values: dict[str, Any], *, only_status: Sequence[str] | None = None
+    ) -> bool:
         """Set columns of one workflow, optionally only while it has one of `only_status`."""
         stmt = sa.update(workflows).where(workflows.c.workflow_id == workflow_id).values(**values)
         if only_status is not None:
@@ -181,7 +185,9 @@ class WorkflowStore:
         with self.db.read() as conn:
             rows = conn.execute(
                 sa.select(workflows.c.workflow_id).where(
-                    workflows.c.status == "PENDING", workflows.c.deadline_at.is_not(None), workflows.c.deadline_at < now
+                    workflows.c.status == "PENDING",
+                    workflows.c.deadline_at.is_not(None),
+                    workflows.c.deadline_at < now,
                 )
             )
             return [r[0] for r in rows]
@@ -197,7 +203,9 @@ class WorkflowStore:
 
         self.db.retrying(run, what="record wait")
 
-    def count(self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None) -> int:
+    def count(
+        self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None
+    ) -> int:
         stmt = sa.select(sa.func.count()).select_from(workflows)
         if status is not None:
             stmt = stmt.where(workflows.c.status == status)
@@ -252,17 +260,18 @@ class WorkflowStore:
             stmt = stmt.where(workflows.c.app_version == app_version)
         if executor_id is not None:
             stmt = stmt.where(workflows.c.executor_id == executor_id)
-        order = (workflows.c.created_at.desc(), workflows.c.workflow_id.desc()) if newest_first else (
-            workflows.c.created_at.asc(), workflows.c.workflow_id.asc())
+        order = (
+            (workflows.c.created_at.desc(), workflows.c.workflow_id.desc())
+            if newest_first
+            else (workflows.c.created_at.asc(), workflows.c.workflow_id.asc())
+        )
         stmt = stmt.order_by(*order).offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
         with self.db.read() as conn:
             return [row_to_workflow(r) for r in conn.execute(stmt)]
 
-    def copy_for_fork(
-        self, source_id: str, values: dict[str, Any], start_step: int
-    ) -> None:
+    def copy_for_fork(self, source_id: str, values: dict[str, Any], start_step: int) -> None:
         """Create a forked workflow row and copy the source's steps below `start_step`, in one transaction."""
         params = {c: values.get(c) for c in _COLUMNS}
         with self.db.write() as conn:

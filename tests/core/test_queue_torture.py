@@ -70,7 +70,9 @@ def test_workers_killed_while_draining_lose_nothing(database_url: str, tmp_path:
     assert statuses == Counter({"SUCCESS": JOBS})
     for n, h in enumerate(handles, start=1):
         assert results[h.workflow_id] == 30 * n + 3
-    done = Counter(tuple(line.split()[1:]) for line in ledger.read_text().splitlines() if line.startswith("done"))
+    done = Counter(
+        tuple(line.split()[1:]) for line in ledger.read_text().splitlines() if line.startswith("done")
+    )
     assert set(done) == {(str(n), str(i)) for n in range(JOBS) for i in range(3)}
     reruns = sum(count - 1 for count in done.values())
     # only steps in flight at a kill can run again: at most one re-run each, 8 slots per killed worker

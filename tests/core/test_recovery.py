@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+
 import pytest
 
 from durable_core import DatabaseUnavailable, Engine, RecoveryAttemptsExceeded
@@ -18,7 +19,9 @@ APP = str(Path(__file__).with_name("crash_app.py"))
 pytestmark = pytest.mark.crash
 
 
-def run_app(url: str, mode: str, ledger: Path, workflow_id: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_app(
+    url: str, mode: str, ledger: Path, workflow_id: str, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, APP, url, mode, str(ledger), workflow_id],
         env={**os.environ, **env},
@@ -74,10 +77,14 @@ def test_lease_takeover_by_a_live_executor(database_url: str, tmp_path: Path) ->
     survivor_ledger = tmp_path / "survivor.txt"
     env = {"HEARTBEAT": "0.2", "LEASE": "1.5", "HOLD_SECONDS": "3"}
     owner = spawn_app(database_url, "run", ledger, "leased", EXECUTOR_ID="owner", **env)
-    survivor = spawn_app(database_url, "serve", survivor_ledger, "-", EXECUTOR_ID="survivor", SERVE_SECONDS="40", **env)
+    survivor = spawn_app(
+        database_url, "serve", survivor_ledger, "-", EXECUTOR_ID="survivor", SERVE_SECONDS="40", **env
+    )
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and "start step2" not in (ledger.read_text() if ledger.exists() else ""):
+        while time.monotonic() < deadline and "start step2" not in (
+            ledger.read_text() if ledger.exists() else ""
+        ):
             time.sleep(0.02)
         with Engine(database_url) as observer:
             # the owner heartbeats: no claim while its lease is fresh
@@ -145,4 +152,3 @@ def test_unreachable_database_names_url_without_password() -> None:
     assert "127.0.0.1:1/nowhere" in message and "s3cret" not in message and "***" in message
     with pytest.raises(DatabaseUnavailable, match="does not exist"):
         Engine("sqlite:////no/such/dir/x.db").launch()
-

@@ -287,9 +287,11 @@ def opaque_output_flow() -> Any:
 
 
 def test_unserializable_input_is_refused_and_nothing_recorded(engine: Engine) -> None:
-    with pytest.raises(SerializationError, match="takes_anything") as info:
-        with workflow_options(workflow_id="bad-input"):
-            takes_anything(Opaque())
+    with (
+        pytest.raises(SerializationError, match="takes_anything") as info,
+        workflow_options(workflow_id="bad-input"),
+    ):
+        takes_anything(Opaque())
     assert "Opaque" in str(info.value)
     assert engine.list_workflows(workflow_ids=["bad-input"]) == []
 
