@@ -53,11 +53,12 @@ def workflow_options(
         raise ValueError(f"priority must be an integer in [0, 2**31), got {priority!r}")
     if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
         raise ValueError("workflow_id must be a non-empty string")
+    outer = _options.get()  # a nested block inherits what it does not set itself
     options = WorkflowOptions(
         workflow_id=workflow_id,
-        timeout_seconds=timeout_seconds,
-        deduplication_id=deduplication_id,
-        priority=priority,
+        timeout_seconds=timeout_seconds if timeout_seconds is not None else (outer and outer.timeout_seconds),
+        deduplication_id=deduplication_id if deduplication_id is not None else (outer and outer.deduplication_id),
+        priority=priority if priority is not None else (outer and outer.priority),
     )
     token = _options.set(options)
     try:

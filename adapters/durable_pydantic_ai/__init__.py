@@ -10,12 +10,10 @@ agent = Agent(model, name='support', capabilities=[Durability()])   # inside you
 ```
 """
 
-try:
-    import pydantic_ai as _pydantic_ai  # noqa: F401
-except ImportError as _error:  # pragma: no cover
-    raise ImportError(
-        'durable_pydantic_ai needs Pydantic AI: pip install "durable-agents[pydantic-ai]"'
-    ) from _error
+from importlib.util import find_spec as _find_spec
+
+if _find_spec("pydantic_ai") is None:  # pragma: no cover
+    raise ImportError('durable_pydantic_ai needs Pydantic AI: pip install "durable-agents[pydantic-ai]"')
 
 from ._agent import DurableAgent
 from ._backend import StepBackend, StepConfig
@@ -24,11 +22,11 @@ from ._names import StepNamer
 from ._waits import DEFERRED_TOOL_REQUESTS_EVENT, StepEventWaiter
 
 __all__ = [
-    'DEFERRED_TOOL_REQUESTS_EVENT',
-    'Durability',
-    'DurableAgent',
-    'StepBackend',
-    'StepConfig',
-    'StepEventWaiter',
-    'StepNamer',
+    "DEFERRED_TOOL_REQUESTS_EVENT",
+    "Durability",
+    "DurableAgent",
+    "StepBackend",
+    "StepConfig",
+    "StepEventWaiter",
+    "StepNamer",
 ]

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, overload
 
-from durable_core import current_workflow_id, in_workflow, workflow
-from pydantic_ai import CancellationToken, Conversation
+from pydantic_ai import AgentSpec, CancellationToken, Conversation
 from pydantic_ai.agent import (
     AbstractAgent,
-    AgentInstructions,
-    AgentMetadata,
     AgentModelSettings,
     AgentRetries,
     AgentRun,
-    AgentSpec,
     EventStreamHandler,
-    RunOutputDataT,
     WrapperAgent,
 )
+from pydantic_ai.agent.abstract import AgentInstructions, AgentMetadata, RunOutputDataT
 from pydantic_ai.capabilities import AbstractCapability, AgentCapability
 from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.exceptions import UserError
@@ -36,16 +32,50 @@ from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_ai.workspaces import WorkspaceBackend, WorkspaceRef
 
+from durable_core import Engine, EngineNotLaunched, current_engine, in_workflow, workflow
+
 from ._backend import StepConfig
-from ._core_compat import workflow_id_scope
+from ._core_compat import current_workflow_id, workflow_id_scope
 from ._durability import Durability
 from ._inputs import decode_request, decode_result, encode_request, encode_result, output_data_type
 from ._logging import logger
 from ._waits import FOREVER_SECONDS, wait_for_deferred_tool_results
 
-__all__ = ['DurableAgent']
+__all__ = ["DurableAgent"]
 
-_agents_by_name: weakref.WeakValueDictionary[str, DurableAgent[Any, Any]] = weakref.WeakValueDictionary()
+
+@dataclass
+class _Registration:
+    agent: weakref.ReferenceType[DurableAgent[Any, Any]]
+    engine: weakref.ReferenceType[Engine] | None
+
+
+_agents_by_name: dict[str, _Registration] = {}
+"""Names in use, per engine session: a name may be reused once the engine it was used with is gone
+(each test launches its own), never twice while one engine runs."""
+
+
+def _session_engine() -> Engine | None:
+    try:
+        return current_engine()
+    except EngineNotLaunched:
+        return None
+
+
+def _claim_name(name: str, agent: DurableAgent[Any, Any]) -> None:
+    engine = _session_engine()
+    existing = _agents_by_name.get(name)
+    if existing is not None:
+        other = existing.agent()
+        same_session = (existing.engine() if existing.engine is not None else None) is engine
+        if other is not None and other.wrapped is not agent.wrapped and same_session:
+            raise UserError(
+                f"Another DurableAgent is already named {name!r}. Names identify the workflow and "
+                "step records of each agent, so two agents must not share one: pass a different `name=`."
+            )
+    _agents_by_name[name] = _Registration(
+        weakref.ref(agent), weakref.ref(engine) if engine is not None else None
+    )
 
 
 @dataclass
@@ -57,7 +87,7 @@ class _LiveCall:
     claimed: bool = False
 
 
-_live_call: ContextVar[_LiveCall | None] = ContextVar('durable_pydantic_ai_live_call', default=None)
+_live_call: ContextVar[_LiveCall | None] = ContextVar("durable_pydantic_ai_live_call", default=None)
 
 
 def _safe_handler(handler: EventStreamHandler[Any]) -> EventStreamHandler[Any]:
@@ -67,7 +97,7 @@ def _safe_handler(handler: EventStreamHandler[Any]) -> EventStreamHandler[Any]:
         try:
             await handler(ctx, events)
         except Exception:
-            logger.exception('event_stream_handler of a durable run raised; the run continues')
+            logger.exception("event_stream_handler of a durable run raised; the run continues")
         async for _ in events:
             pass
 
@@ -113,9 +143,14 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
 
     Args:
         wrapped: The agent to make durable. It needs a `model` and a `name` (or pass `name=`).
-        name: Unique name, used in workflow and step names; defaults to `wrapped.name`.
-        models: Extra models a run may select with `run(model=key)`.
-        event_stream_handler: Handler run inside model-request steps, see `Durability`.
+        name: Unique name, used in workflow and step names; defaults to `wrapped.name`. Two
+            DurableAgents of different agents cannot share one while an engine runs.
+        models: Extra models a run may select with `run(model=key)` or the registered instance
+            (also the way to use `override(model=instance)`: register the instance here).
+        event_stream_handler: Handler run inside the durable boundary: model events live inside the
+            model-request steps (streamed, `model.request_stream`), each tool event in its own
+            `{name}.event_stream_handler` step. For steps that are exactly model requests and tool
+            calls, pass a per-run `event_stream_handler=` to `run()` instead.
         model_step_config: Retry settings for model-request steps.
         tool_step_config: Retry settings for tool steps.
         deferred_tool_timeout_seconds: How long a run waits for deferred tool results.
@@ -136,21 +171,15 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         durable_name = name or wrapped.name
         if not durable_name:
             raise UserError(
-                'DurableAgent needs a unique name: it names the workflow and the steps of every run. '
+                "DurableAgent needs a unique name: it names the workflow and the steps of every run. "
                 "Pass `Agent(..., name='support')` or `DurableAgent(agent, name='support')`."
             )
         if wrapped.model is None:
             raise UserError(
-                f'DurableAgent {durable_name!r} wraps an agent without a `model`. A durable run records which '
-                'model served it, so set the model on the agent (e.g. `Agent("openai:gpt-5", ...)`).'
+                f"DurableAgent {durable_name!r} wraps an agent without a `model`. A durable run records "
+                'which model served it, so set the model on the agent (e.g. `Agent("openai:gpt-5", ...)`).'
             )
-        existing = _agents_by_name.get(durable_name)
-        if existing is not None and existing.wrapped is not wrapped:
-            raise UserError(
-                f'Another DurableAgent is already named {durable_name!r}. Names identify the workflow and step '
-                'records of each agent, so two agents must not share one: pass a different `name=`.'
-            )
-        _agents_by_name[durable_name] = self
+        _claim_name(durable_name, self)
         self._durable_name = durable_name
         self._deferred_timeout = deferred_tool_timeout_seconds
         attached = Durability.from_agent(wrapped)
@@ -163,8 +192,10 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
                 model_step_config=model_step_config,
                 tool_step_config=tool_step_config,
             )
+            # Bind once now so a toolset without an `id` (or a missing model) fails here, not mid-run.
+            self._durability.for_agent(wrapped)
         self._registry: dict[str, Model] = dict(models or {})
-        self._workflow = workflow(name=f'{durable_name}.run')(self._make_workflow())
+        self._workflow = workflow(name=f"{durable_name}.run")(self._make_workflow())
 
     @property
     def name(self) -> str | None:
@@ -172,12 +203,12 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
 
     @name.setter
     def name(self, value: str | None) -> None:  # pragma: no cover - names are fixed for durability
-        raise UserError('The name of a DurableAgent is fixed: it names its workflows and steps.')
+        raise UserError("The name of a DurableAgent is fixed: it names its workflows and steps.")
 
     @property
     def workflow_name(self) -> str:
         """The `durable_core` workflow name runs of this agent are recorded under."""
-        return f'{self._durable_name}.run'
+        return f"{self._durable_name}.run"
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -196,12 +227,13 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             if registered is model:
                 return key
         raise UserError(
-            f'The model instance {model.model_id!r} passed to a durable run is not registered, so a recovering '
-            'process could not rebuild it. Register it with `DurableAgent(agent, models={"alt": model})` and '
-            "pass `model='alt'`, or pass a model name string such as `'openai:gpt-5'`."
+            f"The model instance {model.model_id!r} passed to a durable run is not registered, so a "
+            "recovering process could not rebuild it. Register it with "
+            '`DurableAgent(agent, models={"alt": model})` and pass `model="alt"`, or pass a model name '
+            'string such as `"openai:gpt-5"`.'
         )
 
-    def _make_workflow(self):  # noqa: ANN202 - a workflow closure, registered once per agent
+    def _make_workflow(self):
         async def run_agent(request: dict[str, Any]) -> dict[str, Any]:
             live = _live_call.get()
             if live is not None and not live.claimed:
@@ -211,28 +243,30 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             else:
                 live = None
                 kwargs = decode_request(request, deps_type=self.wrapped.deps_type)
-            if kwargs.get('run_id') is None:
-                kwargs['run_id'] = current_workflow_id()
+            if kwargs.get("run_id") is None:
+                kwargs["run_id"] = current_workflow_id()
             result = await self._run_in_workflow(kwargs)
             if live is not None:
                 live.result = result
             return encode_result(result)
 
-        run_agent.__qualname__ = f'DurableAgent[{self._durable_name}].run'
+        run_agent.__qualname__ = f"DurableAgent[{self._durable_name}].run"
         return run_agent
 
     async def _run_in_workflow(self, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
         """The body of the workflow: the agent run, plus durable waits for deferred tool results."""
-        base_run_id = kwargs['run_id']
-        handler = kwargs.get('event_stream_handler')
+        base_run_id = kwargs["run_id"]
+        handler = kwargs.get("event_stream_handler")
         if handler is not None:
-            kwargs['event_stream_handler'] = _safe_handler(handler)
-        kwargs['capabilities'] = self._capabilities(kwargs.get('capabilities'))
-        kwargs.setdefault('infer_name', False)
+            kwargs["event_stream_handler"] = _safe_handler(handler)
+        kwargs["capabilities"] = self._capabilities(kwargs.get("capabilities"))
+        kwargs.setdefault("infer_name", False)
         result = await self.wrapped.run(**kwargs)
         continuation = 0
         while self._deferred_timeout is not None and isinstance(result.output, DeferredToolRequests):
-            answer = await wait_for_deferred_tool_results(result.output, timeout_seconds=self._deferred_timeout)
+            answer = await wait_for_deferred_tool_results(
+                result.output, timeout_seconds=self._deferred_timeout
+            )
             if answer is None:
                 break
             continuation += 1
@@ -240,7 +274,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
                 user_prompt=None,
                 message_history=result.all_messages(),
                 deferred_tool_results=answer,
-                run_id=f'{base_run_id}:{continuation}',
+                run_id=f"{base_run_id}:{continuation}",
                 usage=result.usage,
             )
             result = await self.wrapped.run(**kwargs)
@@ -248,22 +282,22 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
 
     async def _run_durably(self, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
         """Start (or rejoin) the run's workflow from outside any workflow."""
-        if kwargs.get('cancellation_token') is not None:
+        if kwargs.get("cancellation_token") is not None:
             raise UserError(
-                'A `cancellation_token` cannot cross into a durable run; cancel it with '
-                '`engine.cancel_workflow(workflow_id)` instead.'
+                "A `cancellation_token` cannot cross into a durable run; cancel it with "
+                "`engine.cancel_workflow(workflow_id)` instead."
             )
         record = encode_request(kwargs, deps_type=self.wrapped.deps_type, model_key=self._model_key)
         live = _LiveCall(kwargs)
         token = _live_call.set(live)
         try:
-            with workflow_id_scope(kwargs.get('run_id') or str(uuid.uuid4())):
+            with workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
                 data = await self._workflow(record)
         finally:
             _live_call.reset(token)
         if live.result is not None:
             return live.result
-        return decode_result(data, output_data_type(kwargs.get('output_type') or self.wrapped.output_type))
+        return decode_result(data, output_data_type(kwargs.get("output_type") or self.wrapped.output_type))
 
     # --- the Agent surface ---------------------------------------------------------------------
 
@@ -292,7 +326,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
         event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
         capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        workspace: WorkspaceBackend | WorkspaceRef | Literal['new'] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AgentRunResult[OutputDataT]: ...
 
@@ -321,7 +355,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
         event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
         capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        workspace: WorkspaceBackend | WorkspaceRef | Literal['new'] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AgentRunResult[RunOutputDataT]: ...
 
@@ -349,7 +383,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
         event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
         capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        workspace: WorkspaceBackend | WorkspaceRef | Literal['new'] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AgentRunResult[Any]:
         """Run the agent as a durable workflow (see the class docstring); arguments as `Agent.run`."""
@@ -379,7 +413,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             spec=spec,
         )
         if in_workflow():
-            kwargs['capabilities'] = self._capabilities(capabilities)
+            kwargs["capabilities"] = self._capabilities(capabilities)
             return await self.wrapped.run(**kwargs)
         return await self._run_durably(kwargs)
 
@@ -407,7 +441,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         infer_name: bool = True,
         toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
         capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        workspace: WorkspaceBackend | WorkspaceRef | Literal['new'] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, OutputDataT]]: ...
 
@@ -435,7 +469,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         infer_name: bool = True,
         toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
         capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        workspace: WorkspaceBackend | WorkspaceRef | Literal['new'] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, RunOutputDataT]]: ...
 
@@ -463,9 +497,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         infer_name: bool = True,
         toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
         capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        workspace: WorkspaceBackend | WorkspaceRef | Literal['new'] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
-    ) -> AsyncIterator[AgentRun[AgentDepsT, Any]]:
+    ) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:
         """Iterate over the run's nodes; arguments as `Agent.iter`.
 
         Inside a `@workflow` the nodes run live, each model request and tool call a step of it.
@@ -495,11 +529,17 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             spec=spec,
         )
         if in_workflow():
-            async with self.wrapped.iter(**kwargs, capabilities=self._capabilities(capabilities)) as agent_run:
+            async with self.wrapped.iter(
+                **kwargs, capabilities=self._capabilities(capabilities)
+            ) as agent_run:
                 yield agent_run
             return
-        shell = _CompletedRun[AgentDepsT](self, {**kwargs, 'capabilities': capabilities})
-        shell_kwargs = {**kwargs, 'cancellation_token': None, 'capabilities': [*(capabilities or []), shell]}
+        shell = _CompletedRun[AgentDepsT](self, {**kwargs, "capabilities": capabilities})
+        shell_kwargs: dict[str, Any] = {
+            **kwargs,
+            "cancellation_token": None,
+            "capabilities": [*(capabilities or []), shell],
+        }
         async with self.wrapped.iter(**shell_kwargs) as agent_run:
             yield agent_run
 
@@ -516,4 +556,3 @@ class _CompletedRun(AbstractCapability[AgentDepsT]):
         # `run_stream()` reads a short-circuited run's messages from the run's own history list.
         ctx.messages[:] = result.all_messages()
         return result
-

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypedDict
 
-from durable_core import step
 from pydantic_ai.durable_exec import (
     CallableOperationBackend,
     DurableOperationId,
@@ -14,11 +13,13 @@ from pydantic_ai.durable_exec import (
     record_durable_unit,
 )
 
+from durable_core import step
+
 from ._names import StepNamer
 
-__all__ = ['StepConfig', 'StepBackend', 'in_step']
+__all__ = ["StepBackend", "StepConfig", "in_step"]
 
-_IN_STEP: ContextVar[bool] = ContextVar('durable_pydantic_ai_in_step', default=False)
+_IN_STEP: ContextVar[bool] = ContextVar("durable_pydantic_ai_in_step", default=False)
 
 
 def in_step() -> bool:
@@ -76,7 +77,7 @@ class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
     ) -> object:
         executed = False
 
-        async def unit():  # noqa: ANN202 - replayed output stays plain JSON without an annotation
+        async def unit():
             nonlocal executed
             executed = True
             token = _IN_STEP.set(True)

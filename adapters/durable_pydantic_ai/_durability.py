@@ -7,8 +7,6 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from durable_core import current_workflow_id, in_workflow
-from durable_core.errors import WorkflowCancelled
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.durable_exec import (
@@ -24,26 +22,29 @@ from pydantic_ai.models import Model
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, RunContext
 
+from durable_core import in_workflow
+from durable_core.errors import WorkflowCancelled
+
 from ._backend import StepBackend, StepConfig, in_step
-from ._core_compat import workflow_started_at
+from ._core_compat import current_workflow_id, workflow_started_at
 from ._waits import StepEventWaiter
 
-__all__ = ['Durability', 'ENGINE_NAME']
+__all__ = ["ENGINE_NAME", "Durability"]
 
-ENGINE_NAME = 'durable-agents'
+ENGINE_NAME = "durable-agents"
 
 _STEP_KEYS = frozenset(StepConfig.__annotations__)
 
 # Agent runs started in each workflow execution, for replay-stable default run ids.
-_runs_in_workflow: ContextVar[dict[str, int] | None] = ContextVar('durable_pydantic_ai_runs', default=None)
+_runs_in_workflow: ContextVar[dict[str, int] | None] = ContextVar("durable_pydantic_ai_runs", default=None)
 
 
 def _serialization_failure(error: Exception) -> BaseException:
     return UserError(
-        'A model response or tool result could not be recorded as JSON, so the step cannot be '
-        f'checkpointed: {error}. Return JSON-friendly values from tools (str, numbers, lists, dicts, '
+        "A model response or tool result could not be recorded as JSON, so the step cannot be "
+        f"checkpointed: {error}. Return JSON-friendly values from tools (str, numbers, lists, dicts, "
         'pydantic models or dataclasses), or mark a tool `metadata={"durable": False}` to run it '
-        'inline without a checkpoint.'
+        "inline without a checkpoint."
     )
 
 
@@ -67,6 +68,11 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
     their step ids in the order the model asked for them. Outside a workflow, and inside a
     step (an agent run from a tool), the capability is transparent.
 
+    Event handlers: the capability's `event_stream_handler` runs inside steps and sees live events
+    only (model events inside model-request steps, each tool event as an `event_stream_handler`
+    step). A per-run `agent.run(event_stream_handler=...)` runs in workflow code, so a replay after
+    a crash delivers the replayed steps' events to it again.
+
     In-run waits (`RequestInput`, `wait_for_external_event`) become durable `recv` waits on the
     workflow, answered with `engine.send(workflow_id, payload)`; see `DurableAgent` for the
     JSON the answer takes.
@@ -81,19 +87,23 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
 
     engine_spec = DurabilityEngineSpec(
         engine_name=ENGINE_NAME,
-        durable_unit_noun='step',
-        durable_unit_plural='steps',
-        durable_container_noun='workflow',
+        durable_unit_noun="step",
+        durable_unit_plural="steps",
+        durable_container_noun="workflow",
         codec=JSON_CODEC,
         serialization_failure=_serialization_failure,
-        wrapped_toolset_kinds=frozenset({'function', 'mcp', 'dynamic'}),
-        toolset_lifecycles={'function': 'enter-always', 'mcp': 'enter-in-durable-unit', 'dynamic': 'enter-never'},
+        wrapped_toolset_kinds=frozenset({"function", "mcp", "dynamic"}),
+        toolset_lifecycles={
+            "function": "enter-always",
+            "mcp": "enter-in-durable-unit",
+            "dynamic": "enter-never",
+        },
         tool_call_result_upgrade_lenient=False,
         journal_discovery=True,
         # Step ids are taken synchronously when a step is called, and pydantic-ai starts parallel
         # tool calls in the model's order, so parallel tools number deterministically.
         sequential_tools_in_durable_context=False,
-        tool_config_key='durable',
+        tool_config_key="durable",
         cancellation_error_types=(WorkflowCancelled,),
     )
 
@@ -131,8 +141,8 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         unknown = set(config) - _STEP_KEYS
         if unknown:
             raise UserError(
-                f'Unknown durable step settings {sorted(unknown)!r} in tool metadata; '
-                f'use only {sorted(_STEP_KEYS)!r}, or `False` to run the tool without a step.'
+                f"Unknown durable step settings {sorted(unknown)!r} in tool metadata; "
+                f"use only {sorted(_STEP_KEYS)!r}, or `False` to run the tool without a step."
             )
         return config
 
@@ -146,7 +156,7 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
             _runs_in_workflow.set(runs)
         index = runs.get(workflow_id, 0)
         runs[workflow_id] = index + 1
-        return workflow_id if index == 0 else f'{workflow_id}:{index}'
+        return workflow_id if index == 0 else f"{workflow_id}:{index}"
 
     async def get_run_start_time(self, run_id: str) -> datetime | None:
         # Only asked for when `timeout=` is used: count it from when the workflow was created, so a
@@ -164,4 +174,3 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
             return await handler()
         with replay_scope(), external_event_scope(StepEventWaiter(self.name)):
             return await super().wrap_run(ctx, handler=handler)
-

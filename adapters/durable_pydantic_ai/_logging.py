@@ -2,6 +2,6 @@
 
 import logging
 
-__all__ = ['logger']
+__all__ = ["logger"]
 
-logger = logging.getLogger('durable_pydantic_ai')
+logger = logging.getLogger("durable_pydantic_ai")

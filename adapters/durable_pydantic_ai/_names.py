@@ -37,9 +37,9 @@ from pydantic_ai.durable_exec import (
     ToolsetValidateToolArgumentsId,
 )
 
-__all__ = ['StepNamer']
+__all__ = ["StepNamer"]
 
-AGENT_TOOLSET_ID = '<agent>'
+AGENT_TOOLSET_ID = "<agent>"
 """The id pydantic-ai gives an agent's own `tools=` toolset."""
 
 
@@ -51,40 +51,43 @@ class StepNamer(JournalOperationNamer):
         self._agent = agent_name
 
     def _toolset_prefix(self, kind: str, toolset_id: str) -> str:
-        if kind == 'function' and toolset_id == AGENT_TOOLSET_ID:
+        if kind == "function" and toolset_id == AGENT_TOOLSET_ID:
             return self._agent
-        return f'{self._agent}.{kind}.{toolset_id}'
+        return f"{self._agent}.{kind}.{toolset_id}"
 
     def operation_name(self, operation_id: DurableOperationId) -> str:
         match operation_id:
             case ModelRequestId(streaming=streaming):
-                return f'{self._agent}.model.request_stream' if streaming else f'{self._agent}.model.request'
+                return f"{self._agent}.model.request_stream" if streaming else f"{self._agent}.model.request"
             case ModelCancelSuspendedResponseId():
-                return f'{self._agent}.model.cancel_suspended_response'
+                return f"{self._agent}.model.cancel_suspended_response"
             case ModelCompactMessagesId():
-                return f'{self._agent}.model.compact_messages'
+                return f"{self._agent}.model.compact_messages"
             case EventStreamHandlerId():
-                return f'{self._agent}.event_stream_handler'
+                return f"{self._agent}.event_stream_handler"
             case CapabilityOperationId(capability_id=capability_id, operation=operation):
-                return f'{self._agent}.capability.{capability_id}.{operation}'
+                return f"{self._agent}.capability.{capability_id}.{operation}"
             case ToolsetGetToolsId(toolset_kind=kind, toolset_id=toolset_id):
-                return f'{self._toolset_prefix(kind, toolset_id)}.get_tools'
+                return f"{self._toolset_prefix(kind, toolset_id)}.get_tools"
             case ToolsetGetInstructionsId(toolset_id=toolset_id):
-                return f'{self._toolset_prefix("mcp", toolset_id)}.get_instructions'
+                return f"{self._toolset_prefix('mcp', toolset_id)}.get_instructions"
             case ToolsetValidateToolArgumentsId(toolset_kind=kind, toolset_id=toolset_id):
-                return f'{self._toolset_prefix(kind, toolset_id)}.tool'
+                return f"{self._toolset_prefix(kind, toolset_id)}.tool"
             case ToolsetCallToolId(toolset_kind=kind, toolset_id=toolset_id):
-                return f'{self._toolset_prefix(kind, toolset_id)}.tool'
+                return f"{self._toolset_prefix(kind, toolset_id)}.tool"
             case _:  # pyright: ignore[reportUnnecessaryComparison]
                 # The union grows in minor releases; fall back to the generic journal name.
                 return super().operation_name(operation_id)
 
-    def invocation_name(self, operation_id: DurableOperationId, *, label: str | None):  # noqa: ANN201
+    def invocation_name(self, operation_id: DurableOperationId, *, label: str | None):
         """Append the tool name to every tool step, MCP tools included."""
         base = super().invocation_name(operation_id, label=label)
         name = self.operation_name(operation_id)
-        if isinstance(operation_id, (ToolsetCallToolId, ToolsetValidateToolArgumentsId)) and label is not None:
-            name = f'{name}.{label}'
+        if (
+            isinstance(operation_id, (ToolsetCallToolId, ToolsetValidateToolArgumentsId))
+            and label is not None
+        ):
+            name = f"{name}.{label}"
             if isinstance(operation_id, ToolsetValidateToolArgumentsId):
-                name = f'{name}.validate_args'
+                name = f"{name}.validate_args"
         return replace(base, operation_name=name)

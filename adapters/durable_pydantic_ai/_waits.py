@@ -17,21 +17,24 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from durable_core import current_workflow_id, recv_async, set_event_async, step
 from pydantic import JsonValue, TypeAdapter, ValidationError
 from pydantic_ai.durable_exec import ExternalEventError, ExternalEventWaiter
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 
+from durable_core import step
+
+from ._core_compat import current_workflow_id, recv_async, set_event_async
+
 __all__ = [
-    'DEFERRED_TOOL_REQUESTS_EVENT',
-    'FOREVER_SECONDS',
-    'StepEventWaiter',
-    'decode_deferred_tool_results',
-    'wait_for_deferred_tool_results',
+    "DEFERRED_TOOL_REQUESTS_EVENT",
+    "FOREVER_SECONDS",
+    "StepEventWaiter",
+    "decode_deferred_tool_results",
+    "wait_for_deferred_tool_results",
 ]
 
-DEFERRED_TOOL_REQUESTS_EVENT = 'deferred_tool_requests'
+DEFERRED_TOOL_REQUESTS_EVENT = "deferred_tool_requests"
 """Event key under which a waiting run publishes its pending `DeferredToolRequests` (as JSON)."""
 
 FOREVER_SECONDS = 10 * 365 * 24 * 3600.0
@@ -49,10 +52,10 @@ def decode_deferred_tool_results(payload: Any, *, workflow_id: str) -> DeferredT
         return _RESULTS.validate_python(payload)
     except ValidationError as error:
         raise UserError(
-            f'Workflow {workflow_id!r} was waiting for the JSON form of `DeferredToolResults`, e.g. '
+            f"Workflow {workflow_id!r} was waiting for the JSON form of `DeferredToolResults`, e.g. "
             '`{"approvals": {"<tool_call_id>": true}, "calls": {"<tool_call_id>": "result"}}` '
             f'(build it with `TypeAdapter(DeferredToolResults).dump_python(results, mode="json")`), '
-            f'and received something else: {error}'
+            f"and received something else: {error}"
         ) from error
 
 
@@ -63,7 +66,7 @@ async def wait_for_deferred_tool_results(
 
     Returns `None` when nothing arrived before the deadline.
     """
-    await set_event_async(DEFERRED_TOOL_REQUESTS_EVENT, _REQUESTS.dump_python(requests, mode='json'))
+    await set_event_async(DEFERRED_TOOL_REQUESTS_EVENT, _REQUESTS.dump_python(requests, mode="json"))
     payload = await recv_async(timeout_seconds=timeout_seconds)
     if payload is None:
         return None
@@ -90,16 +93,18 @@ class StepEventWaiter(ExternalEventWaiter):
         timeout: timedelta | None,
     ) -> JsonValue:
         self._waits += 1
-        token = f'{current_workflow_id()}:{name}:{self._waits}'
+        token = f"{current_workflow_id()}:{name}:{self._waits}"
 
-        async def ask_once():  # noqa: ANN202 - the recorded answer replays as plain JSON
+        async def ask_once():
             return await ask(token)
 
-        answer = await step(name=f'{self._agent_name}.wait.{name}.ask')(ask_once)()
+        answer = await step(name=f"{self._agent_name}.wait.{name}.ask")(ask_once)()
         if answer is not None:
             return answer
         seconds = FOREVER_SECONDS if timeout is None else timeout.total_seconds()
         payload = await recv_async(timeout_seconds=seconds)
         if payload is None:
-            raise ExternalEventError(f'No answer to wait {name!r} (token {token!r}) arrived within {timeout}.')
+            raise ExternalEventError(
+                f"No answer to wait {name!r} (token {token!r}) arrived within {timeout}."
+            )
         return payload

@@ -10,24 +10,25 @@ import json
 import sys
 from pathlib import Path
 
-from durable_core import Engine
 from durable_pydantic_ai import DurableAgent
 from pai_support import CallLog, three_tool_agent
+
+from durable_core import Engine
 
 
 def main() -> None:
     database_url, name, log_path, phase = sys.argv[1:5]
     log = CallLog(Path(log_path))
-    agent = three_tool_agent(name, log, crash_in='tool_c' if phase == 'crash' else None)
+    agent = three_tool_agent(name, log, crash_in="tool_c" if phase == "crash" else None)
     durable_agent = DurableAgent(agent)  # registered before launch, like any workflow
-    engine = Engine(database_url, executor_id=f'crash-test-{phase}')
+    engine = Engine(database_url, executor_id=f"crash-test-{phase}")
     engine.launch()
     try:
-        result = asyncio.run(durable_agent.run('go', run_id='crash-run'))
-        print(json.dumps({'output': result.output, 'messages': len(result.all_messages())}))
+        result = asyncio.run(durable_agent.run("go", run_id="crash-run"))
+        print(json.dumps({"output": result.output, "messages": len(result.all_messages())}))
     finally:
         engine.shutdown()
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

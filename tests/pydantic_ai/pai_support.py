@@ -4,43 +4,59 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
-TOOLS = ('tool_a', 'tool_b', 'tool_c')
+TOOLS = ("tool_a", "tool_b", "tool_c")
 
 
-def unique_name(prefix: str = 'agent') -> str:
+def unique_name(prefix: str = "agent") -> str:
     """Agent names are unique per process: each test builds its own."""
-    return f'{prefix}-{uuid.uuid4().hex[:8]}'
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def responses_so_far(messages: list[ModelMessage]) -> int:
-    return sum(1 for message in messages if message.kind == 'response')
+    return sum(1 for message in messages if message.kind == "response")
 
 
-def three_tool_agent(name: str, record: Callable[[str], None], crash_in: str | None = None) -> Agent[None, str]:
+def three_tool_agent(
+    name: str, record: Callable[[str], None], crash_in: str | None = None
+) -> Agent[None, str]:
     """Calls tool_a, tool_b, tool_c one after the other, then answers: 4 model requests, 3 tool calls."""
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        record('model')
+        record("model")
         step = responses_so_far(messages)
         if step < len(TOOLS):
-            return ModelResponse(parts=[ToolCallPart(TOOLS[step], {'x': step}, tool_call_id=f'call-{step}')])
-        return ModelResponse(parts=[TextPart('done: ' + ','.join(str(m.kind) for m in messages[-1:]))])
+            return ModelResponse(parts=[ToolCallPart(TOOLS[step], {"x": step}, tool_call_id=f"call-{step}")])
+        return ModelResponse(parts=[TextPart("done: " + ",".join(str(m.kind) for m in messages[-1:]))])
 
-    agent = Agent(FunctionModel(model), name=name)
+    async def stream_model(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | DeltaToolCalls]:
+        response = model(messages, info)
+        for part in response.parts:
+            if isinstance(part, ToolCallPart):
+                yield {
+                    0: DeltaToolCall(
+                        name=part.tool_name, json_args=part.args_as_json_str(), tool_call_id=part.tool_call_id
+                    )
+                }
+            elif isinstance(part, TextPart):
+                yield part.content
+
+    agent = Agent(FunctionModel(model, stream_function=stream_model), name=name)
 
     def make(tool: str) -> Callable[[int], str]:
         def run_tool(x: int) -> str:
             record(tool)
             if tool == crash_in:
                 os._exit(17)  # a real crash: no cleanup, no exception handlers
-            return f'{tool}({x})'
+            return f"{tool}({x})"
 
         run_tool.__name__ = tool
         return run_tool
@@ -60,11 +76,45 @@ class CallLog:
     def __call__(self, call: str) -> None:
         self.calls.append(call)
         if self.path is not None:
-            with self.path.open('a') as handle:
-                handle.write(f'{os.environ.get("PHASE", "?")}:{call}\n')
+            with self.path.open("a") as handle:
+                handle.write(f"{os.environ.get('PHASE', '?')}:{call}\n")
                 handle.flush()
                 os.fsync(handle.fileno())
 
     def lines(self) -> list[str]:
         assert self.path is not None
         return self.path.read_text().split() if self.path.exists() else []
+
+
+def approval_agent(name: str, record: Callable[[str], None], *, form: str) -> Agent[None, object]:
+    """A model that asks to delete a file (a tool needing approval), then reports what happened.
+
+    `form='deferred'`: the run's output type includes `DeferredToolRequests` (the two-run pattern).
+    `form='request_input'`: a `RequestInput` capability waits inside the run.
+    """
+    from pydantic_ai.capabilities import RequestInput
+    from pydantic_ai.tools import DeferredToolRequests
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        record("model")
+        if responses_so_far(messages) == 0:
+            return ModelResponse(
+                parts=[ToolCallPart("delete_file", {"path": "report.txt"}, tool_call_id="del-1")]
+            )
+        return ModelResponse(parts=[TextPart("finished")])
+
+    if form == "deferred":
+        agent: Agent[None, object] = Agent(
+            FunctionModel(model), name=name, output_type=[str, DeferredToolRequests]
+        )
+    else:
+        agent = Agent(
+            FunctionModel(model), name=name, capabilities=[RequestInput(lambda ctx, requests, token: None)]
+        )
+
+    @agent.tool_plain(requires_approval=True)
+    def delete_file(path: str) -> str:
+        record("delete_file")
+        return f"deleted {path}"
+
+    return agent

@@ -9,16 +9,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from durable_core import Engine
 from pai_support import unique_name
+
+from durable_core import Engine
 
 HERE = Path(__file__).parent
 
 
 def _run_app(database_url: str, name: str, log: Path, phase: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, 'PHASE': phase, 'PYTHONPATH': os.pathsep.join([str(HERE), os.environ.get('PYTHONPATH', '')])}
+    env = {
+        **os.environ,
+        "PHASE": phase,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.run(
-        [sys.executable, str(HERE / 'crash_app.py'), database_url, name, str(log), phase],
+        [sys.executable, str(HERE / "crash_app.py"), database_url, name, str(log), phase],
         env=env,
         capture_output=True,
         text=True,
@@ -31,24 +36,30 @@ def _run_app(database_url: str, name: str, log: Path, phase: str) -> subprocess.
 def test_crash_in_third_tool_resumes_with_only_that_tool_and_the_final_model_request(
     database_url: str, tmp_path: Path
 ) -> None:
-    name = unique_name('crashy')
-    log = tmp_path / 'calls.log'
+    name = unique_name("crashy")
+    log = tmp_path / "calls.log"
 
-    crashed = _run_app(database_url, name, log, 'crash')
+    crashed = _run_app(database_url, name, log, "crash")
     assert crashed.returncode == 17, crashed.stderr
     first = log.read_text().split()
-    assert first == [f'crash:{c}' for c in ('model', 'tool_a', 'model', 'tool_b', 'model', 'tool_c')]
+    assert first == [f"crash:{c}" for c in ("model", "tool_a", "model", "tool_b", "model", "tool_c")]
 
-    resumed = _run_app(database_url, name, log, 'resume')
+    resumed = _run_app(database_url, name, log, "resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout.strip().splitlines()[-1])['output'].startswith('done')
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["output"].startswith("done")
     second = log.read_text().split()[len(first) :]
     # Completed model requests and tools are replayed from the record, never repeated.
-    assert second == ['resume:tool_c', 'resume:model']
+    assert second == ["resume:tool_c", "resume:model"]
 
     with Engine(database_url) as engine:
-        steps = engine.list_steps('crash-run')
-        assert [s.name.rsplit('.', 1)[-1] for s in steps] == [
-            'request', 'tool_a', 'request', 'tool_b', 'request', 'tool_c', 'request'
+        steps = engine.list_steps("crash-run")
+        assert [s.name.rsplit(".", 1)[-1] for s in steps] == [
+            "request",
+            "tool_a",
+            "request",
+            "tool_b",
+            "request",
+            "tool_c",
+            "request",
         ]
-        assert engine.retrieve_workflow('crash-run').get_status().status == 'SUCCESS'
+        assert engine.retrieve_workflow("crash-run").get_status().status == "SUCCESS"

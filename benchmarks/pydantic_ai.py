@@ -1,0 +1,227 @@
+"""Benchmark: what durability costs a Pydantic AI agent run, against plain runs and DBOS.
+
+A `FunctionModel` agent calls three tools in sequence, then answers: 4 model requests and
+3 tool calls per run (7 steps when every call is checkpointed). Variants, each in its own
+process on a fresh database:
+
+- plain      `Agent.run`, no durability
+- durable    `DurableAgent.run` on SQLite and on PostgreSQL (every model request and tool a step)
+- dbos       pydantic-ai's `DBOSDurability` inside a `@DBOS.workflow`, tools as `@DBOS.step`
+             (so both engines checkpoint the same 7 steps), on SQLite and on PostgreSQL
+
+Prints a table of per-run latency with the ratio to plain. It never asserts timings.
+
+    python benchmarks/pydantic_ai.py [--runs 100] [--warmup 5] [--pg URL]
+        [--variants plain,durable-sqlite,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+# This file is named like the package it measures: keep its directory off the import path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+TOOLS = ("tool_a", "tool_b", "tool_c")
+VARIANTS = ("plain", "durable-sqlite", "durable-postgres", "dbos-sqlite", "dbos-postgres")
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def build_agent(
+    name: str, *, capabilities: list[Any] | None = None, tool_wrapper: Callable[[Any], Any] | None = None
+):
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        done = sum(1 for m in messages if m.kind == "response")
+        if done < len(TOOLS):
+            return ModelResponse(parts=[ToolCallPart(TOOLS[done], {"x": done})])
+        return ModelResponse(parts=[TextPart("done")])
+
+    agent = Agent(FunctionModel(model), name=name, capabilities=capabilities or [])
+    for tool in TOOLS:
+
+        def make(tool: str = tool) -> Callable[[int], Awaitable[str]]:
+            async def run_tool(x: int) -> str:
+                return f"{tool}:{x}"
+
+            run_tool.__name__ = tool
+            return tool_wrapper(run_tool) if tool_wrapper else run_tool
+
+        agent.tool_plain(make())
+    return agent
+
+
+async def _time_runs(run: Callable[[int], Awaitable[object]], runs: int, warmup: int) -> list[float]:
+    for i in range(warmup):
+        await run(-1 - i)
+    times: list[float] = []
+    for i in range(runs):
+        start = time.perf_counter()
+        await run(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
+    import psycopg
+    from psycopg import sql
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def drop() -> None:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}", drop
+
+
+def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, Any]:
+    """Runs in a child process: time one variant, return its per-run latencies (ms)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pai-"))
+    cleanup: list[Callable[[], None]] = []
+    try:
+        if variant == "plain":
+            agent = build_agent("bench")
+            times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
+            return {"times": times, "steps": 0}
+        if variant.startswith("durable"):
+            from durable_pydantic_ai import DurableAgent
+
+            from durable_core import Engine
+
+            if variant.endswith("sqlite"):
+                url = f"sqlite:///{tmp / 'durable.db'}"
+            else:
+                url, drop = _fresh_pg(pg_url)
+                cleanup.append(drop)
+            durable_agent = DurableAgent(build_agent("bench"))
+            engine = Engine(url)
+            engine.launch()
+            cleanup.insert(0, engine.shutdown)
+            times = asyncio.run(
+                _time_runs(lambda i: durable_agent.run("go", run_id=f"run-{i}"), runs, warmup)
+            )
+            return {"times": times, "steps": len(engine.list_steps("run-0"))}
+        if variant.startswith("dbos"):
+            from dbos import DBOS
+            from pydantic_ai.durable_exec.dbos import DBOSDurability
+
+            if variant.endswith("sqlite"):
+                url = f"sqlite:///{tmp / 'dbos.sqlite'}"
+            else:
+                url, drop = _fresh_pg(pg_url)
+                cleanup.append(drop)
+            DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
+            agent = build_agent("bench", capabilities=[DBOSDurability()], tool_wrapper=DBOS.step())
+
+            @DBOS.workflow()
+            async def run_agent(prompt: str) -> str:
+                return (await agent.run(prompt)).output
+
+            DBOS.launch()
+            cleanup.insert(0, DBOS.destroy)
+
+            async def one(i: int) -> object:
+                from dbos import SetWorkflowID
+
+                with SetWorkflowID(f"run-{i}"):
+                    return await run_agent("go")
+
+            times = asyncio.run(_time_runs(one, runs, warmup))
+            steps = len(DBOS.list_workflow_steps("run-0"))
+            return {"times": times, "steps": steps}
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    finally:
+        for action in cleanup:
+            try:
+                action()
+            except Exception as error:  # a benchmark's teardown must not hide its numbers
+                print(f"cleanup failed: {error}", file=sys.stderr)
+
+
+def _row(variant: str, data: dict[str, Any], plain_median: float | None) -> str:
+    times: list[float] = data["times"]
+    median = statistics.median(times)
+    p90 = sorted(times)[int(len(times) * 0.9) - 1]
+    ratio = f"{median / plain_median:5.2f}x" if plain_median else "   - "
+    return (
+        f"| {variant:<17} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--pg", default=os.environ.get("DURABLE_BENCH_PG_URL", DEFAULT_PG))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(run_variant(args.child, args.runs, args.warmup, args.pg)))
+        return
+
+    results: dict[str, dict[str, Any]] = {}
+    for variant in args.variants.split(","):
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                variant,
+                "--runs",
+                str(args.runs),
+                "--warmup",
+                str(args.warmup),
+                "--pg",
+                args.pg,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            print(f"{variant}: failed\n{child.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results[variant] = json.loads(child.stdout.strip().splitlines()[-1])
+
+    plain = statistics.median(results["plain"]["times"]) if "plain" in results else None
+    print(
+        f"\n3-tool FunctionModel agent: {args.runs} runs per variant after {args.warmup} warm-up runs"
+        " (ms per run)\n"
+    )
+    print("| variant           |   median |      p90 |      min | x plain | steps |")
+    print("|-------------------|----------|----------|----------|---------|-------|")
+    for variant, data in results.items():
+        print(_row(variant, data, plain))
+    print(
+        "\nsteps: checkpointed steps per run (model requests + tool calls)."
+        " Timings vary run to run; compare ratios."
+    )
+
+
+if __name__ == "__main__":
+    main()
