@@ -41,6 +41,7 @@ from ._options import workflow_options
 from ._queues import Queue, RateLimit
 from ._records import StepInfo, WaitInfo, WorkflowStatus
 from ._serialization import JsonSerializer, PickleSerializer, Serializer
+from ._tracing import WorkflowLogFilter
 from ._workflow import step, workflow
 from .errors import (
     AwaitedWorkflowCancelled,
@@ -82,6 +83,7 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowConflictError",
     "WorkflowHandle",
+    "WorkflowLogFilter",
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "close_stream",

@@ -233,7 +233,7 @@ class Engine:
         """How often a wait re-checks the database for work from other processes."""
         if self._listener is not None and self._listener.healthy:
             return 1.0
-        return 0.05
+        return 0.02
 
     @property
     def cancel_poll_interval(self) -> float:

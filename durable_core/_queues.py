@@ -22,7 +22,7 @@ from ._registry import WorkflowDef, get_workflow, registered_names
 from ._runtime import Outcome, now_ms
 from ._starting import definition_of, insert, make_plan, resolve_engine, run_recovered
 from .errors import DurableError, QueueDeduplicatedError
-from .storage import ClaimRequest
+from .storage import ClaimRequest, WorkflowRow
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -210,6 +210,7 @@ class Dispatcher:
         self.wake = threading.Event()
         self.stopped = threading.Event()
         self.running: dict[str, set[str]] = {}
+        self.rate_limited: set[str] = set()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="durable-queues", daemon=True)
 
@@ -231,7 +232,11 @@ class Dispatcher:
         while not self.stopped.is_set():
             next_wake = self.engine.poll_interval
             try:
-                for name in served_queue_names(self.engine):
+                names = served_queue_names(self.engine)
+                if self.engine.database.dialect == "sqlite":
+                    # a read first: the claim takes SQLite's write lock, which other writers need
+                    names = sorted(self.engine.queues.pending_queues(names) | self.rate_limited)
+                for name in names:
                     queue = _queues.get(name)
                     if queue is not None:
                         retry_in = self._dispatch(queue)
@@ -267,17 +272,17 @@ class Dispatcher:
                 now=now,
             )
         )
-        for workflow_id in result.workflow_ids:
-            self._run(queue.name, workflow_id)
+        for row in result.rows:
+            self._run(queue.name, row)
         if result.rate_limited_until is not None:
+            self.rate_limited.add(queue.name)
             return max(0.0, (result.rate_limited_until - now_ms()) / 1000)
+        self.rate_limited.discard(queue.name)
         return None
 
-    def _run(self, queue_name: str, workflow_id: str) -> None:
+    def _run(self, queue_name: str, row: WorkflowRow) -> None:
         engine = self.engine
-        row = engine.workflows.get(workflow_id)
-        if row is None or row.status != "PENDING":
-            return
+        workflow_id = row.workflow_id
         defn = get_workflow(row.name)
         if defn is None:  # unregistered since the claim: give it back
             engine.queues.requeue([workflow_id], now_ms())

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from . import _tracing
 from ._context import _current, _in_step, _interceptor, _options
 from ._registry import StepDef, WorkflowDef
 from ._serialization import decode_error, encode_error
@@ -35,14 +36,19 @@ def now_ms() -> int:
 class Outcome:
     """How a local execution ended: a value, an exception, or interrupted (no outcome recorded here)."""
 
-    __slots__ = ("error", "interrupted", "value")
+    __slots__ = ("attempts", "error", "interrupted", "value")
 
     def __init__(
-        self, value: Any = None, error: BaseException | None = None, interrupted: bool = False
+        self,
+        value: Any = None,
+        error: BaseException | None = None,
+        interrupted: bool = False,
+        attempts: int = 1,
     ) -> None:
         self.value = value
         self.error = error
         self.interrupted = interrupted
+        self.attempts = attempts
 
 
 class WorkflowContext:
@@ -56,8 +62,11 @@ class WorkflowContext:
         "executor_id",
         "name",
         "next_step_id",
+        "queue_name",
         "recorded",
+        "recovery_attempts",
         "resume_wait",
+        "trace_context",
         "workflow_id",
     )
 
@@ -71,8 +80,14 @@ class WorkflowContext:
         *,
         created_at: int | None = None,
         resume_wait: tuple[int, int | None] | None = None,
+        trace_context: str | None = None,
+        queue_name: str | None = None,
+        recovery_attempts: int = 0,
     ) -> None:
         self.engine = engine
+        self.trace_context = trace_context
+        self.queue_name = queue_name
+        self.recovery_attempts = recovery_attempts
         self.created_at = created_at if created_at is not None else now_ms()
         # (step id, deadline) of the wait this workflow was blocked in when it was interrupted
         self.resume_wait = resume_wait
@@ -177,17 +192,17 @@ def _attempts_sync(defn: StepDef, ctx: WorkflowContext, args: Any, kwargs: Any) 
     delay = defn.interval_seconds
     for attempt in range(1, defn.max_attempts + 1):
         try:
-            return Outcome(value=defn.fn(*args, **kwargs))
+            return Outcome(value=defn.fn(*args, **kwargs), attempts=attempt)
         except Exception as exc:
             if not isinstance(exc, defn.retry_on):
-                return Outcome(error=exc)
+                return Outcome(error=exc, attempts=attempt)
             errors.append(exc)
             if attempt == defn.max_attempts:
                 break
             ctx.check_alive()
             time.sleep(delay)
             delay *= defn.backoff_rate
-    return Outcome(error=_final_error(defn, ctx, errors))
+    return Outcome(error=_final_error(defn, ctx, errors), attempts=len(errors))
 
 
 async def _attempts_async(defn: StepDef, ctx: WorkflowContext, args: Any, kwargs: Any) -> Outcome:
@@ -195,17 +210,17 @@ async def _attempts_async(defn: StepDef, ctx: WorkflowContext, args: Any, kwargs
     delay = defn.interval_seconds
     for attempt in range(1, defn.max_attempts + 1):
         try:
-            return Outcome(value=await defn.fn(*args, **kwargs))
+            return Outcome(value=await defn.fn(*args, **kwargs), attempts=attempt)
         except Exception as exc:
             if not isinstance(exc, defn.retry_on):
-                return Outcome(error=exc)
+                return Outcome(error=exc, attempts=attempt)
             errors.append(exc)
             if attempt == defn.max_attempts:
                 break
             ctx.check_alive()
             await asyncio.sleep(delay)
             delay *= defn.backoff_rate
-    return Outcome(error=_final_error(defn, ctx, errors))
+    return Outcome(error=_final_error(defn, ctx, errors), attempts=len(errors))
 
 
 def _final_error(defn: StepDef, ctx: WorkflowContext, errors: list[BaseException]) -> BaseException:
@@ -229,11 +244,14 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     step_id = ctx.take_step_id()
     row = ctx.begin_step(step_id, defn.name)
     if row is not None:
+        _tracing.replayed_step(step_id, defn.name)
         return ctx.replay(row, defn.return_hint)
     started = now_ms()
     token = _in_step.set(True)
     try:
-        outcome = _attempts_sync(defn, ctx, args, kwargs)
+        with _tracing.step_span(ctx.workflow_id, step_id, defn.name) as span:
+            outcome = _attempts_sync(defn, ctx, args, kwargs)
+            _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:
         _in_step.reset(token)
     ctx.record(step_id, defn.name, value=outcome.value, error=outcome.error, started_at=started)
@@ -257,11 +275,14 @@ def start_step_async(defn: StepDef, args: Any, kwargs: Any) -> Any:
 async def _run_step_async(defn: StepDef, ctx: WorkflowContext, step_id: int, args: Any, kwargs: Any) -> Any:
     row = ctx.begin_step(step_id, defn.name)
     if row is not None:
+        _tracing.replayed_step(step_id, defn.name)
         return ctx.replay(row, defn.return_hint)
     started = now_ms()
     token = _in_step.set(True)
     try:
-        outcome = await _attempts_async(defn, ctx, args, kwargs)
+        with _tracing.step_span(ctx.workflow_id, step_id, defn.name) as span:
+            outcome = await _attempts_async(defn, ctx, args, kwargs)
+            _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:
         _in_step.reset(token)
     await ctx.engine.run_io(
@@ -290,6 +311,18 @@ def run_engine_step_sync(name: str, operation: Callable[[], Any], hint: Any = An
     return value
 
 
+def _workflow_span(ctx: WorkflowContext) -> Any:
+    return _tracing.workflow_span(
+        ctx, ctx.trace_context, queue_name=ctx.queue_name, recovery_attempts=ctx.recovery_attempts
+    )
+
+
+def _end_workflow_span(span: Any, outcome: Outcome) -> None:
+    if span is not None:
+        status = "CANCELLED" if outcome.interrupted else ("ERROR" if outcome.error is not None else "SUCCESS")
+        _tracing.end_workflow_span(span, status, outcome.error)
+
+
 # -- workflows -----------------------------------------------------------------------------
 
 
@@ -309,17 +342,19 @@ def execute_workflow_sync(
     """Run a workflow body in this thread and record its outcome; the outcome also goes to `future`."""
     tokens = _enter(ctx)
     try:
-        try:
-            value = defn.fn(*args, **kwargs)
-        except (Exception, NondeterminismError) as exc:
-            outcome = Outcome(error=exc)
-        except WorkflowCancelled:
-            outcome = Outcome(interrupted=True)
-        except BaseException:
-            future.set_result(Outcome(interrupted=True))
-            raise
-        else:
-            outcome = Outcome(value=value)
+        with _workflow_span(ctx) as span:
+            try:
+                value = defn.fn(*args, **kwargs)
+            except (Exception, NondeterminismError) as exc:
+                outcome = Outcome(error=exc)
+            except WorkflowCancelled:
+                outcome = Outcome(interrupted=True)
+            except BaseException:
+                future.set_result(Outcome(interrupted=True))
+                raise
+            else:
+                outcome = Outcome(value=value)
+            _end_workflow_span(span, outcome)
     finally:
         _exit(tokens)
     try:
@@ -335,17 +370,19 @@ async def execute_workflow_async(
 ) -> None:
     tokens = _enter(ctx)
     try:
-        try:
-            value = await defn.fn(*args, **kwargs)
-        except (Exception, NondeterminismError) as exc:
-            outcome = Outcome(error=exc)
-        except (WorkflowCancelled, asyncio.CancelledError):
-            outcome = Outcome(interrupted=True)
-        except BaseException:
-            future.set_result(Outcome(interrupted=True))
-            raise
-        else:
-            outcome = Outcome(value=value)
+        with _workflow_span(ctx) as span:
+            try:
+                value = await defn.fn(*args, **kwargs)
+            except (Exception, NondeterminismError) as exc:
+                outcome = Outcome(error=exc)
+            except (WorkflowCancelled, asyncio.CancelledError):
+                outcome = Outcome(interrupted=True)
+            except BaseException:
+                future.set_result(Outcome(interrupted=True))
+                raise
+            else:
+                outcome = Outcome(value=value)
+            _end_workflow_span(span, outcome)
     finally:
         _exit(tokens)
     try:

@@ -24,6 +24,7 @@ from ._runtime import (
     run_engine_step_sync,
 )
 from ._serialization import JsonSerializer
+from ._tracing import capture_context
 from .errors import EngineNotLaunched, SerializationError, WorkflowConflictError
 from .storage import StepRow, WorkflowRow
 
@@ -173,6 +174,7 @@ def make_plan(
         "deadline_at": deadline,
         "priority": (options.priority if options is not None and options.priority is not None else 0),
         "deduplication_id": options.deduplication_id if options is not None else None,
+        "trace_context": capture_context(),
     }
     return Plan(defn, workflow_id, args, kwargs, values, parent, parent_step_id, recorded_child)
 
@@ -202,6 +204,8 @@ def new_context(engine: Engine, plan: Plan, recorded: dict[int, StepRow] | None 
         recorded or {},
         plan.values.get("deadline_at"),
         created_at=plan.values["created_at"],
+        trace_context=plan.values.get("trace_context"),
+        queue_name=plan.values.get("queue_name"),
     )
 
 
@@ -217,6 +221,9 @@ def context_for_row(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Work
         row.deadline_at,
         created_at=row.created_at,
         resume_wait=resume_wait,
+        trace_context=row.trace_context,
+        queue_name=row.queue_name,
+        recovery_attempts=row.recovery_attempts,
     )
 
 

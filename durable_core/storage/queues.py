@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ._database import Database
+from ._rows import WorkflowRow
 from ._schema import workflows
+from .workflows import row_to_workflow
 
 __all__ = ["ClaimRequest", "QueueStore"]
 
@@ -35,7 +37,7 @@ class ClaimRequest:
 
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
-    workflow_ids: list[str]
+    rows: list[WorkflowRow]  # the claimed workflows, now PENDING and owned by the claimer
     rate_limited_until: int | None  # when the window frees a slot, if the rate limit stopped us
 
 
@@ -83,6 +85,8 @@ class QueueStore:
             budget = min(budget, free)
         if budget <= 0 or not r.names:
             return ClaimResult([], rate_until)
+        if self.db.dialect == "sqlite" and not self._has_work(conn, r):
+            return ClaimResult([], rate_until)
         order = (
             (workflows.c.priority.asc(), workflows.c.created_at.asc(), workflows.c.workflow_id.asc())
             if r.by_priority
@@ -117,7 +121,34 @@ class QueueStore:
                     ),
                 )
             )
-        return ClaimResult(ids, rate_until)
+            rows = [
+                row_to_workflow(row)
+                for row in conn.execute(sa.select(workflows).where(workflows.c.workflow_id.in_(ids)))
+            ]
+            order = {wid: n for n, wid in enumerate(ids)}
+            rows.sort(key=lambda row: order[row.workflow_id])
+            return ClaimResult(rows, rate_until)
+        return ClaimResult([], rate_until)
+
+    def _has_work(self, conn: sa.Connection, r: ClaimRequest) -> bool:
+        return (
+            conn.execute(
+                sa.select(workflows.c.workflow_id)
+                .where(workflows.c.queue_name == r.queue_name, workflows.c.status == "ENQUEUED")
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+    def pending_queues(self, queue_names: Sequence[str]) -> set[str]:
+        """Which of these queues have ENQUEUED work (a cheap read before taking the write lock)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(workflows.c.queue_name)
+                .where(workflows.c.status == "ENQUEUED", workflows.c.queue_name.in_(list(queue_names)))
+                .distinct()
+            )
+            return {row[0] for row in rows}
 
     def requeue(self, workflow_ids: Sequence[str], now: int) -> None:
         """Put claimed-but-not-finished queue workflows back for any worker (shutdown, takeover)."""

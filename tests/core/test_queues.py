@@ -91,12 +91,18 @@ def test_rate_limit_sliding_window(engine: Engine) -> None:
     handles = [rated.enqueue(busy_flow, 0.0) for _ in range(7)]
     for h in handles:
         h.get_result(timeout_seconds=30)
+    # the recorded starts (dequeue times): any 4 consecutive ones span at least the period
+    recorded = sorted(
+        s.started_at
+        for s in engine.list_workflows(workflow_ids=[h.workflow_id for h in handles])
+        if s.started_at
+    )
+    assert len(recorded) == 7
+    for i in range(len(recorded) - 3):
+        assert recorded[i + 3] - recorded[i] >= 1000
+    # and the step bodies really were held back (generous slack for thread scheduling)
     starts = sorted(_state["starts"])
-    assert len(starts) == 7
-    for i in range(len(starts) - 3):
-        # any 4 consecutive starts span at least the period (minus clock slack)
-        assert starts[i + 3] - starts[i] >= 0.95
-    assert starts[-1] - starts[0] >= 1.9
+    assert starts[-1] - starts[0] >= 1.5
 
 
 def test_priority_lower_first_then_fifo(engine: Engine) -> None:

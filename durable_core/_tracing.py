@@ -1,0 +1,167 @@
+"""OpenTelemetry spans for workflows and steps, and workflow/step ids on log records.
+
+Optional: with `opentelemetry-api` absent, or present but with no tracer provider set, every
+hook here is a cheap no-op. With a provider set:
+
+- one span per workflow execution (``workflow <name>``), parented by the caller's span, or,
+  for work picked up later (a queue worker, a recovery after a crash), by the trace context
+  recorded in the workflow's row when it was started;
+- one span per live step (``step <name>``), a child of its workflow's span; a step whose
+  outcome is replayed from the record gets only an event on the workflow span;
+- errors recorded on the span that raised them.
+
+Logging: ``logging.getLogger().addFilter(durable_core.WorkflowLogFilter())`` (or on a handler)
+adds ``workflow_id`` and ``step_id`` attributes (None outside workflows) to every record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._runtime import WorkflowContext
+
+__all__ = ["WorkflowLogFilter", "capture_context", "step_span", "workflow_span"]
+
+try:  # optional dependency
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import ProxyTracerProvider, Status, StatusCode
+
+    _HAVE_OTEL = True
+except ImportError:  # pragma: no cover - exercised when the extra is not installed
+    _HAVE_OTEL = False
+
+_current_step: ContextVar[int | None] = ContextVar("durable_step_id", default=None)
+_workflow_span: ContextVar[Any] = ContextVar("durable_workflow_span", default=None)
+_INSTRUMENTATION = "durable_core"
+
+
+def enabled() -> bool:
+    """True when OpenTelemetry is installed and a real tracer provider has been set."""
+    if not _HAVE_OTEL:
+        return False
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def capture_context() -> str | None:
+    """The caller's trace context (W3C headers as JSON) to record with a workflow it starts."""
+    if not enabled():
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return json.dumps(carrier) if carrier else None
+
+
+@contextmanager
+def workflow_span(
+    ctx: WorkflowContext, trace_context: str | None, *, queue_name: str | None, recovery_attempts: int
+) -> Iterator[Any]:
+    if not enabled():
+        yield None
+        return
+    parent = otel_context.get_current()
+    if trace_context and trace.get_current_span(parent).get_span_context().is_valid is False:
+        parent = propagate.extract(json.loads(trace_context))
+    tracer = trace.get_tracer(_INSTRUMENTATION)
+    attributes: dict[str, Any] = {
+        "durable.workflow.id": ctx.workflow_id,
+        "durable.workflow.name": ctx.name,
+        "durable.executor.id": ctx.executor_id,
+        "durable.recovery_attempt": recovery_attempts,
+        "durable.replaying": bool(ctx.recorded),
+    }
+    if queue_name:
+        attributes["durable.queue.name"] = queue_name
+    with tracer.start_as_current_span(
+        f"workflow {ctx.name}",
+        context=parent,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        token = _workflow_span.set(span)
+        try:
+            yield span
+        finally:
+            _workflow_span.reset(token)
+
+
+def end_workflow_span(span: Any, status: str, error: BaseException | None) -> None:
+    if span is None:
+        return
+    span.set_attribute("durable.workflow.status", status)
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
+@contextmanager
+def step_span(workflow_id: str, step_id: int, name: str) -> Iterator[Any]:
+    """The span of a live step; also makes the step id visible to the log filter."""
+    token = _current_step.set(step_id)
+    try:
+        if not _HAVE_OTEL or _workflow_span.get() is None:
+            yield None
+            return
+        tracer = trace.get_tracer(_INSTRUMENTATION)
+        with tracer.start_as_current_span(
+            f"step {name}",
+            attributes={
+                "durable.workflow.id": workflow_id,
+                "durable.step.id": step_id,
+                "durable.step.name": name,
+                "durable.replayed": False,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            yield span
+    finally:
+        _current_step.reset(token)
+
+
+def end_step_span(span: Any, attempts: int, error: BaseException | None) -> None:
+    if span is None:
+        return
+    span.set_attribute("durable.step.attempts", attempts)
+    span.set_attribute("durable.step.status", "ERROR" if error is not None else "SUCCESS")
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
+def replayed_step(step_id: int, name: str) -> None:
+    """A step answered from the record: an event on the workflow span, not a span of its own."""
+    span = _workflow_span.get()
+    if span is not None:
+        span.add_event(
+            "durable.step.replayed",
+            {"durable.step.id": step_id, "durable.step.name": name, "durable.replayed": True},
+        )
+
+
+class WorkflowLogFilter(logging.Filter):
+    """Adds `workflow_id` and `step_id` to log records (None outside workflows and steps).
+
+    Example:
+        ```python
+        handler = logging.StreamHandler()
+        handler.addFilter(WorkflowLogFilter())
+        handler.setFormatter(logging.Formatter("%(workflow_id)s/%(step_id)s %(message)s"))
+        ```
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from ._context import _current
+
+        ctx = _current.get()
+        record.workflow_id = ctx.workflow_id if ctx is not None else None
+        record.step_id = _current_step.get()
+        return True
