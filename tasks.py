@@ -78,6 +78,19 @@ def ensure_postgres(required: bool) -> bool:
     return False
 
 
+def ensure_chromium(required: bool) -> None:
+    """Browser tests drive Debian's Chromium (never a downloaded browser build)."""
+    if shutil.which("chromium") or os.path.exists("/usr/bin/chromium"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("installing Debian's chromium for the browser tests ...", flush=True)
+        subprocess.call(["apt-get", "update", "-qq"])
+        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not os.path.exists("/usr/bin/chromium"):
+        message = "chromium is not installed: browser tests will " + ("fail" if required else "be skipped")
+        print(message, flush=True)
+
+
 def task_demo(_args: list[str]) -> int:
     ensure_venv("")
     return run(PYTHON, "examples/quickstart.py", "--auto")
@@ -87,6 +100,7 @@ def task_test(args: list[str]) -> int:
     ensure_venv("dev")
     in_ci = os.environ.get("CI") == "true"
     ensure_postgres(required=in_ci)
+    ensure_chromium(required=in_ci)
     code = run(PYTHON, "-m", "pytest", *args, env=QUIET_FRAMEWORKS)
     return 0 if code == 5 and not in_ci else code
 

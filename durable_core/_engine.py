@@ -131,7 +131,16 @@ class Engine:
             raise EngineNotLaunched("This Engine is not launched: call engine.launch() first.")
         return self._db
 
-    def launch(self) -> Engine:
+    def connect(self) -> Engine:
+        """A client engine: migrate and open the database, but run nothing in the background.
+
+        No heartbeat, no recovery, no queue workers: for processes that inspect, enqueue, send or
+        fork but must never take over other executors' work (the CLI, a web front end).
+        Workflows started directly from a client engine still run in its process.
+        """
+        return self.launch(_client=True)
+
+    def launch(self, *, _client: bool = False) -> Engine:
         """Migrate the schema, start the heartbeat, resume this executor's unfinished workflows."""
         if self.launched:
             return self
@@ -162,6 +171,8 @@ class Engine:
         self.launched = True
         with _launched_lock:
             _launched.append(self)
+        if _client:
+            return self
         if db.dialect == "postgresql":
             self._listener = Listener(db, self._deliver)
             self._listener.start()

@@ -161,6 +161,12 @@ def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
         running_here = workflow_id in engine.active
     if running_here:
         return WorkflowHandle(engine, workflow_id, defn)
+    if row.status == "PENDING" and row.executor_id is not None and row.app_version == engine.app_version:
+        from ._recovery import is_dead
+
+        owner = engine.executors.get(row.executor_id)
+        if row.executor_id != engine.executor_id and not is_dead(engine, owner, now_ms()):
+            return WorkflowHandle(engine, workflow_id, defn)  # running live elsewhere: leave it alone
     return _run_or_enqueue(
         engine,
         row.workflow_id,

@@ -57,7 +57,9 @@ def workflow_options(
     options = WorkflowOptions(
         workflow_id=workflow_id,
         timeout_seconds=timeout_seconds if timeout_seconds is not None else (outer and outer.timeout_seconds),
-        deduplication_id=deduplication_id if deduplication_id is not None else (outer and outer.deduplication_id),
+        deduplication_id=deduplication_id
+        if deduplication_id is not None
+        else (outer and outer.deduplication_id),
         priority=priority if priority is not None else (outer and outer.priority),
     )
     token = _options.set(options)

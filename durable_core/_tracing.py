@@ -1,3 +1,5 @@
+# pyright: reportOptionalMemberAccess=false, reportOptionalCall=false
+# (opentelemetry is optional: every use below is guarded by enabled() / _HAVE_OTEL)
 """OpenTelemetry spans for workflows and steps, and workflow/step ids on log records.
 
 Optional: with `opentelemetry-api` absent, or present but with no tracer provider set, every
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -32,10 +34,10 @@ try:  # optional dependency
     from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
     from opentelemetry.trace import ProxyTracerProvider, Status, StatusCode
-
-    _HAVE_OTEL = True
 except ImportError:  # pragma: no cover - exercised when the extra is not installed
-    _HAVE_OTEL = False
+    otel_context = propagate = trace = None  # type: ignore[assignment]
+    ProxyTracerProvider = Status = StatusCode = None  # type: ignore[assignment,misc]
+_HAVE_OTEL = trace is not None
 
 _current_step: ContextVar[int | None] = ContextVar("durable_step_id", default=None)
 _workflow_span: ContextVar[Any] = ContextVar("durable_workflow_span", default=None)
@@ -62,7 +64,7 @@ def capture_context() -> str | None:
 @contextmanager
 def workflow_span(
     ctx: WorkflowContext, trace_context: str | None, *, queue_name: str | None, recovery_attempts: int
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     if not enabled():
         yield None
         return
@@ -103,7 +105,7 @@ def end_workflow_span(span: Any, status: str, error: BaseException | None) -> No
 
 
 @contextmanager
-def step_span(workflow_id: str, step_id: int, name: str) -> Iterator[Any]:
+def step_span(workflow_id: str, step_id: int, name: str) -> Generator[Any, None, None]:
     """The span of a live step; also makes the step id visible to the log filter."""
     token = _current_step.set(step_id)
     try:

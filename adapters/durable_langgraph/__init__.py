@@ -11,19 +11,24 @@ durable.invoke(inputs, {"configurable": {"thread_id": "t1"}})
 ```
 """
 
-try:
-    import langgraph.checkpoint.base as _langgraph_checkpoint  # noqa: F401
-except ImportError as _error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "durable_langgraph needs LangGraph: install it with `pip install 'durable-agents[langgraph]'`."
-    ) from _error
+from importlib.util import find_spec as _find_spec
+
+if _find_spec("langgraph") is None or _find_spec("langchain_core") is None:  # pragma: no cover
+    raise ImportError('durable_langgraph needs LangGraph: pip install "durable-agents[langgraph]"')
 
 from ._errors import CheckpointDecodeError, CheckpointerNotReady, GraphNotDurable
+from ._graph import RESUME_TOPIC, DurableGraph, segment_event
 from ._saver import DurableCheckpointer
+from ._steps import durable_runnable, step
 
 __all__ = [
+    "RESUME_TOPIC",
     "CheckpointDecodeError",
     "CheckpointerNotReady",
     "DurableCheckpointer",
+    "DurableGraph",
     "GraphNotDurable",
+    "durable_runnable",
+    "segment_event",
+    "step",
 ]

@@ -17,7 +17,7 @@ import contextlib
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -77,6 +77,11 @@ class MemoScope:
         self._counters: dict[str, tuple[int, int]] = {}
         self._recorded: dict[tuple[str, int], MemoRecord] = store.load_memos(run_key)
 
+    @property
+    def has_memos(self) -> bool:
+        """Whether this run recorded (or loaded) any step memo."""
+        return bool(self._recorded)
+
     def _next_index(self, task_ns: str, attempt: int) -> int:
         # A node retried by its RetryPolicy starts counting again, so it replays the calls that
         # succeeded in the failed attempt.
@@ -115,7 +120,9 @@ class MemoScope:
         self._save(name, thread_id, task_ns, idx, result)
         return result
 
-    async def acall(self, name: str, fn: Callable[[], Awaitable[T]], policy: StepPolicy = _DEFAULT_POLICY) -> T:
+    async def acall(
+        self, name: str, fn: Callable[[], Awaitable[T]], policy: StepPolicy = _DEFAULT_POLICY
+    ) -> T:
         key = _task_key()
         if key is None:
             return await fn()
@@ -160,7 +167,7 @@ def active_scope() -> MemoScope | None:
 
 
 @contextlib.contextmanager
-def memo_scope(scope: MemoScope) -> Iterator[None]:
+def memo_scope(scope: MemoScope) -> Generator[None]:
     """Route step calls made in this context (and contexts copied from it) through `scope`.
 
     `durable_core.step` functions are routed through the core's step interceptor hook when the

@@ -62,9 +62,9 @@ class _StoreHolder:
         self.store: CheckpointStore | None = None
 
     def get(self) -> CheckpointStore:
+        database = _database_of(self.source)
         store = self.store
-        if store is None:
-            database = _database_of(self.source)
+        if store is None or store.db is not database:  # first use, or the engine was relaunched
             store = self.store = CheckpointStore(database)
         return store
 
@@ -134,13 +134,15 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
             ) from error
 
     def _load(self, type_: str, data: bytes | None, what: str) -> Any:
+        if type_ == "null":
+            return None
         try:
             return self.serde.loads_typed((type_, data if data is not None else b""))
         except Exception as error:
             raise CheckpointDecodeError(
-                f"DurableCheckpointer cannot decode {what} (serializer type {type_!r}): {error}. It was written "
-                "by another serializer configuration (for example an EncryptedSerializer with another key) or "
-                "by a newer LangGraph; use the same serde as the writer."
+                f"DurableCheckpointer cannot decode {what} (serializer type {type_!r}): {error}. "
+                "It was written by another serializer configuration (for example an EncryptedSerializer "
+                "with another key) or by a newer LangGraph; use the same serde as the writer."
             ) from error
 
     def _prepare_put(
@@ -151,17 +153,20 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> tuple[CheckpointRecord, list[BlobRecord], RunnableConfig]:
         thread_id = _thread_id(config)
-        configurable = config["configurable"]
+        configurable = config.get("configurable") or {}
         checkpoint_ns = str(configurable.get("checkpoint_ns") or "")
         values = checkpoint["channel_values"]
+        # Small scalars ride in the checkpoint row (cheaper than a row per version); anything else,
+        # long strings included, is stored once per version in a blob row.
+        inline = {channel: value for channel, value in values.items() if _inlinable(value)}
         blobs: list[BlobRecord] = []
         for channel, version in new_versions.items():
-            if channel in values:
+            # A version with no value (an emptied channel) needs no row: a missing blob reads as empty.
+            if channel in values and channel not in inline:
                 type_, data = self._dump(values[channel], f"channel {channel!r}")
                 blobs.append(BlobRecord(channel, version_key(version), type_, data))
-            else:
-                blobs.append(BlobRecord(channel, version_key(version), "empty", None))
         body = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")}
+        body["channel_values"] = inline
         type_, data = self._dump(body, "the checkpoint")
         stored_metadata = get_serializable_checkpoint_metadata(config, metadata)
         try:
@@ -195,12 +200,20 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
     ) -> tuple[str, str, str, list[WriteRecord], bool]:
         thread_id = _thread_id(config)
-        configurable = config["configurable"]
+        configurable = config.get("configurable") or {}
         checkpoint_id = configurable.get("checkpoint_id")
         if not checkpoint_id:
-            raise ValueError("put_writes needs config['configurable']['checkpoint_id'] (the checkpoint written to).")
+            raise ValueError(
+                "put_writes needs config['configurable']['checkpoint_id'] (the checkpoint written to)."
+            )
         records = [
-            WriteRecord(task_id, task_path, WRITES_IDX_MAP.get(channel, idx), channel, *self._dump(value, f"a write to {channel!r}"))
+            WriteRecord(
+                task_id,
+                task_path,
+                WRITES_IDX_MAP.get(channel, idx),
+                channel,
+                *self._dump(value, f"a write to {channel!r}"),
+            )
             for idx, (channel, value) in enumerate(writes)
         ]
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
@@ -210,12 +223,12 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         rec = loaded.record
         where = f"checkpoint {rec.checkpoint_id!r} of thread {rec.thread_id!r}"
         body = self._load(rec.type, rec.checkpoint, where)
-        values = {
-            channel: self._load(blob.type, blob.blob, f"channel {channel!r} of {where}")
-            for channel, blob in loaded.blobs.items()
-            if blob.type != "empty"
-        }
-        checkpoint = cast(Checkpoint, {**body, "channel_versions": json.loads(rec.versions), "channel_values": values})
+        values: dict[str, Any] = dict(body.get("channel_values") or {})
+        for channel, blob in loaded.blobs.items():
+            if blob.type != "empty":
+                values[channel] = self._load(blob.type, blob.blob, f"channel {channel!r}")
+        versions = loaded.versions or json.loads(rec.versions)
+        checkpoint = cast(Checkpoint, {**body, "channel_versions": versions, "channel_values": values})
         config: RunnableConfig = {
             "configurable": {
                 "thread_id": rec.thread_id,
@@ -233,7 +246,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
                 }
             }
         pending = [
-            (w.task_id, w.channel, self._load(w.type, w.blob, f"a pending write of {where}")) for w in loaded.writes
+            (w.task_id, w.channel, self._load(w.type, w.blob, "a pending write")) for w in loaded.writes
         ]
         return CheckpointTuple(
             config=config,
@@ -247,7 +260,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id = _thread_id(config)
-        checkpoint_ns = str(config["configurable"].get("checkpoint_ns") or "")
+        checkpoint_ns = str((config.get("configurable") or {}).get("checkpoint_ns") or "")
         loaded = self.store.get(thread_id, checkpoint_ns, get_checkpoint_id(config))
         return None if loaded is None else self._to_tuple(loaded)
 
@@ -272,17 +285,11 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         thread_id = configurable.get("thread_id")
         checkpoint_ns = configurable.get("checkpoint_ns")
         accept: Callable[[CheckpointRecord], bool] | None = None
-        run_id: str | None = None
+        narrow: dict[str, Any] = {}
         if filter:
-            wanted = dict(filter)
-
-            def accept(record: CheckpointRecord) -> bool:
-                stored = json.loads(record.metadata)
-                # InMemorySaver semantics: exact equality on top-level keys; None also matches a missing key.
-                return all(stored.get(key) == value for key, value in wanted.items())
-
-            if isinstance(wanted.get("run_id"), str):
-                run_id = wanted["run_id"]
+            accept = _metadata_matcher(dict(filter))
+            # Scalars also narrow the rows in SQL; `accept` keeps the exact semantics.
+            narrow = {k: v for k, v in filter.items() if isinstance(v, (str, int, float))}
         return self.store.list(
             thread_id=None if thread_id is None else str(thread_id),
             checkpoint_ns=None if checkpoint_ns is None else str(checkpoint_ns),
@@ -290,7 +297,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
             before=get_checkpoint_id(before) if before else None,
             limit=limit,
             accept=accept,
-            run_id=run_id,
+            metadata_equals=narrow,
         )
 
     def put(
@@ -331,7 +338,9 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         if isinstance(thread_ids, str):
             raise TypeError("prune takes a sequence of thread ids, not a single string: prune([thread_id]).")
         if strategy not in _PRUNE_STRATEGIES:
-            raise ValueError(f"Unknown prune strategy {strategy!r}: use one of {', '.join(_PRUNE_STRATEGIES)}.")
+            raise ValueError(
+                f"Unknown prune strategy {strategy!r}: use one of {', '.join(_PRUNE_STRATEGIES)}."
+            )
         ids = [str(t) for t in thread_ids]
         if strategy == "delete":
             self.store.delete_threads(ids)
@@ -407,6 +416,25 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         if isinstance(thread_ids, str):
             raise TypeError("prune takes a sequence of thread ids, not a single string: prune([thread_id]).")
         await asyncio.to_thread(lambda: self.prune(list(thread_ids), strategy=strategy))
+
+
+_INLINE_TYPES = (bool, int, float)
+_INLINE_MAX_CHARS = 64
+
+
+def _inlinable(value: Any) -> bool:
+    """Decided by the value alone, so every checkpoint holding one version agrees."""
+    kind = type(value)
+    return value is None or kind in _INLINE_TYPES or (kind is str and len(value) <= _INLINE_MAX_CHARS)
+
+
+def _metadata_matcher(wanted: dict[str, Any]) -> Callable[[CheckpointRecord], bool]:
+    def accept(record: CheckpointRecord) -> bool:
+        stored = json.loads(record.metadata)
+        # InMemorySaver semantics: exact equality on top-level keys; None also matches a missing key.
+        return all(stored.get(key) == value for key, value in wanted.items())
+
+    return accept
 
 
 def _uses_delta_channel(record: CheckpointRecord) -> bool:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from ..errors import DurableError, WorkflowNotFoundError
+from ..errors import DatabaseUnavailable, DurableError, WorkflowNotFoundError
 from ._client import client_engine
 from ._commands import COMMANDS, CommandError, load_message
 from ._parser import build_parser
@@ -58,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), exc.code)
     except WorkflowNotFoundError as exc:
         return _fail(f"no workflow with id {exc.workflow_id!r}", 1)
+    except DatabaseUnavailable as exc:
+        return _fail(f"{exc.message}\n(durable reads the URL from --database-url or DURABLE_DATABASE_URL)", 1)
     except DurableError as exc:
         return _fail(exc.message, 1)
     except KeyboardInterrupt:
@@ -73,4 +75,3 @@ def _dashboard(args: argparse.Namespace) -> int:
     except DashboardConfigError as exc:
         return _fail(str(exc), 2)
     return 0
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 from .._engine import Engine
@@ -41,7 +41,7 @@ def open_engine(database_url: str | None) -> Engine:
 
 
 @contextmanager
-def client_engine(database_url: str | None) -> Iterator[Engine]:
+def client_engine(database_url: str | None) -> Generator[Engine]:
     engine = open_engine(database_url)
     try:
         yield engine

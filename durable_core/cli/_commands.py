@@ -70,10 +70,17 @@ def workflows_list(engine: Engine, args: argparse.Namespace) -> int:
         _print_json([workflow_dict(row) for row in rows])
         return 0
     console = _out()
+    if not rows:
+        console.print(
+            "no workflows match" + (" these filters" if _has_filter(args) else " (the database is empty)")
+        )
+        return 0
     console.print(_render.workflows_table(rows))
     if args.limit and len(rows) == args.limit:
-        console.print(f"[dim]showing {len(rows)} from offset {args.offset}: more may exist "
-                      f"(--offset {args.offset + len(rows)}, or --limit 0 for all)[/dim]")
+        console.print(
+            f"[dim]showing {len(rows)} from offset {args.offset}: more may exist "
+            f"(--offset {args.offset + len(rows)}, or --limit 0 for all)[/dim]"
+        )
     return 0
 
 
@@ -84,7 +91,9 @@ def workflows_show(engine: Engine, args: argparse.Namespace) -> int:
         chosen = [s for s in steps if s.step_id == args.step]
         if not chosen:
             recorded = f"1..{steps[-1].step_id}" if steps else "none"
-            raise CommandError(f"workflow {args.workflow_id!r} has no recorded step {args.step} (recorded: {recorded})")
+            raise CommandError(
+                f"workflow {args.workflow_id!r} has no recorded step {args.step} (recorded: {recorded})"
+            )
         if args.json:
             _print_json(step_dict(chosen[0]))
         else:
@@ -97,9 +106,11 @@ def workflows_show(engine: Engine, args: argparse.Namespace) -> int:
     console.print(_render.workflow_panel(wf))
     console.print(_render.steps_table(steps))
     if steps:
-        console.print(f"[dim]full step: durable workflows show {wf.workflow_id} --step N; "
-                      f"everything: --json; rerun from a step: durable workflows fork {wf.workflow_id} "
-                      "--from-step N[/dim]")
+        console.print(
+            f"[dim]full step: durable workflows show {wf.workflow_id} --step N; "
+            f"everything: --json; rerun from a step: durable workflows fork {wf.workflow_id} "
+            "--from-step N[/dim]"
+        )
     return 0
 
 
@@ -149,13 +160,22 @@ def workflows_resume(engine: Engine, args: argparse.Namespace) -> int:
         if wf.status in ("SUCCESS", "ERROR"):
             failed += 1
             console.print(
-                f"workflow {wf.workflow_id} already finished ({wf.status}): it cannot be resumed; rerun it with "
-                f"durable workflows fork {wf.workflow_id} --from-step N"
+                f"workflow {wf.workflow_id} already finished ({wf.status}): it cannot be resumed; "
+                f"rerun it with durable workflows fork {wf.workflow_id} --from-step N"
+            )
+            continue
+        if wf.status in ("PENDING", "ENQUEUED") and not args.force:
+            # Resuming takes a PENDING run away from the executor running it and queues it again.
+            console.print(
+                f"workflow {wf.workflow_id} is {wf.status} (running, waiting or queued): nothing to resume; "
+                "pass --force to queue a stranded one again (it stops wherever it runs now)"
             )
             continue
         engine.resume_workflow(wf.workflow_id)
         resumed += 1
-        console.print(f"resumed {wf.workflow_id} ({wf.name}): {_where(engine.get_workflow_status(wf.workflow_id))}")
+        console.print(
+            f"resumed {wf.workflow_id} ({wf.name}): {_where(engine.get_workflow_status(wf.workflow_id))}"
+        )
     if not args.workflow_ids:
         console.print(f"{resumed} workflow(s) resumed")
     return 1 if failed and args.workflow_ids else 0
@@ -163,7 +183,10 @@ def workflows_resume(engine: Engine, args: argparse.Namespace) -> int:
 
 def _where(wf: WorkflowStatus) -> str:
     if wf.status == "ENQUEUED":
-        return f"enqueued; a launched engine that registers workflow {wf.name!r} (app version {wf.app_version}) runs it"
+        return (
+            f"enqueued; a launched engine that registers workflow {wf.name!r} (app version "
+            f"{wf.app_version}) runs it"
+        )
     return f"now {wf.status}"
 
 
@@ -204,6 +227,11 @@ def inbox(engine: Engine, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([workflow_dict(row) for row in rows])
         return 0
+    if not rows:
+        _out().print(
+            "nothing is waiting for input" + ("" if args.all else " (--all also lists timers and events)")
+        )
+        return 0
     _out().print(_render.inbox_table(rows))
     return 0
 
@@ -214,7 +242,8 @@ def load_message(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(
-            f"MESSAGE is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); quote a string as JSON, "
+            f"MESSAGE is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); quote "
+            f"a string as JSON, "
             "e.g. '\"yes\"', or pass an object like '{\"approved\": true}'",
             code=2,
         ) from None
@@ -227,7 +256,9 @@ def send(engine: Engine, args: argparse.Namespace) -> int:
     topic = f"topic {args.topic!r}" if args.topic is not None else "the default topic"
     _out().print(f"sent to {wf.workflow_id} ({wf.name}, {wf.status}) on {topic}")
     if wf.status in TERMINAL:
-        _out().print(f"[yellow]note: the workflow already finished ({wf.status}); nobody will read it[/yellow]")
+        _out().print(
+            f"[yellow]note: the workflow already finished ({wf.status}); nobody will read it[/yellow]"
+        )
     return 0
 
 

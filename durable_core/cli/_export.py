@@ -24,8 +24,8 @@ __all__ = [
     "format_ms",
     "iso_ms",
     "jsonable",
-    "preview",
     "pretty_json",
+    "preview",
     "reply_topic",
     "step_dict",
     "workflow_dict",
@@ -97,7 +97,7 @@ def preview(value: Any, width: int = 60) -> str:
     """One line of compact JSON, cut at `width` characters with the size of the rest."""
     text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False)
     text = " ".join(text.split())
-    if len(text) <= width:
+    if len(text) <= width + 12:  # cutting a few characters saves nothing
         return text
     rest = len(text) - width
     return f"{text[:width]}… (+{rest} chars)"

@@ -18,8 +18,8 @@ from ._export import (
     error_dict,
     error_line,
     format_ms,
-    preview,
     pretty_json,
+    preview,
     reply_topic,
 )
 
@@ -44,19 +44,17 @@ def workflows_table(rows: list[WorkflowStatus]) -> Table:
     table = Table(title=f"{len(rows)} workflow(s)", title_justify="left")
     table.add_column("id", overflow="fold", style="bold")
     table.add_column("name", overflow="fold")
-    table.add_column("status")
-    table.add_column("created")
-    table.add_column("updated")
-    table.add_column("queue")
-    table.add_column("waiting for / error", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("queue", overflow="fold")
+    table.add_column("waiting for / error", overflow="fold", ratio=1)
     for row in rows:
-        detail = describe_wait(row.waiting) if row.waiting else preview(error_line(row.error), 50)
+        detail = describe_wait(row.waiting) if row.waiting else preview(error_line(row.error), 70)
         table.add_row(
             row.workflow_id,
             row.name,
             status_text(row.status),
             format_ms(row.created_at),
-            format_ms(row.updated_at),
             row.queue_name or "",
             detail,
         )
@@ -95,12 +93,12 @@ def workflow_panel(wf: WorkflowStatus) -> Panel:
 
 def steps_table(steps: list[StepInfo]) -> Table:
     table = Table(title=f"{len(steps)} recorded step(s)", title_justify="left")
-    table.add_column("step", justify="right")
+    table.add_column("step", justify="right", no_wrap=True)
     table.add_column("name", overflow="fold")
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     table.add_column("output / error", overflow="fold", ratio=1)
     table.add_column("child", overflow="fold")
-    table.add_column("duration", justify="right")
+    table.add_column("duration", justify="right", no_wrap=True)
     for step in steps:
         if step.error is not None:
             status, detail = "ERROR", Text(preview(error_line(step.error), 80), style="red")
@@ -128,7 +126,11 @@ def step_detail(step: StepInfo) -> Group:
         body = f"{info['type']}: {info['message']}\n\n{info['traceback']}".rstrip()
         parts.append(Panel(Text(body, style="red"), title="error", title_align="left"))
     else:
-        parts.append(Panel(Syntax(pretty_json(step.output), "json", word_wrap=True), title="output", title_align="left"))
+        parts.append(
+            Panel(
+                Syntax(pretty_json(step.output), "json", word_wrap=True), title="output", title_align="left"
+            )
+        )
     return Group(*parts)
 
 
@@ -138,7 +140,7 @@ def inbox_table(rows: list[WorkflowStatus]) -> Table:
     table.add_column("id", overflow="fold", style="bold")
     table.add_column("name", overflow="fold")
     table.add_column("waiting for", overflow="fold")
-    table.add_column("until")
+    table.add_column("until", no_wrap=True)
     table.add_column("answer with", overflow="fold")
     for row in rows:
         wait = row.waiting

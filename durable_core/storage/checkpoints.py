@@ -18,14 +18,18 @@ in one batched query each.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql
 
 __all__ = [
@@ -58,7 +62,12 @@ lg_checkpoints = sa.Table(
     sa.Column("checkpoint", sa.LargeBinary, nullable=False),
     sa.Column("versions", sa.Text, nullable=False),
     sa.Column("metadata", sa.Text, nullable=False),
-    sa.Index("lg_checkpoints_run_id", "run_id"),
+    sa.Index(
+        "lg_checkpoints_run_id",
+        "run_id",
+        sqlite_where=sa.text("run_id IS NOT NULL"),
+        postgresql_where=sa.text("run_id IS NOT NULL"),
+    ),
 )
 
 lg_blobs = sa.Table(
@@ -151,6 +160,8 @@ class LoadedCheckpoint:
     record: CheckpointRecord
     blobs: dict[str, BlobRecord] = field(default_factory=dict[str, BlobRecord])
     writes: list[WriteRecord] = field(default_factory=list[WriteRecord])
+    versions: dict[str, Any] = field(default_factory=dict[str, Any])
+    """The checkpoint's channel versions, parsed from `record.versions`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,8 @@ class _Database(Protocol):
     """What the store needs from `durable_core.storage.Database`."""
 
     dialect: str
+    sa_engine: sa.Engine
+    autocommit_engine: sa.Engine
 
     def write(self) -> AbstractContextManager[sa.Connection]: ...
     def read(self) -> AbstractContextManager[sa.Connection]: ...
@@ -172,12 +185,7 @@ class _Database(Protocol):
     def retrying(self, operation: Callable[[], T], *, what: str = ...) -> T: ...
 
 
-_PUT_BLOB = (
-    "INSERT INTO lg_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
-    "VALUES (:thread_id, :checkpoint_ns, :channel, :version, :type, :blob) "
-    "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING"
-)
-_PUT_CHECKPOINT = (
+_UPSERT_CHECKPOINT = (
     "INSERT INTO lg_checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
     "type, checkpoint, versions, metadata) "
     "VALUES (:thread_id, :checkpoint_ns, :checkpoint_id, :parent_checkpoint_id, :run_id, :type, :checkpoint, "
@@ -186,35 +194,78 @@ _PUT_CHECKPOINT = (
     "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, type = excluded.type, "
     "checkpoint = excluded.checkpoint, versions = excluded.versions, metadata = excluded.metadata"
 )
-_WRITE_COLUMNS = (
-    "INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, "
-    "task_path) VALUES (:thread_id, :checkpoint_ns, :checkpoint_id, :task_id, :idx, :channel, :type, :blob, "
-    ":task_path) ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) "
-)
-_INSERT_WRITE = _WRITE_COLUMNS + "DO NOTHING"
-_UPSERT_WRITE = (
-    _WRITE_COLUMNS + "DO UPDATE SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, "
-    "task_path = excluded.task_path"
-)
-_SELECT_CHECKPOINT = (
-    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, versions, "
-    "metadata FROM lg_checkpoints WHERE thread_id = :thread_id AND checkpoint_ns = :checkpoint_ns"
-)
-_GET_LATEST = _SELECT_CHECKPOINT + " ORDER BY checkpoint_id DESC LIMIT 1"
 _LATEST_ID = (
-    "SELECT MAX(checkpoint_id) FROM lg_checkpoints WHERE thread_id = :thread_id AND checkpoint_ns = :checkpoint_ns"
-)
-_GET_ONE = _SELECT_CHECKPOINT + " AND checkpoint_id = :checkpoint_id"
-_GET_WRITES = (
-    "SELECT task_id, task_path, idx, channel, type, blob FROM lg_writes "
-    "WHERE thread_id = :thread_id AND checkpoint_ns = :checkpoint_ns AND checkpoint_id = :checkpoint_id"
+    "SELECT MAX(checkpoint_id) FROM lg_checkpoints "
+    "WHERE thread_id = :thread_id AND checkpoint_ns = :checkpoint_ns"
 )
 _LOAD_MEMOS = "SELECT task_ns, idx, name, type, blob, is_error FROM lg_memos WHERE run_key = :run_key"
+_DELETE_MEMOS = "DELETE FROM lg_memos WHERE run_key = :run_key"
 _PUT_MEMO = (
     "INSERT INTO lg_memos (run_key, task_ns, idx, thread_id, name, type, blob, is_error, created_at) "
     "VALUES (:run_key, :task_ns, :idx, :thread_id, :name, :type, :blob, :is_error, :created_at) "
     "ON CONFLICT (run_key, task_ns, idx) DO NOTHING"
 )
+
+
+def _blob_insert(n: int) -> str:
+    values = ", ".join(
+        f"(:thread_id, :checkpoint_ns, :channel_{i}, :version_{i}, :btype_{i}, :blob_{i})" for i in range(n)
+    )
+    return (
+        f"INSERT INTO lg_blobs (thread_id, checkpoint_ns, channel, version, type, blob) VALUES {values} "
+        "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING"
+    )
+
+
+def _writes_insert(n: int, replace: bool) -> str:
+    values = ", ".join(
+        f"(:thread_id, :checkpoint_ns, :checkpoint_id, :task_id_{i}, :idx_{i}, :channel_{i}, :type_{i}, "
+        f":blob_{i}, :task_path_{i})"
+        for i in range(n)
+    )
+    conflict = (
+        "DO UPDATE SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, "
+        "task_path = excluded.task_path"
+        if replace
+        else "DO NOTHING"
+    )
+    return (
+        "INSERT INTO lg_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, "
+        f"task_path) VALUES {values} "
+        f"ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {conflict}"
+    )
+
+
+def _load_statement(dialect: str, where: str, limit: bool) -> str:
+    """Checkpoints matching `where` with their blobs and writes, in ONE statement (one round trip).
+
+    Rows: kind 0 = checkpoint, 1 = blob (deduplicated: checkpoints share unchanged versions),
+    2 = pending write. Blobs are joined through each checkpoint's JSON channel versions.
+    """
+    if dialect == "postgresql":
+        versions = "CROSS JOIN LATERAL json_each_text(CAST(c.versions AS json)) AS j"
+        value = "j.value"
+    else:
+        versions = "CROSS JOIN json_each(c.versions) AS j"
+        value = "CAST(j.value AS TEXT)"
+    return (
+        "WITH c AS (SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
+        f"checkpoint, versions, metadata FROM lg_checkpoints WHERE {where} ORDER BY checkpoint_id DESC"
+        f"{' LIMIT :limit' if limit else ''}) "
+        "SELECT 0 AS kind, c.thread_id AS t, c.checkpoint_ns AS n, c.checkpoint_id AS x1, "
+        "c.parent_checkpoint_id AS x2, c.run_id AS x3, c.versions AS x4, c.metadata AS x5, c.type AS type, "
+        "c.checkpoint AS payload, 0 AS idx FROM c "
+        "UNION ALL "
+        "SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, NULL, NULL, NULL, b.type, b.blob, 0 "
+        "FROM (SELECT DISTINCT c.thread_id AS t, c.checkpoint_ns AS n, j.key AS ch, "
+        f"{value} AS v FROM c {versions}) AS k "
+        "JOIN lg_blobs b ON b.thread_id = k.t AND b.checkpoint_ns = k.n "
+        "AND b.channel = k.ch AND b.version = k.v "
+        "UNION ALL "
+        "SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.task_path, NULL, "
+        "w.type, w.blob, w.idx FROM c JOIN lg_writes w ON w.thread_id = c.thread_id "
+        "AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id"
+    )
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -236,16 +287,32 @@ def _record(row: Any) -> CheckpointRecord:
     )
 
 
-def _write(row: Any) -> WriteRecord:
-    blob = row.blob
-    return WriteRecord(
-        task_id=row.task_id,
-        task_path=row.task_path,
-        idx=row.idx,
-        channel=row.channel,
-        type=row.type,
-        blob=None if blob is None else bytes(blob),
-    )
+def _assemble(rows: Iterable[Any]) -> list[LoadedCheckpoint]:
+    """Group the rows of `_load_statement` into checkpoints, newest first."""
+    loaded: list[LoadedCheckpoint] = []
+    blobs: dict[tuple[str, str], dict[tuple[str, str], BlobRecord]] = {}
+    writes: dict[tuple[str, str, str], list[WriteRecord]] = {}
+    for kind, t, n, x1, x2, x3, x4, x5, type_, payload, idx in rows:
+        data = None if payload is None else bytes(payload)
+        if kind == 0:
+            loaded.append(LoadedCheckpoint(CheckpointRecord(t, n, x1, x2, x3, type_, data or b"", x4, x5)))
+        elif kind == 1:
+            blobs.setdefault((t, n), {})[(x1, x2)] = BlobRecord(x1, x2, type_, data)
+        else:
+            writes.setdefault((t, n, x1), []).append(WriteRecord(x2, x4 or "", int(idx), x3, type_, data))
+    loaded.sort(key=lambda item: item.record.checkpoint_id, reverse=True)
+    for item in loaded:
+        rec = item.record
+        item.versions = json.loads(rec.versions)
+        scope = blobs.get((rec.thread_id, rec.checkpoint_ns))
+        if scope:
+            found = {
+                ch: scope.get((ch, v if isinstance(v, str) else version_key(v)))
+                for ch, v in item.versions.items()
+            }
+            item.blobs = {ch: blob for ch, blob in found.items() if blob is not None}
+        item.writes = _sort_writes(writes.get((rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id), []))
+    return loaded
 
 
 def _sort_writes(writes: list[WriteRecord]) -> list[WriteRecord]:
@@ -255,33 +322,135 @@ def _sort_writes(writes: list[WriteRecord]) -> list[WriteRecord]:
 
 
 def version_key(version: object) -> str:
-    """The text form of a channel version used as the blob key."""
+    """The text form of a channel version used as the blob key (as SQL renders the JSON value)."""
     return str(version)
+
+
+_sqlite_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_sqlite_locks_guard = threading.Lock()
+
+
+def _writer_lock(database: Any) -> AbstractContextManager[Any]:
+    """SQLite: one in-process lock per database for checkpoint writers.
+
+    Concurrent writers of one process (LangGraph's background puts and writes) would otherwise
+    meet in SQLite's busy handler, which sleeps in millisecond steps; a lock hands over at once,
+    as the stock SqliteSaver does. Postgres needs no lock (row-level concurrency).
+    """
+    if getattr(database, "dialect", "sqlite") != "sqlite":
+        return contextlib.nullcontext()
+    with _sqlite_locks_guard:
+        lock = _sqlite_locks.get(database)
+        if lock is None:
+            lock = _sqlite_locks[database] = threading.Lock()
+    return lock
 
 
 class CheckpointStore:
     """Rows of the LangGraph checkpointer. Every method is one transaction, retried while the
-    database is unreachable (each is idempotent), and safe to call from any thread."""
+    database is unreachable (each is idempotent), and safe to call from any thread.
+
+    Hot paths are one statement each on Postgres (sent in autocommit: one round trip) and one
+    `BEGIN IMMEDIATE` transaction on SQLite.
+    """
 
     def __init__(self, database: _Database) -> None:
         self.db = database
+        self.postgres = database.dialect == "postgresql"
+        self._lock = _writer_lock(database)
+        self._writer: Any = None
+        self._sql_cache: dict[Any, str] = {}
         sql = database.sql
-        self._put_blob = sql(_PUT_BLOB)
-        self._put_checkpoint = sql(_PUT_CHECKPOINT)
-        self._insert_write = sql(_INSERT_WRITE)
-        self._upsert_write = sql(_UPSERT_WRITE)
-        self._get_latest = sql(_GET_LATEST)
-        self._get_one = sql(_GET_ONE)
+        self._upsert_checkpoint = sql(_UPSERT_CHECKPOINT)
         self._latest_id = sql(_LATEST_ID)
-        self._get_writes = sql(_GET_WRITES)
         self._load_memos = sql(_LOAD_MEMOS)
+        self._delete_memos = sql(_DELETE_MEMOS)
         self._put_memo = sql(_PUT_MEMO)
+
+    def _sql(self, key: Any, build: Callable[[], str]) -> str:
+        statement = self._sql_cache.get(key)
+        if statement is None:
+            statement = self._sql_cache[key] = self.db.sql(build())
+        return statement
+
+    def _execute_write(self, statements: Sequence[tuple[str, dict[str, Any]]], what: str) -> None:
+        """Run write statements as one transaction on a raw driver connection (no ORM-layer cost per call).
+
+        SQLite: under the in-process writer lock, on one long-lived connection, `BEGIN IMMEDIATE`.
+        Postgres: a single statement in autocommit (one round trip), else an explicit transaction.
+        """
+        if self.postgres:
+            self.db.retrying(lambda: self._pg_execute(statements, fetch=False), what=what)
+        else:
+            self.db.retrying(lambda: self._sqlite_write(statements), what=what)
+
+    def _query(self, statement: str, params: dict[str, Any], what: str) -> list[Any]:
+        """One read statement on a pooled raw connection (a statement is its own consistent snapshot)."""
+        if self.postgres:
+            return self.db.retrying(lambda: self._pg_execute([(statement, params)], fetch=True), what=what)
+        return self.db.retrying(lambda: self._sqlite_read(statement, params), what=what)
+
+    def _pg_execute(self, statements: Sequence[tuple[str, dict[str, Any]]], *, fetch: bool) -> list[Any]:
+        engine = self.db.autocommit_engine
+        fairy = engine.raw_connection()
+        try:
+            conn = fairy.driver_connection
+            assert conn is not None
+            with conn.cursor() as cursor:
+                if len(statements) == 1:
+                    cursor.execute(*statements[0])
+                    return list(cursor.fetchall()) if fetch else []
+                with conn.transaction():
+                    for statement, params in statements:
+                        cursor.execute(statement, params)
+                return []
+        except engine.dialect.loaded_dbapi.Error as error:
+            fairy.invalidate(error)  # a broken connection must not go back to the pool
+            raise _wrap(engine, statements, error) from error
+        finally:
+            fairy.close()
+
+    def _sqlite_write(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        engine = self.db.sa_engine
+        with self._lock:
+            conn = self._sqlite_writer()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement, params in statements:
+                        conn.execute(statement, params)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except engine.dialect.loaded_dbapi.Error as error:
+                raise _wrap(engine, statements, error) from error
+
+    def _sqlite_writer(self) -> Any:
+        """The store's own writer connection (writes are serialized by the lock anyway)."""
+        fairy = self._writer
+        if fairy is None:
+            fairy = self._writer = self.db.sa_engine.raw_connection()
+        return fairy.driver_connection
+
+    def _sqlite_read(self, statement: str, params: dict[str, Any]) -> list[Any]:
+        engine = self.db.sa_engine
+        fairy = engine.raw_connection()
+        try:
+            conn = fairy.driver_connection
+            assert conn is not None
+            return list(conn.execute(statement, params).fetchall())
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise _wrap(engine, [(statement, params)], error) from error
+        finally:
+            fairy.close()
 
     # -- writes ------------------------------------------------------------------------------
 
     def put(self, record: CheckpointRecord, blobs: Sequence[BlobRecord]) -> None:
         """Store a checkpoint (an upsert) and the blobs of its changed channels (first one wins)."""
-        params = {
+        params: dict[str, Any] = {
             "thread_id": record.thread_id,
             "checkpoint_ns": record.checkpoint_ns,
             "checkpoint_id": record.checkpoint_id,
@@ -292,82 +461,74 @@ class CheckpointStore:
             "versions": record.versions,
             "metadata": record.metadata,
         }
-        blob_params = [
-            {
-                "thread_id": record.thread_id,
-                "checkpoint_ns": record.checkpoint_ns,
-                "channel": b.channel,
-                "version": b.version,
-                "type": b.type,
-                "blob": b.blob,
-            }
-            for b in blobs
-        ]
-
-        def run() -> None:
-            with self.db.write() as conn:
-                if blob_params:
-                    conn.exec_driver_sql(self._put_blob, blob_params)  # type: ignore[arg-type]
-                conn.exec_driver_sql(self._put_checkpoint, params)
-
-        self.db.retrying(run, what="save LangGraph checkpoint")
+        if not blobs:
+            self._execute_write([(self._upsert_checkpoint, params)], "save LangGraph checkpoint")
+            return
+        for i, b in enumerate(blobs):
+            params[f"channel_{i}"] = b.channel
+            params[f"version_{i}"] = b.version
+            params[f"btype_{i}"] = b.type
+            params[f"blob_{i}"] = b.blob
+        n = len(blobs)
+        if self.postgres:  # one atomic statement: the blobs ride in a data-modifying CTE
+            statement = self._sql(
+                ("put", n), lambda: f"WITH blobs AS ({_blob_insert(n)}) {_UPSERT_CHECKPOINT}"
+            )
+            self._execute_write([(statement, params)], "save LangGraph checkpoint")
+            return
+        insert_blobs = self._sql(("blobs", n), lambda: _blob_insert(n))
+        self._execute_write(
+            [(insert_blobs, params), (self._upsert_checkpoint, params)], "save LangGraph checkpoint"
+        )
 
     def put_writes(
-        self, thread_id: str, checkpoint_ns: str, checkpoint_id: str, writes: Sequence[WriteRecord], *, replace: bool
+        self,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        writes: Sequence[WriteRecord],
+        *,
+        replace: bool,
     ) -> None:
         """Store pending writes: `replace` overwrites rows with the same key, else the first write wins."""
         if not writes:
             return
-        params = [
-            {
-                "thread_id": thread_id,
-                "checkpoint_ns": checkpoint_ns,
-                "checkpoint_id": checkpoint_id,
-                "task_id": w.task_id,
-                "idx": w.idx,
-                "channel": w.channel,
-                "type": w.type,
-                "blob": w.blob,
-                "task_path": w.task_path,
-            }
-            for w in writes
-        ]
-        statement = self._upsert_write if replace else self._insert_write
-
-        def run() -> None:
-            with self.db.write() as conn:
-                conn.exec_driver_sql(statement, params)  # type: ignore[arg-type]
-
-        self.db.retrying(run, what="save LangGraph pending writes")
+        params: dict[str, Any] = {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+        for i, w in enumerate(writes):
+            params[f"task_id_{i}"] = w.task_id
+            params[f"idx_{i}"] = w.idx
+            params[f"channel_{i}"] = w.channel
+            params[f"type_{i}"] = w.type
+            params[f"blob_{i}"] = w.blob
+            params[f"task_path_{i}"] = w.task_path
+        n = len(writes)
+        statement = self._sql(("writes", n, replace), lambda: _writes_insert(n, replace))
+        self._execute_write([(statement, params)], "save LangGraph pending writes")
 
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> LoadedCheckpoint | None:
         """The given checkpoint, or the latest of (thread, namespace) when `checkpoint_id` is None."""
-        params = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id}
-
-        def run() -> LoadedCheckpoint | None:
-            with self.db.read() as conn:
-                row = conn.exec_driver_sql(self._get_one if checkpoint_id else self._get_latest, params).first()
-                if row is None:
-                    return None
-                loaded = LoadedCheckpoint(_record(row))
-                self._load_blobs(conn, [loaded])
-                params["checkpoint_id"] = loaded.record.checkpoint_id
-                loaded.writes = _sort_writes([_write(w) for w in conn.exec_driver_sql(self._get_writes, params)])
-                return loaded
-
-        return self.db.retrying(run, what="load LangGraph checkpoint")
+        params: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "limit": 1}
+        where = "thread_id = :thread_id AND checkpoint_ns = :checkpoint_ns"
+        if checkpoint_id:
+            where += " AND checkpoint_id = :checkpoint_id"
+            params["checkpoint_id"] = checkpoint_id
+        statement = self._sql(
+            ("get", bool(checkpoint_id)), lambda: _load_statement(self.db.dialect, where, True)
+        )
+        loaded = _assemble(self._query(statement, params, "load LangGraph checkpoint"))
+        return loaded[0] if loaded else None
 
     def latest_id(self, thread_id: str, checkpoint_ns: str = "") -> str | None:
         """The id of the latest checkpoint of (thread, namespace), or None: one indexed query."""
         params = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}
-
-        def run() -> str | None:
-            with self.db.read() as conn:
-                return conn.exec_driver_sql(self._latest_id, params).scalar()
-
-        return self.db.retrying(run, what="read latest LangGraph checkpoint id")
+        rows = self._query(self._latest_id, params, "read latest LangGraph checkpoint id")
+        return rows[0][0] if rows else None
 
     def list(
         self,
@@ -378,78 +539,46 @@ class CheckpointStore:
         before: str | None,
         limit: int | None,
         accept: Callable[[CheckpointRecord], bool] | None = None,
-        run_id: str | None = None,
+        metadata_equals: dict[str, Any] | None = None,
     ) -> list[LoadedCheckpoint]:
-        """Checkpoints, newest first, with their blobs and writes: three queries whatever the count.
+        """Checkpoints, newest first, with their blobs and writes, in one statement.
 
-        `accept` filters rows in Python (LangGraph's metadata filter is exact equality, which
-        SQL JSON operators do not express the same way on both dialects); `limit` applies after it.
+        `metadata_equals` narrows rows in SQL (top-level scalar keys); `accept` then filters in
+        Python with LangGraph's exact semantics, and `limit` applies after it.
         """
         if limit is not None and limit <= 0:
             return []
-        t = lg_checkpoints.c
-        query = sa.select(lg_checkpoints).order_by(t.checkpoint_id.desc())
-        if thread_id is not None:
-            query = query.where(t.thread_id == thread_id)
-        if checkpoint_ns is not None:
-            query = query.where(t.checkpoint_ns == checkpoint_ns)
-        if checkpoint_id is not None:
-            query = query.where(t.checkpoint_id == checkpoint_id)
+        conditions: list[str] = []
+        params: dict[str, Any] = {}
+        for column, value in (
+            ("thread_id", thread_id),
+            ("checkpoint_ns", checkpoint_ns),
+            ("checkpoint_id", checkpoint_id),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = :{column}")
+                params[column] = value
         if before is not None:
-            query = query.where(t.checkpoint_id < before)
-        if run_id is not None:
-            query = query.where(t.run_id == run_id)
-        if limit is not None and accept is None:
-            query = query.limit(limit)
-
-        def run() -> list[LoadedCheckpoint]:
-            with self.db.read() as conn:
-                selected: list[LoadedCheckpoint] = []
-                for row in conn.execute(query):
-                    record = _record(row)
-                    if accept is not None and not accept(record):
-                        continue
-                    selected.append(LoadedCheckpoint(record))
-                    if limit is not None and len(selected) >= limit:
-                        break
-                self._load_blobs(conn, selected)
-                self._load_writes(conn, selected)
-                return selected
-
-        return self.db.retrying(run, what="list LangGraph checkpoints")
-
-    def _load_blobs(self, conn: sa.Connection, loaded: Sequence[LoadedCheckpoint]) -> None:
-        wanted: dict[tuple[str, str, str, str], list[LoadedCheckpoint]] = {}
-        for item in loaded:
-            rec = item.record
-            for channel, version in json.loads(rec.versions).items():
-                key = (rec.thread_id, rec.checkpoint_ns, channel, version_key(version))
-                wanted.setdefault(key, []).append(item)
-        if not wanted:
-            return
-        b = lg_blobs.c
-        columns = (b.thread_id, b.checkpoint_ns, b.channel, b.version)
-        keys = list(wanted)
-        for chunk in _chunks(keys):
-            query = sa.select(lg_blobs).where(sa.tuple_(*columns).in_(chunk))
-            for row in conn.execute(query):
-                blob = BlobRecord(row.channel, row.version, row.type, None if row.blob is None else bytes(row.blob))
-                for item in wanted[(row.thread_id, row.checkpoint_ns, row.channel, row.version)]:
-                    item.blobs[row.channel] = blob
-
-    def _load_writes(self, conn: sa.Connection, loaded: Sequence[LoadedCheckpoint]) -> None:
-        if not loaded:
-            return
-        by_key = {(i.record.thread_id, i.record.checkpoint_ns, i.record.checkpoint_id): i for i in loaded}
-        w = lg_writes.c
-        columns = (w.thread_id, w.checkpoint_ns, w.checkpoint_id)
-        keys = list(by_key)
-        for chunk in _chunks(keys):
-            query = sa.select(lg_writes).where(sa.tuple_(*columns).in_(chunk))
-            for row in conn.execute(query):
-                by_key[(row.thread_id, row.checkpoint_ns, row.checkpoint_id)].writes.append(_write(row))
-        for item in loaded:
-            _sort_writes(item.writes)
+            conditions.append("checkpoint_id < :before")
+            params["before"] = before
+        for i, (key, value) in enumerate(sorted((metadata_equals or {}).items())):
+            if self.postgres:
+                conditions.append(f"(CAST(metadata AS jsonb) -> :mkey_{i}) = CAST(:mval_{i} AS jsonb)")
+                params[f"mkey_{i}"] = key
+                params[f"mval_{i}"] = json.dumps(value)
+            else:
+                conditions.append(f"json_extract(metadata, :mkey_{i}) = :mval_{i}")
+                params[f"mkey_{i}"] = '$."' + key.replace('"', '""') + '"'
+                params[f"mval_{i}"] = value
+        where = " AND ".join(conditions) or "1 = 1"
+        sql_limit = limit is not None and accept is None
+        if sql_limit:
+            params["limit"] = limit
+        statement = self.db.sql(_load_statement(self.db.dialect, where, sql_limit))
+        loaded = _assemble(self._query(statement, params, "list LangGraph checkpoints"))
+        if accept is not None:
+            loaded = [item for item in loaded if accept(item.record)]
+        return loaded if limit is None else loaded[:limit]
 
     # -- maintenance -------------------------------------------------------------------------
 
@@ -460,7 +589,7 @@ class CheckpointStore:
             return
 
         def run() -> None:
-            with self.db.write() as conn:
+            with self._lock, self.db.write() as conn:
                 for table in _THREAD_TABLES:
                     for chunk in _chunks(ids):
                         conn.execute(sa.delete(table).where(table.c.thread_id.in_(chunk)))
@@ -474,7 +603,7 @@ class CheckpointStore:
             return
 
         def run() -> None:
-            with self.db.write() as conn:
+            with self._lock, self.db.write() as conn:
                 c = lg_checkpoints.c
                 doomed: list[tuple[str, str, str]] = []
                 for chunk in _chunks(ids):
@@ -493,11 +622,12 @@ class CheckpointStore:
         """
 
         def run() -> None:
-            with self.db.write() as conn:
+            with self._lock, self.db.write() as conn:
                 for table in _THREAD_TABLES:
-                    rows = [dict(r._mapping) for r in conn.execute(
-                        sa.select(table).where(table.c.thread_id == source_thread_id)
-                    )]
+                    rows = [
+                        dict(r._mapping)
+                        for r in conn.execute(sa.select(table).where(table.c.thread_id == source_thread_id))
+                    ]
                     if not rows:
                         continue
                     for row in rows:
@@ -517,7 +647,7 @@ class CheckpointStore:
         """
 
         def run() -> None:
-            with self.db.write() as conn:
+            with self._lock, self.db.write() as conn:
                 c = lg_checkpoints.c
                 rows = [
                     _record(r)
@@ -545,13 +675,16 @@ class CheckpointStore:
                 doomed = [
                     (r.thread_id, r.checkpoint_ns, r.checkpoint_id)
                     for r in rows
-                    if r.checkpoint_ns in dropped_ns or heads[r.checkpoint_ns].checkpoint_id != r.checkpoint_id
+                    if r.checkpoint_ns in dropped_ns
+                    or heads[r.checkpoint_ns].checkpoint_id != r.checkpoint_id
                 ]
                 self._delete_checkpoints(conn, doomed)
                 for ns in dropped_ns:
                     for table in (lg_blobs, lg_writes):
                         conn.execute(
-                            sa.delete(table).where(table.c.thread_id == thread_id, table.c.checkpoint_ns == ns)
+                            sa.delete(table).where(
+                                table.c.thread_id == thread_id, table.c.checkpoint_ns == ns
+                            )
                         )
 
         self.db.retrying(run, what="prune LangGraph thread")
@@ -569,19 +702,21 @@ class CheckpointStore:
                 pairs.update((ch, version_key(v)) for ch, v in json.loads(r.versions).items())
             conn.execute(sa.delete(lg_checkpoints).where(key_in))
             conn.execute(
-                sa.delete(lg_writes).where(sa.tuple_(w.thread_id, w.checkpoint_ns, w.checkpoint_id).in_(chunk))
+                sa.delete(lg_writes).where(
+                    sa.tuple_(w.thread_id, w.checkpoint_ns, w.checkpoint_id).in_(chunk)
+                )
             )
         for (thread_id, ns), pairs in freed.items():
-            rows = conn.execute(
-                sa.select(c.versions).where(c.thread_id == thread_id, c.checkpoint_ns == ns)
-            )
+            rows = conn.execute(sa.select(c.versions).where(c.thread_id == thread_id, c.checkpoint_ns == ns))
             for r in rows:
                 pairs.difference_update((ch, version_key(v)) for ch, v in json.loads(r.versions).items())
             garbage = sorted(pairs)
             for chunk in _chunks(garbage):
                 conn.execute(
                     sa.delete(lg_blobs).where(
-                        b.thread_id == thread_id, b.checkpoint_ns == ns, sa.tuple_(b.channel, b.version).in_(chunk)
+                        b.thread_id == thread_id,
+                        b.checkpoint_ns == ns,
+                        sa.tuple_(b.channel, b.version).in_(chunk),
                     )
                 )
 
@@ -592,7 +727,10 @@ class CheckpointStore:
             stats: dict[str, int] = {}
             with self.db.read() as conn:
                 for table, payload in (
-                    (lg_checkpoints, (lg_checkpoints.c.checkpoint, lg_checkpoints.c.metadata, lg_checkpoints.c.versions)),
+                    (
+                        lg_checkpoints,
+                        (lg_checkpoints.c.checkpoint, lg_checkpoints.c.metadata, lg_checkpoints.c.versions),
+                    ),
                     (lg_blobs, (lg_blobs.c.blob,)),
                     (lg_writes, (lg_writes.c.blob,)),
                     (lg_memos, (lg_memos.c.blob,)),
@@ -610,6 +748,10 @@ class CheckpointStore:
 
     # -- step memos --------------------------------------------------------------------------
 
+    def delete_memos(self, run_key: str) -> None:
+        """Drop a finished run's step memos (nothing replays them once its outcome is recorded)."""
+        self._execute_write([(self._delete_memos, {"run_key": run_key})], "delete step memos")
+
     def load_memos(self, run_key: str) -> dict[tuple[str, int], MemoRecord]:
         """Every step memo of a durable run, keyed (task namespace, call index), in one query."""
         params = {"run_key": run_key}
@@ -618,7 +760,9 @@ class CheckpointStore:
             with self.db.read() as conn:
                 rows = conn.exec_driver_sql(self._load_memos, params).all()
             return {
-                (r.task_ns, r.idx): MemoRecord(r.name, r.type, None if r.blob is None else bytes(r.blob), bool(r.is_error))
+                (r.task_ns, r.idx): MemoRecord(
+                    r.name, r.type, None if r.blob is None else bytes(r.blob), bool(r.is_error)
+                )
                 for r in rows
             }
 
@@ -638,11 +782,18 @@ class CheckpointStore:
         }
 
         def run() -> None:
-            with self.db.write() as conn:
+            with self._lock, self.db.write() as conn:
                 conn.exec_driver_sql(self._put_memo, params)
 
         self.db.retrying(run, what="record step memo")
 
+
+def _wrap(engine: sa.Engine, statements: Sequence[tuple[str, dict[str, Any]]], error: Exception) -> Exception:
+    """The driver's error as SQLAlchemy's DBAPIError, so `Database.retrying` can judge it transient."""
+    statement = statements[0][0] if statements else ""
+    return exc.DBAPIError.instance(
+        statement, None, error, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect, ismulti=False
+    )
 
 
 def _insert_ignore(dialect: str, table: sa.Table) -> Any:
