@@ -192,9 +192,12 @@ class Engine:
         owned by this executor: a relaunch (or, after the lease, another executor) resumes them."""
         if not self.launched:
             return
-        self.stopping = True
+        self.stopping = True  # running workflows stop at their next step; dispatchers claim nothing new
         self.waiters.wake_all()
-        for stop in reversed(self._services):
+        for future in list(self._background):
+            with contextlib.suppress(BaseException):
+                future.result(timeout=timeout_seconds)
+        for stop in reversed(self._services):  # the dispatcher releases queue work still claimed
             try:
                 stop()
             except Exception:  # pragma: no cover - best effort
@@ -203,10 +206,6 @@ class Engine:
         with _launched_lock:
             if self in _launched:
                 _launched.remove(self)
-        pending = list(self._background)
-        for future in pending:
-            with contextlib.suppress(BaseException):
-                future.result(timeout=timeout_seconds)
         assert self._pool is not None and self._io_pool is not None and self._loop is not None
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._loop.call_soon_threadsafe(self._loop.stop)

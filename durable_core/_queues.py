@@ -250,6 +250,8 @@ class Dispatcher:
 
     def _dispatch(self, queue: Queue) -> float | None:
         engine = self.engine
+        if engine.stopping:
+            return None
         with self.lock:
             running = len(self.running.get(queue.name, ()))
         free = (queue.worker_concurrency or 1_000_000) - running

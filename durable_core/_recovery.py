@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._handle import WorkflowHandle
-from ._registry import get_workflow
+from ._registry import get_workflow, registered_names
 from ._runtime import now_ms
 from ._starting import run_recovered
 from .storage import ClaimedWorkflow, ExecutorRow
@@ -30,7 +30,6 @@ log = logging.getLogger("durable_core.recovery")
 
 def heartbeat_once(engine: Engine) -> None:
     from ._queues import served_queue_names
-    from ._registry import registered_names
 
     engine.executors.heartbeat(
         engine.executor_id,
@@ -65,6 +64,16 @@ def _resume_claimed(engine: Engine, claimed: ClaimedWorkflow) -> WorkflowHandle[
     return WorkflowHandle(engine, claimed.workflow_id, defn, future)
 
 
+def recoverable_names() -> list[str]:
+    """Workflows this process can resume by itself (registered, and not left to their callers)."""
+    names: list[str] = []
+    for name in registered_names():
+        defn = get_workflow(name)
+        if defn is not None and defn.auto_recover:
+            names.append(name)
+    return names
+
+
 def park(engine: Engine, claimed: ClaimedWorkflow, limit: int) -> None:
     """Stop crash-looping: mark the workflow RETRIES_EXCEEDED."""
     engine.workflows.update(
@@ -89,6 +98,7 @@ def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle
         to_executor=engine.executor_id,
         app_version=engine.app_version,
         now=now_ms(),
+        names=recoverable_names(),
     )
     with engine.active_lock:
         running = set(engine.active)

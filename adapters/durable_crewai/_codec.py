@@ -132,7 +132,7 @@ def decode_llm_answer(recorded: Mapping[str, Any], response_model: type[BaseMode
 
 
 def encode_task_output(output: TaskOutput) -> dict[str, Any]:
-    return output.model_dump(mode="json")
+    return output.model_dump(mode="json", serialize_as_any=True)  # keep the output_pydantic fields
 
 
 def decode_task_output(recorded: Mapping[str, Any], output_pydantic: type[BaseModel] | None) -> TaskOutput:
@@ -145,7 +145,7 @@ def decode_task_output(recorded: Mapping[str, Any], output_pydantic: type[BaseMo
 
 
 def encode_crew_output(output: CrewOutput) -> dict[str, Any]:
-    return output.model_dump(mode="json")
+    return output.model_dump(mode="json", serialize_as_any=True)  # keep the output_pydantic fields
 
 
 def decode_crew_output(

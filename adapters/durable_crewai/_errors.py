@@ -44,15 +44,12 @@ class CrewDivergenceError(NondeterminismError):
         )
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild,
-            (self.workflow_id, self.step_id, self.recorded_name, self.called_name, self.task, self.call),
-        )
+        fields = (self.workflow_id, self.step_id, self.recorded_name, self.called_name, self.task, self.call)
+        return (_rebuild, (fields,))
 
 
-def _rebuild(
-    workflow_id: str, step_id: int, recorded_name: str, called_name: str, task: str, call: str
-) -> CrewDivergenceError:
+def _rebuild(fields: tuple[str, int, str, str, str, str]) -> CrewDivergenceError:
+    workflow_id, step_id, recorded_name, called_name, task, call = fields
     return CrewDivergenceError(workflow_id, step_id, recorded_name, called_name, task=task, call=call)
 
 

@@ -21,7 +21,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from crewai.core.providers.human_input import AsyncExecutorContext, ExecutorContext, SyncHumanInputProvider
-from durable_core import in_workflow, recv, recv_async, set_event, set_event_async
+
+from durable_core import in_workflow
 
 __all__ = ["HUMAN_INPUT_EVENT", "HUMAN_INPUT_TOPIC", "DurableHumanInputProvider"]
 
@@ -59,6 +60,8 @@ class DurableHumanInputProvider(SyncHumanInputProvider):
     def _prompt_input(self, crew: Any) -> str:  # type: ignore[override]
         if not in_workflow():
             return SyncHumanInputProvider._prompt_input(crew)
+        from durable_core import recv, set_event
+
         set_event(HUMAN_INPUT_EVENT, _review.get())
         while True:
             answer = recv(topic=HUMAN_INPUT_TOPIC, timeout_seconds=self.wait_seconds)
@@ -68,6 +71,8 @@ class DurableHumanInputProvider(SyncHumanInputProvider):
     async def _prompt_input_async(self, crew: Any) -> str:  # type: ignore[override]
         if not in_workflow():
             return await SyncHumanInputProvider._prompt_input_async(crew)
+        from durable_core import recv_async, set_event_async
+
         await set_event_async(HUMAN_INPUT_EVENT, _review.get())
         while True:
             answer = await recv_async(topic=HUMAN_INPUT_TOPIC, timeout_seconds=self.wait_seconds)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from crewai.llms.base_llm import BaseLLM
-from durable_core import in_workflow, step
 from pydantic import BaseModel
+
+from durable_core import current_workflow_id, in_workflow, step
 
 from ._codec import decode_llm_answer, encode_llm_answer, llm_request_fingerprint
 from ._errors import CrewDivergenceError
@@ -88,8 +89,6 @@ class _Request:
 
     def finish(self, recorded: dict[str, Any]) -> Any:
         if recorded.get("request") != self.fingerprint:
-            from durable_core import current_workflow_id
-
             raise CrewDivergenceError(
                 current_workflow_id(),
                 0,
@@ -110,4 +109,3 @@ class _Request:
         from ._tools import expected_call
 
         self.scope.tool_order = ToolOrder([expected_call(call) for call in calls])
-

@@ -8,7 +8,7 @@ task it belongs to without any global registry.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from contextvars import Context, ContextVar
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ __all__ = [
     "current_run",
     "current_scope",
     "disarm",
-    "in_step_body",
+    "nested_scope",
     "step_body",
 ]
 
@@ -116,10 +116,6 @@ class ToolOrder:
             self._done[index] = True
             self._cond.notify_all()
 
-    @property
-    def complete(self) -> bool:
-        return all(self._claimed)
-
 
 _run: ContextVar[KickoffRun | None] = ContextVar("durable_crewai_run", default=None)
 _scope: ContextVar[TaskScope | None] = ContextVar("durable_crewai_scope", default=None)
@@ -165,16 +161,24 @@ def armed_context(obj: object) -> Context | None:
         return stack[0].copy()
 
 
+@contextmanager
+def nested_scope(scope: TaskScope) -> Generator[TaskScope]:
+    """A scope for calls nested in a delegation: same task, its own parallel-call order."""
+    nested = TaskScope(run=scope.run, index=scope.index, label=scope.label, llm_calls=scope.llm_calls)
+    token = _scope.set(nested)
+    try:
+        yield nested
+    finally:
+        scope.llm_calls = nested.llm_calls
+        _scope.reset(token)
+
+
 _in_body: ContextVar[bool] = ContextVar("durable_crewai_in_body", default=False)
 
 
-def in_step_body() -> bool:
-    """True while one of the adapter's step bodies runs (nested calls then stay plain calls)."""
-    return _in_body.get()
-
-
 @contextmanager
-def step_body() -> Iterator[None]:
+def step_body() -> Generator[None]:
+    """Marks one of the adapter's step bodies: calls nested in it never use an armed context."""
     token = _in_body.set(True)
     try:
         yield

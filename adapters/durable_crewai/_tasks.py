@@ -14,14 +14,15 @@ differently on every run.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
 from crewai.task import Task
 from crewai.tasks.task_output import TaskOutput
-from durable_core import current_workflow_id, in_workflow, step
+
+from durable_core import in_workflow, step
 
 from ._codec import decode_task_output, encode_task_output
 from ._errors import CrewDivergenceError
@@ -30,7 +31,7 @@ from ._ownership import owns, set_owned
 from ._state import CompletedTask, KickoffRun, TaskScope, _scope, arm, current_run, disarm
 from ._tools import wrap_tool
 
-__all__ = ["TASK_OUTPUT_STEP", "TASK_STEP", "wrap_task"]
+__all__ = ["TASK_OUTPUT_STEP", "TASK_STEP", "agent_llms", "wrap_task"]
 
 TASK_STEP = "crewai.task"
 TASK_OUTPUT_STEP = "crewai.task.output"
@@ -43,7 +44,9 @@ def wrap_task(task: Task) -> None:
     sync = type(task).execute_sync.__get__(task)
     asynchronous = type(task).aexecute_sync.__get__(task)
 
-    def execute_sync(agent: Any = None, context: str | None = None, tools: list[Any] | None = None) -> TaskOutput:
+    def execute_sync(
+        agent: Any = None, context: str | None = None, tools: list[Any] | None = None
+    ) -> TaskOutput:
         run = current_run()
         if run is None or not in_workflow():
             return sync(agent, context, tools)
@@ -145,9 +148,10 @@ def _restore(run: KickoffRun, task: Task, completed: CompletedTask, recorded_out
 
 def _skip(run: KickoffRun, task: Task, completed: CompletedTask) -> TaskOutput:
     recorded: Any = None
+    not_recorded = _not_recorded(run.workflow_id)
     for name in completed.step_names:
         try:
-            recorded = step(name=name)(_not_recorded)()
+            recorded = step(name=name)(not_recorded)()
         except Exception:  # a recorded tool or LLM failure: it is replayed, and CrewAI handled it then
             recorded = None
     return _restore(run, task, completed, recorded)
@@ -155,34 +159,39 @@ def _skip(run: KickoffRun, task: Task, completed: CompletedTask) -> TaskOutput:
 
 async def _askip(run: KickoffRun, task: Task, completed: CompletedTask) -> TaskOutput:
     recorded: Any = None
+    not_recorded = _not_recorded(run.workflow_id)
+
+    async def anot_recorded() -> Any:
+        return not_recorded()
+
     for name in completed.step_names:
         try:
-            recorded = await step(name=name)(_anot_recorded)()
+            recorded = await step(name=name)(anot_recorded)()
         except Exception:  # see _skip
             recorded = None
     return _restore(run, task, completed, recorded)
 
 
-def _not_recorded() -> Any:
+def _not_recorded(workflow_id: str) -> Callable[[], Any]:
     """The body of a skip step: it only runs if the record does not hold what it held a moment ago."""
-    raise CrewDivergenceError(
-        current_workflow_id(),
-        0,
-        "a recorded step of a completed task",
-        "no record",
-        task="(a completed task)",
-        call="skipping its recorded steps",
-    )
 
+    def skipped_step() -> Any:
+        raise CrewDivergenceError(
+            workflow_id,
+            0,
+            "a recorded step of a completed task",
+            "no record",
+            task="(a completed task)",
+            call="skipping its recorded steps",
+        )
 
-async def _anot_recorded() -> Any:
-    return _not_recorded()
+    return skipped_step
 
 
 @contextmanager
 def _task_scope(
     run: KickoffRun, task: Task, index: int, agent: Any, tools: list[Any] | None
-) -> Iterator[TaskScope]:
+) -> Generator[TaskScope]:
     """Wrap what this task can reach (its agent's LLMs, its tools) and open its scope."""
     agent = agent or task.agent
     llms = _reachable_llms(run, agent)
@@ -208,16 +217,24 @@ def _task_scope(
 def _reachable_llms(run: KickoffRun, agent: Any) -> list[Any]:
     crew = run.crew
     candidates = [
-        getattr(agent, "llm", None),
-        getattr(agent, "function_calling_llm", None),
-        crew.manager_llm,
-        crew.function_calling_llm,
-        getattr(crew.manager_agent, "llm", None),
+        *agent_llms(agent),
+        *agent_llms(crew.manager_agent),
+        _field(crew, "manager_llm"),
+        _field(crew, "function_calling_llm"),
     ]
     for member in crew.agents:  # coworkers reached through delegation
-        candidates += [getattr(member, "llm", None), getattr(member, "function_calling_llm", None)]
+        candidates += agent_llms(member)
     unique: dict[int, Any] = {}
     for llm in candidates:
         if llm is not None and not isinstance(llm, str):
             unique.setdefault(id(llm), llm)
     return list(unique.values())
+
+
+def agent_llms(agent: Any) -> list[Any]:
+    """An agent's LLM objects, read without tripping the deprecation of `function_calling_llm`."""
+    return [_field(agent, "llm"), _field(agent, "function_calling_llm")]
+
+
+def _field(obj: Any, name: str) -> Any:
+    return vars(obj).get(name) if obj is not None and hasattr(obj, "__dict__") else None

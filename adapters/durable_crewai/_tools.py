@@ -13,18 +13,20 @@ import asyncio
 import contextvars
 import inspect
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from crewai.tools.agent_tools.base_agent_tools import BaseAgentTool
 from crewai.tools.base_tool import BaseTool
 from crewai.utilities.string_utils import sanitize_tool_name
+
 from durable_core import current_workflow_id, in_workflow, step
 
 from ._codec import digest, to_jsonable
 from ._errors import CrewDivergenceError
 from ._ownership import owns, set_owned
-from ._state import armed_context, current_scope, step_body
+from ._state import armed_context, current_scope, nested_scope, step_body
 
 __all__ = ["TOOL_STEP_PREFIX", "expected_call", "wrap_tool"]
 
@@ -32,20 +34,55 @@ TOOL_STEP_PREFIX = "crewai.tool."
 
 
 def wrap_tool(tool: Any) -> None:
-    """Make `tool._run` a durable step inside a durable kickoff (idempotent, copy-safe)."""
-    if not isinstance(tool, BaseTool) or isinstance(tool, BaseAgentTool) or owns(tool, "_run"):
+    """Make the tool's `run` and `_run` durable steps inside a durable kickoff (idempotent, copy-safe).
+
+    Both are wrapped: the ReAct path reaches `_run` (through `CrewStructuredTool`), the native
+    path calls `run`, which for `@tool` tools calls the function without passing through
+    `_run`. Whichever is entered first is the step; the inner one runs plainly in its body.
+    """
+    if not isinstance(tool, BaseTool) or owns(tool, "_run"):
         return
-    original = type(tool)._run.__get__(tool)
+    wrapper = _delegation if isinstance(tool, BaseAgentTool) else _durable
+    for attribute in ("run", "_run"):
+        set_owned(tool, attribute, wrapper(tool, getattr(type(tool), attribute).__get__(tool)))
+
+
+def _delegation(tool: BaseTool, original: Callable[..., Any]) -> Callable[..., Any]:
+    """A delegation is not a step itself: the coworker's own LLM and tool calls are.
+
+    Parallel delegations from one manager answer still take their turn in the answer's order,
+    each with a nested scope, so the coworkers' steps never interleave.
+    """
+
+    def delegate(*args: Any, **kwargs: Any) -> Any:
+        scope = current_scope()
+        if not in_workflow() or scope is None:
+            return original(*args, **kwargs)
+        order = scope.tool_order
+        index = order.claim(sanitize_tool_name(tool.name), arguments_key(args, kwargs)) if order else None
+        try:
+            if order is not None and index is not None:
+                order.wait_turn(index)
+            with nested_scope(scope):
+                return original(*args, **kwargs)
+        finally:
+            if order is not None and index is not None:
+                order.finish(index)
+
+    return delegate
+
+
+def _durable(tool: BaseTool, original: Callable[..., Any]) -> Callable[..., Any]:
     step_name = TOOL_STEP_PREFIX + tool.name
 
-    def _run(*args: Any, **kwargs: Any) -> Any:
+    def durable_tool(*args: Any, **kwargs: Any) -> Any:
         if not in_workflow():
             armed = armed_context(tool)
             if armed is None:
                 return original(*args, **kwargs)
             # CrewAI's async ReAct path runs sync tools through run_in_executor, which drops
             # the context; the task armed its tools with a snapshot of it.
-            return armed.run(_run, *args, **kwargs)
+            return armed.run(durable_tool, *args, **kwargs)
         scope = current_scope()
         if scope is None:
             return original(*args, **kwargs)
@@ -75,7 +112,7 @@ def wrap_tool(tool: Any) -> None:
             )
         return recorded.get("value")
 
-    set_owned(tool, "_run", _run)
+    return durable_tool
 
 
 def arguments_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -157,6 +157,7 @@ class ExecutorStore:
         app_version: str,
         now: int,
         workflow_id: str | None = None,
+        names: Sequence[str] | None = None,
     ) -> list[ClaimedWorkflow]:
         """Move `from_executor`'s PENDING workflows of this version to `to_executor`, counting a recovery."""
         stmt = (
@@ -178,6 +179,8 @@ class ExecutorStore:
         )
         if workflow_id is not None:
             stmt = stmt.where(workflows.c.workflow_id == workflow_id)
+        if names is not None:  # only what the claimer can run: a claim it would not run strands the work
+            stmt = stmt.where(workflows.c.name.in_(list(names)))
 
         def run() -> list[ClaimedWorkflow]:
             with self.db.write() as conn:

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from durable_core import Engine, step, workflow, workflow_options
+from durable_core import Engine, Queue, step, workflow, workflow_options
 
 URL, MODE, LEDGER, WORKFLOW_ID = sys.argv[1:5]
 CRASH_IN_STEP = int(os.environ.get("CRASH_IN_STEP", "0"))
@@ -74,6 +74,32 @@ async def async_ledger_flow(n: int) -> list[str]:
     return results
 
 
+crash_queue = Queue("crashq", worker_concurrency=1)
+CRASH_CHILD = int(os.environ.get("CRASH_CHILD", "0"))
+
+
+@step(name="child_work")
+def child_work(i: int) -> int:
+    log(f"start child{i}")
+    if i == CRASH_CHILD and not crashed_before():
+        log("crashed")
+        os._exit(1)
+    log(f"done child{i}")
+    return i * i
+
+
+@workflow(name="child_job")
+def child_job(i: int) -> int:
+    return child_work(i)
+
+
+@workflow(name="fanout_parent")
+def fanout_parent(n: int) -> int:
+    log("parent body")
+    handles = [crash_queue.enqueue(child_job, i) for i in range(1, n + 1)]
+    return sum(h.get_result() for h in handles)
+
+
 def main() -> None:
     engine = Engine(
         URL,
@@ -83,7 +109,10 @@ def main() -> None:
     )
     engine.launch()
     flow = async_ledger_flow if os.environ.get("ASYNC") == "1" else ledger_flow
-    if MODE == "run":
+    if MODE == "fanout":
+        with workflow_options(workflow_id=WORKFLOW_ID):
+            result = fanout_parent(5)
+    elif MODE == "run":
         with workflow_options(workflow_id=WORKFLOW_ID):
             result = asyncio.run(flow(5)) if flow is async_ledger_flow else flow(5)
     elif MODE == "wait":

@@ -152,3 +152,24 @@ def test_unreachable_database_names_url_without_password() -> None:
     assert "127.0.0.1:1/nowhere" in message and "s3cret" not in message and "***" in message
     with pytest.raises(DatabaseUnavailable, match="does not exist"):
         Engine("sqlite:////no/such/dir/x.db").launch()
+
+
+def test_parent_and_queued_children_recover_without_rerunning_finished_children(
+    database_url: str, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.txt"
+    first = run_app(database_url, "fanout", ledger, "fan", CRASH_CHILD="4")
+    assert first.returncode == 1, first.stderr
+    counts = ledger_counts(ledger)
+    assert [counts[f"done child{i}"] for i in (1, 2, 3)] == [1, 1, 1] and counts["start child4"] == 1
+
+    second = run_app(database_url, "wait", ledger, "fan")
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout.strip().splitlines()[-1])["result"] == sum(i * i for i in range(1, 6))
+    counts = ledger_counts(ledger)
+    assert [counts[f"done child{i}"] for i in range(1, 6)] == [1, 1, 1, 1, 1]  # finished children not re-run
+    assert counts["start child4"] == 2  # only the child in flight at the crash ran again
+    with Engine(database_url) as engine:
+        children = engine.list_workflows(name="child_job")
+        assert {c.workflow_id for c in children} == {f"fan-{i}" for i in range(1, 6)}
+        assert all(c.status == "SUCCESS" and c.parent_workflow_id == "fan" for c in children)

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 os.environ.pop("OTEL_SDK_DISABLED", None)
 
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from durable_core import Engine, step, workflow, workflow_options  # noqa: E402
+from durable_core import Engine, step, workflow, workflow_options
 
 URL, MODE, SPANS = sys.argv[1:4]
 

@@ -1,0 +1,308 @@
+"""A kickoff as one durable workflow: `instrument(crew)` and the workflow bodies.
+
+CrewAI offers no public seam that wraps a whole kickoff, so the adapter replaces three of the
+crew's own methods on the instance: `_execute_tasks` / `_aexecute_tasks` (the part of
+`kickoff` / `akickoff` that runs the tasks, for both processes) become a call of the durable
+workflow, and `_handle_crew_planning` is deferred into it as a step. Everything `kickoff` does
+before (input interpolation, agent setup) is cheap and deterministic, so it simply runs again
+on a resume.
+
+The workflow runs in the caller's thread, inside CrewAI's own kickoff (its events, hooks and
+context variables stay intact). Re-running the same kickoff finds the workflow by id: a
+finished one returns its recorded `CrewOutput` with no LLM or tool call, an unfinished one is
+resumed from its record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from crewai import Crew
+from crewai.core.providers.human_input import reset_provider, set_provider
+from crewai.crews.crew_output import CrewOutput
+
+from durable_core import Engine, current_workflow_id, step, workflow, workflow_options
+from durable_core.errors import WorkflowCancelled
+
+from ._codec import decode_crew_output, encode_crew_output
+from ._core import explicit_workflow_id, recorded_steps
+from ._errors import CrewDivergenceError
+from ._human import DurableHumanInputProvider
+from ._identity import crew_structure_key, default_workflow_id
+from ._llm import wrap_llm
+from ._ownership import owns, set_owned
+from ._state import CompletedTask, KickoffRun, _run
+from ._tasks import TASK_OUTPUT_STEP, TASK_STEP, agent_llms, wrap_task
+from ._tools import wrap_tool
+
+__all__ = ["KICKOFF_WORKFLOW", "instrument", "is_instrumented"]
+
+KICKOFF_WORKFLOW = "durable_crewai.kickoff"
+AKICKOFF_WORKFLOW = "durable_crewai.akickoff"
+PLANNING_STEP = "crewai.planning"
+
+
+@dataclass(kw_only=True)
+class _LiveCall:
+    """The kickoff in progress in this thread: what the workflow body is to run."""
+
+    crew: Crew
+    run_tasks: Callable[[], Any]
+    planning: bool
+    output: CrewOutput | None = None
+
+
+_live: ContextVar[_LiveCall | None] = ContextVar("durable_crewai_live", default=None)
+
+
+def instrument(crew: Crew, *, workflow_id: str | None = None) -> Crew:
+    """Make every kickoff of `crew` a durable workflow; returns the same crew.
+
+    Example:
+        ```python
+        crew = instrument(Crew(agents=[...], tasks=[...]))
+        with Engine("sqlite:///crew.db"):
+            crew.kickoff(inputs={"topic": "AI"})   # after a crash, the same line resumes it
+        ```
+
+    Args:
+        crew: the crew to patch in place (tasks, agents' LLMs and tools are wrapped lazily at
+            each kickoff, so tasks and tools added later are covered).
+        workflow_id: the id of the next kickoff's workflow; `workflow_options(workflow_id=...)`
+            around the kickoff takes precedence, the default is a stable hash of the crew's
+            tasks, agents, process and inputs.
+    """
+    if owns(crew, "_execute_tasks"):
+        if workflow_id is not None:
+            vars(crew)["_execute_tasks"].workflow_id = workflow_id
+        return crew
+    sync_execute = type(crew)._execute_tasks.__get__(crew)
+    async_execute = type(crew)._aexecute_tasks.__get__(crew)
+    planning_requested: list[bool] = [False]
+
+    def _execute_tasks(tasks: Any, start_index: int | None = 0, was_replayed: bool = False) -> CrewOutput:
+        live = _LiveCall(
+            crew=crew,
+            run_tasks=lambda: sync_execute(tasks, start_index, was_replayed),
+            planning=_take(planning_requested),
+        )
+        chosen = wrapper_id()
+        if was_replayed and chosen is None and explicit_workflow_id() is None:
+            # Crew.replay(task_id): a run of its own, not the kickoff it replays from.
+            chosen = f"{default_workflow_id(crew, crew._inputs)}-replay-{start_index}"
+        return _durable_call(crew, live, chosen)
+
+    async def _aexecute_tasks(
+        tasks: Any, start_index: int | None = 0, was_replayed: bool = False
+    ) -> CrewOutput:
+        live = _LiveCall(
+            crew=crew,
+            run_tasks=lambda: async_execute(tasks, start_index, was_replayed),
+            planning=_take(planning_requested),
+        )
+        return await _adurable_call(crew, live, wrapper_id())
+
+    def _handle_crew_planning() -> None:
+        planning_requested[0] = True  # planned inside the workflow, as a step
+
+    def wrapper_id() -> str | None:  # the id given to instrument() names the next kickoff only
+        chosen: str | None = getattr(_execute_tasks, "workflow_id", None)
+        _execute_tasks.workflow_id = None  # type: ignore[attr-defined]
+        return chosen
+
+    set_owned(crew, "_execute_tasks", _execute_tasks)
+    set_owned(crew, "_aexecute_tasks", _aexecute_tasks)
+    set_owned(crew, "_handle_crew_planning", _handle_crew_planning)
+    if workflow_id is not None:
+        _execute_tasks.workflow_id = workflow_id  # type: ignore[attr-defined]
+    _prepare(crew)
+    return crew
+
+
+def is_instrumented(crew: Crew) -> bool:
+    return owns(crew, "_execute_tasks")
+
+
+def _take(flag: list[bool]) -> bool:
+    requested, flag[0] = flag[0], False
+    return requested
+
+
+def _prepare(crew: Crew) -> None:
+    """Wrap what can be reached before the kickoff runs; tasks re-check lazily at execution."""
+    for task in crew.tasks:
+        wrap_task(task)
+        for tool in task.tools or []:
+            wrap_tool(tool)
+    for agent in [*crew.agents, *([crew.manager_agent] if crew.manager_agent else [])]:
+        for llm in agent_llms(agent):
+            wrap_llm(llm)
+        for tool in agent.tools or []:
+            wrap_tool(tool)
+    for llm in (vars(crew).get("manager_llm"), vars(crew).get("function_calling_llm"), crew.planning_llm):
+        wrap_llm(llm)
+
+
+def _workflow_id(crew: Crew, instrumented_id: str | None) -> str | None:
+    """The id to start the workflow with, or None when `workflow_options` already names one."""
+    if explicit_workflow_id() is not None:
+        return None
+    return instrumented_id or default_workflow_id(crew, crew._inputs)
+
+
+def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput:
+    _prepare(crew)
+    workflow_id = _workflow_id(crew, chosen)
+    named = workflow_id or explicit_workflow_id()
+    key = crew_structure_key(crew)
+    token = _live.set(live)
+    try:
+        if workflow_id is None:
+            recorded = crewai_kickoff(key, crew._inputs)
+        else:
+            with workflow_options(workflow_id=workflow_id):
+                recorded = crewai_kickoff(key, crew._inputs)
+    finally:
+        _live.reset(token)
+    return _result(crew, live, recorded, named, key)
+
+
+async def _adurable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput:
+    _prepare(crew)
+    workflow_id = _workflow_id(crew, chosen)
+    named = workflow_id or explicit_workflow_id()
+    key = crew_structure_key(crew)
+    token = _live.set(live)
+    try:
+        if workflow_id is None:
+            recorded = await crewai_akickoff(key, crew._inputs)
+        else:
+            with workflow_options(workflow_id=workflow_id):
+                recorded = await crewai_akickoff(key, crew._inputs)
+    finally:
+        _live.reset(token)
+    return _result(crew, live, recorded, named, key)
+
+
+def _result(
+    crew: Crew, live: _LiveCall, recorded: dict[str, Any], workflow_id: str | None, key: str
+) -> CrewOutput:
+    if live.output is not None:
+        return live.output
+    if workflow_id is not None:
+        _check_same_crew(workflow_id, key, crew)
+    # The kickoff had finished before: rebuild its output with no LLM or tool call. CrewAI's
+    # own end-of-kickoff bookkeeping (OUTPUT / EXECUTION_END hooks, the completed event) still
+    # runs, so the EXECUTION_START this kickoff dispatched is paired as usual.
+    output = decode_crew_output(recorded, [task.output_pydantic for task in crew.tasks])
+    for task, task_output in zip(crew.tasks, output.tasks_output, strict=False):
+        task.output = task_output
+    return crew._create_crew_output(output.tasks_output)
+
+
+def _check_same_crew(workflow_id: str, key: str, crew: Crew) -> None:
+    """A finished kickoff's result is only handed to the crew that recorded it."""
+    status = Engine.current().get_workflow_status(workflow_id)
+    recorded = status.inputs if isinstance(status.inputs, dict) else {}
+    args = [*(recorded.get("args") or []), None, None]
+    kwargs = recorded.get("kwargs") or {}
+    recorded_key, recorded_inputs = kwargs.get("crew", args[0]), kwargs.get("inputs", args[1])
+    if recorded_key != key or (recorded_inputs or {}) != (crew._inputs or {}):
+        raise CrewDivergenceError(
+            workflow_id,
+            0,
+            f"a kickoff of crew {recorded_key} with inputs {recorded_inputs}",
+            f"a kickoff of crew {key} with inputs {crew._inputs}",
+            task=_label(crew),
+            call="the kickoff (its workflow id was recorded for another crew or other inputs)",
+        )
+
+
+def _label(crew: Crew) -> str:
+    return crew.name or ", ".join(task.name or task.description[:40] for task in crew.tasks)
+
+
+@workflow(name=KICKOFF_WORKFLOW, auto_recover=False)
+def crewai_kickoff(crew: str, inputs: dict[str, Any] | None) -> dict[str, Any]:
+    """The durable kickoff (sync `kickoff`, `kickoff_async`, `kickoff_for_each`)."""
+    live = _claim_live()
+    with _kickoff_run(live):
+        if live.planning:
+            _plan(live.crew)
+        output: CrewOutput = live.run_tasks()
+    live.output = output
+    return encode_crew_output(output)
+
+
+@workflow(name=AKICKOFF_WORKFLOW, auto_recover=False)
+async def crewai_akickoff(crew: str, inputs: dict[str, Any] | None) -> dict[str, Any]:
+    """The durable native-async kickoff (`akickoff`, `akickoff_for_each`)."""
+    live = _claim_live()
+    with _kickoff_run(live):
+        if live.planning:  # CrewAI's planner is sync code that may start its own event loop
+            await asyncio.to_thread(_plan, live.crew)
+        pending: Awaitable[CrewOutput] = live.run_tasks()
+        output = await pending
+    live.output = output
+    return encode_crew_output(output)
+
+
+def _claim_live() -> _LiveCall:
+    live = _live.get()
+    if live is None:
+        # Recovered at engine launch, before the user has rebuilt the crew: leave the workflow
+        # PENDING (an interruption records nothing) for the next `crew.kickoff(...)` to resume.
+        raise WorkflowCancelled(
+            current_workflow_id(),
+            "deferred: a durable CrewAI kickoff resumes when the same crew.kickoff(...) runs again",
+        )
+    _live.set(None)  # a crew kicked off inside a task starts its own workflow
+    return live
+
+
+@contextmanager
+def _kickoff_run(live: _LiveCall) -> Generator[KickoffRun]:
+    workflow_id = current_workflow_id()
+    run = KickoffRun(workflow_id=workflow_id, crew=live.crew, completed=_completed_tasks(workflow_id))
+    token = _run.set(run)
+    provider_token = set_provider(DurableHumanInputProvider())
+    try:
+        yield run
+    finally:
+        reset_provider(provider_token)
+        _run.reset(token)
+
+
+def _completed_tasks(workflow_id: str) -> dict[int, CompletedTask]:
+    """Tasks framed by a `crewai.task` and a `crewai.task.output` step in the record."""
+    completed: dict[int, CompletedTask] = {}
+    opened: tuple[int, str] | None = None
+    names: list[str] = []
+    for name, output in recorded_steps(workflow_id):
+        if name == TASK_STEP and isinstance(output, dict):
+            opened, names = (int(output.get("index", -1)), str(output.get("key"))), []
+        if opened is None:
+            continue
+        names.append(name)
+        if name == TASK_OUTPUT_STEP and isinstance(output, dict):
+            index, key = opened
+            completed[index] = CompletedTask(index=index, key=key, step_names=tuple(names), output=output)
+            opened = None
+    return completed
+
+
+def _plan(crew: Crew) -> None:
+    """CrewAI's planning (`Crew(planning=True)`) as one step; a replay restores the planned tasks."""
+
+    def crewai_planning() -> list[str]:
+        type(crew)._handle_crew_planning(crew)
+        return [task.description for task in crew.tasks]
+
+    descriptions = step(name=PLANNING_STEP)(crewai_planning)()
+    for task, description in zip(crew.tasks, descriptions, strict=False):
+        task.description = description
