@@ -117,6 +117,10 @@ def main() -> None:
             result = asyncio.run(flow(5)) if flow is async_ledger_flow else flow(5)
     elif MODE == "wait":
         result = engine.retrieve_workflow(WORKFLOW_ID).get_result(timeout_seconds=60)
+    elif MODE == "recover":
+        handles = engine.recover([os.environ["RECOVER_FROM"]])
+        assert [h.workflow_id for h in handles] == [WORKFLOW_ID], handles
+        result = handles[0].get_result(timeout_seconds=60)
     elif MODE == "resume":
         result = engine.resume_workflow(WORKFLOW_ID).get_result(timeout_seconds=60)
     elif MODE == "serve":

@@ -247,3 +247,17 @@ def test_graceful_shutdown_releases_claimed_work(database_url: str) -> None:
         assert "second" in owners
     # each part ran once: the step in flight at shutdown finished before the work was released
     assert sorted(_graceful_ledger) == sorted(f"{j}:{p}" for j in range(4) for p in range(3))
+
+
+def test_an_engine_serves_only_its_queues(database_url: str) -> None:
+    client = Engine(database_url, executor_id="client-only", queues=[])
+    client.launch()
+    try:
+        handle = plain.enqueue(record_order, "served")
+        time.sleep(0.5)
+        assert client.get_workflow_status(handle.workflow_id).status == "ENQUEUED"
+        with Engine(database_url, executor_id="worker", queues=["plain"]):
+            assert handle.get_result(timeout_seconds=10) == "served"
+        assert client.get_workflow_status(handle.workflow_id).executor_id == "worker"
+    finally:
+        client.shutdown()

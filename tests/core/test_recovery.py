@@ -173,3 +173,41 @@ def test_parent_and_queued_children_recover_without_rerunning_finished_children(
         children = engine.list_workflows(name="child_job")
         assert {c.workflow_id for c in children} == {f"fan-{i}" for i in range(1, 6)}
         assert all(c.status == "SUCCESS" and c.parent_workflow_id == "fan" for c in children)
+
+
+def test_explicit_recover_claims_a_frozen_executors_work(database_url: str, tmp_path: Path) -> None:
+    """`engine.recover([executor])` is the operator's override: it claims at once, lease or not."""
+    ledger = tmp_path / "ledger.txt"
+    owner = spawn_app(
+        database_url, "run", ledger, "frozen", EXECUTOR_ID="frozen-owner", HOLD_SECONDS="2", LEASE="600"
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "start step2" not in (
+            ledger.read_text() if ledger.exists() else ""
+        ):
+            time.sleep(0.02)
+        owner.send_signal(signal.SIGSTOP)
+        with Engine(database_url, lease_seconds=600) as engine:
+            assert (
+                engine.get_workflow_status("frozen").executor_id == "frozen-owner"
+            )  # fresh lease: untouched
+        # an operator's process with the code claims it explicitly, although the lease is fresh
+        rescue = run_app(
+            database_url,
+            "recover",
+            ledger,
+            "frozen",
+            RECOVER_FROM="frozen-owner",
+            LEASE="600",
+            EXECUTOR_ID="rescuer",
+        )
+        assert rescue.returncode == 0, rescue.stderr
+        assert json.loads(rescue.stdout.strip().splitlines()[-1])["result"] == [
+            f"result{i}" for i in range(1, 6)
+        ]
+        with Engine(database_url) as engine:
+            assert engine.get_workflow_status("frozen").executor_id == "rescuer"
+    finally:
+        owner.kill()
+        owner.wait(timeout=30)

@@ -2,7 +2,7 @@
 
 A `SimulatedCrash` (a BaseException nothing catches) stops the kickoff mid-task; relaunching an
 Engine with the same executor id stands for the restarted process (the subprocess tests in
-test_crash.py do it for real).
+test_crewai_crash.py do it for real).
 """
 
 from __future__ import annotations

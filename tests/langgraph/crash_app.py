@@ -1,4 +1,4 @@
-"""A process running a 5-node DurableGraph; run twice by test_crash.py.
+"""A process running a 5-node DurableGraph; run twice by test_langgraph_crash.py.
 
 argv: database_url log_path phase ('crash' or 'resume') flavour ('sync' or 'async')
 

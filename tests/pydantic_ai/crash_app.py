@@ -1,4 +1,4 @@
-"""A process that runs the 3-tool DurableAgent; run twice by test_crash.py.
+"""A process that runs the 3-tool DurableAgent; run twice by test_pai_crash.py.
 
 argv: database_url agent_name call_log_path phase ('crash' or 'resume')
 """
