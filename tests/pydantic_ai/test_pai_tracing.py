@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from durable_pydantic_ai import DurableAgent
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -20,7 +21,6 @@ from pai_support import CallLog, three_tool_agent, unique_name
 from pydantic_ai.models.instrumented import InstrumentationSettings
 
 from durable_core import Engine, workflow_options
-from durable_pydantic_ai import DurableAgent
 
 pytestmark = pytest.mark.backends("sqlite")
 
