@@ -25,15 +25,6 @@ from durable_core import Engine, WorkflowHandle, recv, step, workflow
 BAD_PROMPT = "bad prompt"
 GOOD_PROMPT = "Answer in one sentence."
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = os.environ.get("DURABLE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @dataclass
