@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from typing import Any
@@ -167,3 +169,34 @@ def test_json_serializer_readable_and_typed() -> None:
     text = serializer.dumps({"when": (1, 2), "tags": {"a"}, "raw": b"\x01"})
     assert text == '{"when":[1,2],"tags":["a"],"raw":"AQ=="}'
     assert serializer.loads(text, dict[str, Any]) == {"when": [1, 2], "tags": ["a"], "raw": "AQ=="}
+
+
+def _pg_cluster() -> list[str] | None:
+    import shutil
+    from pathlib import Path
+
+    clusters = Path("/etc/postgresql")
+    if not shutil.which("pg_ctlcluster") or not clusters.is_dir() or os.geteuid() != 0:
+        return None
+    return [sorted(p.name for p in clusters.iterdir())[0], "main"]
+
+
+@pytest.mark.backends("postgres")
+def test_postgres_server_restarted_mid_run(engine: Engine) -> None:
+    """A real server restart (pg_ctlcluster restart) while a workflow runs: it waits for the server,
+    reconnects and finishes; every step is recorded once."""
+    cluster = _pg_cluster()
+    if cluster is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs pg_ctlcluster (run as root) for the server-restart test")
+        pytest.skip("needs pg_ctlcluster and root to restart the local PostgreSQL server")
+    with workflow_options(workflow_id="restart-survivor"):
+        handle = engine.start_workflow(long_flow, 200)
+    time.sleep(0.5)
+    try:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True, timeout=120)
+    finally:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"], timeout=120)  # no-op if up
+    assert handle.get_result(timeout_seconds=120) == sum(range(200))
+    assert [s.step_id for s in engine.list_steps("restart-survivor")] == list(range(1, 201))
+    assert engine.get_workflow_status("restart-survivor").recovery_attempts == 0
