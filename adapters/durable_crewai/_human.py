@@ -57,6 +57,34 @@ class DurableHumanInputProvider(SyncHumanInputProvider):
         finally:
             _review.reset(token)
 
+    def _handle_regular_feedback(self, current_answer: Any, initial_feedback: str, context: Any) -> Any:
+        # CrewAI's feedback loop, with the review payload refreshed after each revision, so the
+        # reviewer is shown the answer they are asked about (not the first one).
+        feedback, answer = initial_feedback, current_answer
+        while context.ask_for_human_input:
+            if feedback.strip() == "":
+                context.ask_for_human_input = False
+            else:
+                context.messages.append(context._format_feedback_message(feedback))
+                answer = context._invoke_loop()
+                _review.set(_review_payload(answer, context))
+                feedback = self._prompt_input(context.crew)
+        return answer
+
+    async def _handle_regular_feedback_async(
+        self, current_answer: Any, initial_feedback: str, context: Any
+    ) -> Any:
+        feedback, answer = initial_feedback, current_answer
+        while context.ask_for_human_input:
+            if feedback.strip() == "":
+                context.ask_for_human_input = False
+            else:
+                context.messages.append(context._format_feedback_message(feedback))
+                answer = await context._ainvoke_loop()
+                _review.set(_review_payload(answer, context))
+                feedback = await self._prompt_input_async(context.crew)
+        return answer
+
     def _prompt_input(self, crew: Any) -> str:  # type: ignore[override]
         if not in_workflow():
             return SyncHumanInputProvider._prompt_input(crew)

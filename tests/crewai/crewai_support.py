@@ -124,7 +124,12 @@ class ScriptedLLM(BaseLLM):
             entry = plan[turn]
             name, args = entry[0] if isinstance(entry, list) else entry
             return f"Thought: I need {name}.\nAction: {name}\nAction Input: {json.dumps(args)}"
-        return "Thought: I know the answer.\nFinal Answer: " + self._final(word, observations)
+        revised = any(REVISION_REQUEST in str(m.get("content")) for m in chat)
+        return (
+            "Thought: I know the answer.\nFinal Answer: "
+            + self._final(word, observations)
+            + (" (revised)" if revised else "")
+        )
 
     def _final(self, word: str, observations: list[str]) -> str:
         prefix = self.finals.get(word, f"{word} done")
@@ -144,6 +149,7 @@ class SimulatedCrash(BaseException):
     """Stands for a process crash in in-process tests: nothing catches it, nothing is recorded."""
 
 
+REVISION_REQUEST = "cite your sources"  # human feedback that makes the scripted writer revise its answer
 RAISE_IN_TOOL: set[str] = set()
 FAILING_LLM_TASKS: set[str] = set()  # task words whose LLM calls raise, like a provider outage
 

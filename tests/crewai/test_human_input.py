@@ -49,6 +49,13 @@ def test_human_feedback_arrives_through_engine_send(engine: Engine, call_log: li
     while call_log.count("llm:Write:Writer") == writer_calls and time.monotonic() < deadline:
         time.sleep(0.05)
     wait_for_waiting(engine)  # asked again after acting on the feedback
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the second review shows the revised answer, not the first one
+        review = engine.get_event(waiting.workflow_id, HUMAN_INPUT_EVENT, timeout_seconds=5)
+        if review["output"].endswith("(revised)"):
+            break
+        time.sleep(0.05)
+    assert review["output"] == "Write done ['agents work' is correct] (revised)"
     engine.send(waiting.workflow_id, "", topic=HUMAN_INPUT_TOPIC)  # "" approves
     runner.join(timeout=30)
 
