@@ -434,6 +434,9 @@ class Engine:
             status=status, queue_name=queue_name, name=name, parent_workflow_id=parent_workflow_id
         )
 
+    async def count_workflows_async(self, **filters: Any) -> int:
+        return await self.run_io(lambda: self.count_workflows(**filters))
+
     def list_steps(self, workflow_id: str) -> list[StepInfo]:
         return _management.list_steps(self, workflow_id)
 
@@ -442,6 +445,9 @@ class Engine:
 
     def get_workflow_status(self, workflow_id: str) -> WorkflowStatus:
         return _management.get_status(self, workflow_id)
+
+    async def get_workflow_status_async(self, workflow_id: str) -> WorkflowStatus:
+        return await self.run_io(lambda: self.get_workflow_status(workflow_id))
 
     def cancel_workflow(self, workflow_id: str) -> None:
         """Cancel a workflow and its unfinished children; the body stops at its next step."""

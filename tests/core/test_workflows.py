@@ -359,3 +359,15 @@ async def test_launch_inside_running_loop(database_url: str) -> None:
         assert await async_flow(0) == [0, 2, 4]
     finally:
         engine.shutdown()
+
+
+async def test_async_twins_of_introspection(engine: Engine) -> None:
+    handle = await engine.start_workflow_async(sync_flow, 2)
+    assert await handle.get_result_async(timeout_seconds=10) == 9
+    status = await engine.get_workflow_status_async(handle.workflow_id)
+    assert status.status == "SUCCESS"
+    assert await engine.count_workflows_async(status="SUCCESS", name="sync_flow") >= 1
+    assert [s.name for s in await engine.list_steps_async(handle.workflow_id)] == ["double", "double"]
+    assert [w.workflow_id for w in await engine.list_workflows_async(workflow_ids=[handle.workflow_id])] == [
+        handle.workflow_id
+    ]
