@@ -85,7 +85,10 @@ def ensure_chromium(required: bool) -> None:
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         print("installing Debian's chromium for the browser tests ...", flush=True)
         subprocess.call(["apt-get", "update", "-qq"])
-        subprocess.call(["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.call(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     if not os.path.exists("/usr/bin/chromium"):
         message = "chromium is not installed: browser tests will " + ("fail" if required else "be skipped")
         print(message, flush=True)
@@ -121,10 +124,11 @@ def task_test(args: list[str]) -> int:
 
 def task_lint(_args: list[str]) -> int:
     ensure_venv("dev")
+    paths = ["durable_core", "adapters", "tests", "benchmarks", "examples", "tasks.py"]
     return (
-        run(BIN / "ruff", "check", ".")
-        or run(BIN / "ruff", "format", "--check", "durable_core")
-        or run(BIN / "pyright", "durable_core")
+        run(BIN / "ruff", "check", *paths)
+        or run(BIN / "ruff", "format", "--check", *paths)
+        or run(BIN / "pyright", "durable_core", "adapters")
     )
 
 

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _harness import drop_pg, fresh_pg, fresh_sqlite, median, pct, run_child, spawn_child, table  # noqa: E402
+from _harness import drop_pg, fresh_pg, fresh_sqlite, median, pct, run_child, spawn_child, table
 
 SCRIPT = __file__
 
@@ -90,7 +90,9 @@ def _client(kind: str, url: str) -> tuple[Any, Any, Any]:
     return (
         lambda i: client.enqueue(options, i).get_workflow_id(),
         lambda wid: client.retrieve_workflow(wid).get_result(),
-        lambda: len(client.list_workflows(status="SUCCESS", queue_name="bench", load_input=False, load_output=False)),
+        lambda: len(
+            client.list_workflows(status="SUCCESS", queue_name="bench", load_input=False, load_output=False)
+        ),
     )
 
 
@@ -138,7 +140,9 @@ def main() -> None:
         fn = {"worker": child_worker, "latency": child_latency, "burst": child_burst}[mode]
         print(json.dumps(fn(*rest)))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency-n", type=int, default=30)
     parser.add_argument("--burst", type=int, default=1000)
     args = parser.parse_args()
@@ -153,10 +157,12 @@ def main() -> None:
                     procs = [spawn_child(SCRIPT, "worker", kind, url, stop) for _ in range(workers)]
                     try:
                         if workers == 1:
-                            results["latency"] = (run_child(SCRIPT, "latency", kind, url, str(args.latency_n)) or {}).get(
-                                "latency", []
-                            )
-                        results[f"burst{workers}"] = run_child(SCRIPT, "burst", kind, url, str(args.burst)) or {}
+                            results["latency"] = (
+                                run_child(SCRIPT, "latency", kind, url, str(args.latency_n)) or {}
+                            ).get("latency", [])
+                        results[f"burst{workers}"] = (
+                            run_child(SCRIPT, "burst", kind, url, str(args.burst)) or {}
+                        )
                     finally:
                         open(stop, "w").close()
                         for p in procs:
@@ -179,7 +185,17 @@ def main() -> None:
                 )
     table(
         f"queues: enqueue->start latency (ms, {args.latency_n} samples) and a burst of {args.burst} workflows",
-        ["library", "backend", "enq->start p50", "p90", "enqueue ms", "1 worker s", "wf/s", "2 workers s", "wf/s"],
+        [
+            "library",
+            "backend",
+            "enq->start p50",
+            "p90",
+            "enqueue ms",
+            "1 worker s",
+            "wf/s",
+            "2 workers s",
+            "wf/s",
+        ],
         rows,
     )
     print("\nenq->start: from enqueue in a client process to the workflow's first line in a worker process.")

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _harness import drop_pg, fresh_pg, fresh_sqlite, median, pct, run_child, spawn_child, table  # noqa: E402
+from _harness import drop_pg, fresh_pg, fresh_sqlite, median, pct, run_child, spawn_child, table
 
 SCRIPT = __file__
 
@@ -216,7 +216,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2:])
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=20)
     args = parser.parse_args()
     rows: list[list[Any]] = []
