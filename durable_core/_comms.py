@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._context import current_context
 from ._runtime import WorkflowContext, now_ms
@@ -114,6 +114,7 @@ class _Wait:
         final_output: Callable[[int | None], Any],
     ) -> None:
         self.ctx = ctx
+        self.engine = ctx.engine
         self.step_id = step_id
         self.name = name
         self.keys = [*keys, f"wake:{ctx.workflow_id}"]
@@ -176,8 +177,19 @@ class _Wait:
         return min(limits) if limits else None
 
 
-def _drive_sync(wait: _Wait) -> Any:
-    with wait.ctx.engine.waiters.register(*wait.keys) as waiter:
+class _Poller(Protocol):
+    """A wait, seen by its drivers: the wake-up keys, one blocking `poll`, and how long to sleep."""
+
+    engine: Engine
+    keys: list[str]
+
+    def poll(self) -> tuple[bool, Any]: ...
+
+    def next_timeout(self) -> float | None: ...
+
+
+def _drive_sync(wait: _Poller) -> Any:
+    with wait.engine.waiters.register(*wait.keys) as waiter:
         while True:
             done, value = wait.poll()
             if done:
@@ -186,8 +198,8 @@ def _drive_sync(wait: _Wait) -> Any:
             waiter.clear()
 
 
-async def _drive_async(wait: _Wait) -> Any:
-    engine = wait.ctx.engine
+async def _drive_async(wait: _Poller) -> Any:
+    engine = wait.engine
     with engine.waiters.register(*wait.keys) as waiter:
         while True:
             done, value = await engine.run_io(wait.poll)
@@ -480,6 +492,7 @@ class _EventPoll:
         self.engine = engine
         self.workflow_id = workflow_id
         self.key = key
+        self.keys = [f"event:{workflow_id}:{key}"]
         self.deadline = None if timeout is None else time.monotonic() + timeout
 
     def poll(self) -> tuple[bool, Any]:
@@ -498,27 +511,13 @@ class _EventPoll:
 
 
 def engine_get_event(engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None) -> Any:
-    poll = _EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds))
-    with engine.waiters.register(f"event:{workflow_id}:{key}") as waiter:
-        while True:
-            done, value = poll.poll()
-            if done:
-                return value
-            waiter.wait(poll.next_timeout())
-            waiter.clear()
+    return _drive_sync(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
 
 
 async def engine_get_event_async(
     engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None
 ) -> Any:
-    poll = _EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds))
-    with engine.waiters.register(f"event:{workflow_id}:{key}") as waiter:
-        while True:
-            done, value = await engine.run_io(poll.poll)
-            if done:
-                return value
-            await waiter.wait_async(poll.next_timeout())
-            waiter.clear()
+    return await _drive_async(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
 
 
 class _StreamReader:

@@ -183,8 +183,6 @@ class Engine:
         from ._queues import start_dispatcher
 
         self._dispatcher = start_dispatcher(self)
-        for start in _extension_starters:
-            start(self)
         return self
 
     def shutdown(self, timeout_seconds: float = 10.0) -> None:
@@ -553,17 +551,3 @@ class Engine:
 
     def copy_events_for_fork(self, source_id: str, target_id: str, start_step: int) -> None:
         self.messages.copy_events_for_fork(source_id, target_id, start_step)
-
-    def iter_active(self) -> Iterator[WorkflowContext]:
-        with self.active_lock:
-            contexts = [ctx for ctx, _ in self.active.values()]
-        yield from contexts
-
-
-# Background services (queue workers, notification listeners) register a starter here.
-_extension_starters: list[Callable[[Engine], None]] = []
-
-
-def register_extension(start: Callable[[Engine], None]) -> None:
-    if start not in _extension_starters:
-        _extension_starters.append(start)

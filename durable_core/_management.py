@@ -211,9 +211,7 @@ def _run_or_enqueue(
         },
         only_status=only_status,
     )
-    wake = getattr(engine, "wake_queues", None)
-    if wake is not None:
-        wake(INTERNAL_QUEUE)
+    engine.wake_queues(INTERNAL_QUEUE)
     return WorkflowHandle(engine, workflow_id, None)
 
 

@@ -103,17 +103,11 @@ class Queue:
 
             raise EngineNotLaunched()
         defn = definition_of(fn)
-        plan_args = (engine, self, defn, args, kwargs)
-        # the plan (ids, options, parent step) is taken here, in the caller's context
-        prepared = _prepare(*plan_args)
+        prepared = _prepare(engine, self.name, defn, args, kwargs)  # planned here, in the caller's context
         return await engine.run_io(prepared)
 
 
 _INTERNAL = Queue(INTERNAL_QUEUE, worker_concurrency=None)
-
-
-def get_queue(name: str) -> Queue | None:
-    return _queues.get(name)
 
 
 def served_queue_names(engine: Engine) -> list[str]:
@@ -122,23 +116,34 @@ def served_queue_names(engine: Engine) -> list[str]:
 
 
 def _prepare(
-    engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs: Any
+    engine: Engine, queue_name: str, defn: WorkflowDef, args: Any, kwargs: Any
 ) -> Callable[[], WorkflowHandle[Any]]:
+    """Plan the enqueue in the caller's context (ids, options, parent step); return the write to commit.
+
+    Priority is checked against the queue's declaration when this process has one; a client that
+    enqueues by name leaves that to the workers' declaration.
+    """
     options = pending_options()
-    if options is not None and options.priority is not None and not queue.priority_enabled:
+    queue = _queues.get(queue_name)
+    if (
+        options is not None
+        and options.priority is not None
+        and queue is not None
+        and not queue.priority_enabled
+    ):
         raise ValueError(
-            f"Queue {queue.name!r} was declared without priority_enabled=True; priority is ignored there."
+            f"Queue {queue_name!r} was declared without priority_enabled=True; priority is ignored there."
         )
-    plan = make_plan(engine, defn, args, kwargs, status="ENQUEUED", queue_name=queue.name)
+    plan = make_plan(engine, defn, args, kwargs, status="ENQUEUED", queue_name=queue_name)
 
     def commit() -> WorkflowHandle[Any]:
         try:
-            insert(engine, plan, notify=f"queue:{queue.name}")
+            insert(engine, plan, notify=f"queue:{queue_name}")
         except Exception as exc:
             if _is_unique_violation(exc) and plan.values.get("deduplication_id"):
-                raise QueueDeduplicatedError(queue.name, plan.values["deduplication_id"]) from None
+                raise QueueDeduplicatedError(queue_name, plan.values["deduplication_id"]) from None
             raise
-        engine.wake_queues(queue.name, remote=False)  # the insert already notified other processes
+        engine.wake_queues(queue_name, remote=False)  # the insert already notified other processes
         return WorkflowHandle(engine, plan.workflow_id, defn)
 
     return commit
@@ -151,7 +156,7 @@ def enqueue_definition(
         from .errors import EngineNotLaunched
 
         raise EngineNotLaunched()
-    return _prepare(engine, queue, defn, args, kwargs)()
+    return _prepare(engine, queue.name, defn, args, kwargs)()
 
 
 def enqueue_by_name(
@@ -184,13 +189,10 @@ def enqueue_by_name(
         raise DurableError(
             f"Unknown queue {queue_name!r}: declare Queue({queue_name!r}) in the worker processes that serve it."
         )
-    queue = _queues.get(queue_name) or Queue.__new__(Queue)
-    if queue_name not in _queues:
-        queue.name, queue.priority_enabled = queue_name, True
     defn = get_workflow(workflow_name) or WorkflowDef(
         name=workflow_name, fn=_absent, is_async=False, max_recovery_attempts=None
     )
-    return _prepare(engine, queue, defn, args, kwargs)()
+    return _prepare(engine, queue_name, defn, args, kwargs)()
 
 
 def _absent(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called

@@ -20,7 +20,7 @@ import pydantic_core
 from pydantic import ConfigDict, TypeAdapter
 from pydantic.errors import PydanticUserError
 
-from .errors import RecordedError, SerializationError
+from .errors import RecordedError, SerializationError, StepRetriesExceeded
 
 __all__ = [
     "JsonSerializer",
@@ -160,7 +160,7 @@ def decode_error(data: str) -> BaseException:
     error: BaseException | None = None
     if cls is not None:
         try:
-            if "errors" in record and hasattr(cls, "errors"):
+            if "errors" in record and issubclass(cls, StepRetriesExceeded):
                 errors = [decode_error(json.dumps(e)) for e in record["errors"]]
                 error = cls(message, errors)
             else:
@@ -168,7 +168,7 @@ def decode_error(data: str) -> BaseException:
         except Exception:
             error = None
         if error is not None and str(error) != message and not args:
-            error = None
+            error = None  # built without its arguments it would misstate what happened
     if error is None:
         error = RecordedError(type_name, message, tb)
     error.__notes__ = [f"Recorded traceback:\n{tb}"] if tb else []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._context import current_context, pending_options
-from ._handle import WorkflowHandle
+from ._handle import GET_RESULT, WorkflowHandle
 from ._registry import WorkflowDef
 from ._runtime import (
     Outcome,
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 __all__ = ["Plan", "decode_inputs", "encode_inputs", "resolve_engine"]
-
-GET_RESULT = "durable.get_result"
 
 
 def resolve_engine() -> Engine:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from ..errors import DatabaseUnavailable
 
-__all__ = ["Database", "Dialect", "redact_url"]
+__all__ = ["Database", "Dialect", "insert_ignore", "redact_url"]
 
 Dialect = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
@@ -329,3 +329,14 @@ def _is_transient(error: BaseException) -> bool:
         text = str(error.orig).lower()
         return any(marker in text for marker in _TRANSIENT_MARKERS)
     return isinstance(error, exc.InterfaceError)
+
+
+def insert_ignore(dialect: str, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for either dialect."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()

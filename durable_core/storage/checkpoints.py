@@ -32,6 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql
 
+from ._database import insert_ignore
+
 __all__ = [
     "BlobRecord",
     "CheckpointRecord",
@@ -632,7 +634,7 @@ class CheckpointStore:
                         continue
                     for row in rows:
                         row["thread_id"] = target_thread_id
-                    insert = _insert_ignore(self.db.dialect, table)
+                    insert = insert_ignore(self.db.dialect, table)
                     for chunk in _chunks(rows, 200):
                         conn.execute(insert, list(chunk))
 
@@ -794,11 +796,3 @@ def _wrap(engine: sa.Engine, statements: Sequence[tuple[str, dict[str, Any]]], e
     return exc.DBAPIError.instance(
         statement, None, error, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect, ismulti=False
     )
-
-
-def _insert_ignore(dialect: str, table: sa.Table) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(table).on_conflict_do_nothing()

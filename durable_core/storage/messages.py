@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ._database import Database
+from ._database import Database, insert_ignore
 from ._schema import event_history, events, messages, steps, streams, workflows
 
 __all__ = ["MessageStore", "StepWrite"]
@@ -62,7 +62,7 @@ class MessageStore:
 
     def _insert_step(self, conn: sa.Connection, step: StepWrite, now: int, output: str | None = None) -> bool:
         result = conn.execute(
-            _insert_ignore(self.db, steps).values(
+            insert_ignore(self.db.dialect, steps).values(
                 workflow_id=step.workflow_id,
                 step_id=step.step_id,
                 name=step.name,
@@ -104,7 +104,7 @@ class MessageStore:
                 if not self.workflow_exists(conn, destination_id):
                     return "no-destination"
                 inserted = conn.execute(
-                    _insert_ignore(self.db, messages).values(
+                    insert_ignore(self.db.dialect, messages).values(
                         destination_id=destination_id,
                         topic=topic,
                         message=message,
@@ -162,21 +162,6 @@ class MessageStore:
                 return "received", row.message, row.serialization
 
         return self.db.retrying(run, what="receive message")
-
-    def has_message(self, workflow_id: str, topic: str) -> bool:
-        with self.db.read() as conn:
-            return (
-                conn.execute(
-                    sa.select(messages.c.message_id)
-                    .where(
-                        messages.c.destination_id == workflow_id,
-                        messages.c.topic == topic,
-                        messages.c.consumed_at.is_(None),
-                    )
-                    .limit(1)
-                ).first()
-                is not None
-            )
 
     def notify(self, payloads: list[str]) -> None:
         """Postgres NOTIFY to wake waiters in other processes."""
@@ -251,7 +236,7 @@ class MessageStore:
                         )
                     )
                 conn.execute(
-                    _insert_ignore(self.db, event_history).values(
+                    insert_ignore(self.db.dialect, event_history).values(
                         workflow_id=step.workflow_id,
                         step_id=step.step_id,
                         key=key,
@@ -288,7 +273,7 @@ class MessageStore:
             latest: dict[str, Any] = {}
             for r in rows:
                 conn.execute(
-                    _insert_ignore(self.db, event_history).values(
+                    insert_ignore(self.db.dialect, event_history).values(
                         workflow_id=target_id,
                         step_id=r.step_id,
                         key=r.key,
@@ -351,13 +336,3 @@ class MessageStore:
                 .order_by(streams.c.offset)
             )
             return [(r.offset, r.value, r.serialization, bool(r.closed)) for r in rows]
-
-
-def _insert_ignore(db: Database, table: sa.Table) -> Any:
-    if db.dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).on_conflict_do_nothing()

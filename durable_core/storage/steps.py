@@ -84,11 +84,3 @@ class StepStore:
                 sa.select(steps).where(steps.c.workflow_id == workflow_id, steps.c.step_id == step_id)
             ).first()
         return StepRow(**row._asdict()) if row is not None else None
-
-    def set_child(self, workflow_id: str, step_id: int, child_workflow_id: str) -> None:
-        with self.db.write() as conn:
-            conn.execute(
-                sa.update(steps)
-                .where(steps.c.workflow_id == workflow_id, steps.c.step_id == step_id)
-                .values(child_workflow_id=child_workflow_id)
-            )

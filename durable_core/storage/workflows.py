@@ -110,13 +110,6 @@ class WorkflowStore:
 
         return self.db.retrying(run, what="read workflow")
 
-    def get_many(self, workflow_ids: Sequence[str]) -> list[WorkflowRow]:
-        if not workflow_ids:
-            return []
-        with self.db.read() as conn:
-            rows = conn.execute(sa.select(workflows).where(workflows.c.workflow_id.in_(list(workflow_ids))))
-            return [row_to_workflow(r) for r in rows]
-
     def finish(
         self,
         workflow_id: str,
@@ -191,17 +184,6 @@ class WorkflowStore:
                 )
             )
             return [r[0] for r in rows]
-
-    def set_waiting(self, workflow_id: str, topic: str | None, deadline: int | None) -> None:
-        def run() -> None:
-            with self.db.write() as conn:
-                conn.execute(
-                    sa.update(workflows)
-                    .where(workflows.c.workflow_id == workflow_id)
-                    .values(wait_topic=topic, wait_deadline=deadline)
-                )
-
-        self.db.retrying(run, what="record wait")
 
     def count(
         self,

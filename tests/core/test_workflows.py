@@ -210,10 +210,11 @@ def test_step_retries_exceeded_carries_errors_and_replays(engine: Engine) -> Non
         retry_flow(key, 10)
     assert len(info.value.errors) == 3 and all(isinstance(e, Flaky) for e in info.value.errors)
     assert attempts[key] == 3
-    # the recorded error is raised again, without running the step
-    with pytest.raises(StepRetriesExceeded), workflow_options(workflow_id=key):
+    # the recorded error is raised again, without running the step, with every attempt's error
+    with pytest.raises(StepRetriesExceeded) as replayed, workflow_options(workflow_id=key):
         retry_flow(key, 10)
     assert attempts[key] == 3
+    assert [type(e) for e in replayed.value.errors] == [Flaky, Flaky, Flaky]
     assert engine.get_workflow_status(key).status == "ERROR"
 
 
