@@ -149,6 +149,20 @@ class SimulatedCrash(BaseException):
     """Stands for a process crash in in-process tests: nothing catches it, nothing is recorded."""
 
 
+INPUTS = {"topic": "AI"}
+# The recorded steps of a research_crew() kickoff: per task, its marker, LLM and tool calls, output.
+KICKOFF_STEPS = [
+    "crewai.task",
+    "crewai.llm",
+    "crewai.tool.search",
+    "crewai.llm",
+    "crewai.task.output",
+    "crewai.task",
+    "crewai.llm",
+    "crewai.tool.fact_check",
+    "crewai.llm",
+    "crewai.task.output",
+]
 REVISION_REQUEST = "cite your sources"  # human feedback that makes the scripted writer revise its answer
 RAISE_IN_TOOL: set[str] = set()
 FAILING_LLM_TASKS: set[str] = set()  # task words whose LLM calls raise, like a provider outage

@@ -5,25 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from crewai_support import research_crew
+from crewai_support import INPUTS, KICKOFF_STEPS, research_crew
 from durable_crewai import KICKOFF_WORKFLOW, crew_workflow_id, durable_kickoff, instrument
 
 from durable_core import Engine, EngineNotLaunched, NondeterminismError, workflow_options
 
-INPUTS = {"topic": "AI"}
-
-REACT_STEPS = [
-    "crewai.task",
-    "crewai.llm",
-    "crewai.tool.search",
-    "crewai.llm",
-    "crewai.task.output",
-    "crewai.task",
-    "crewai.llm",
-    "crewai.tool.fact_check",
-    "crewai.llm",
-    "crewai.task.output",
-]
 ALL_CALLS = [
     "llm:Research:Researcher",
     "tool:search:AI agents",
@@ -54,8 +40,8 @@ def test_every_llm_and_tool_call_is_a_step_in_call_order(
     workflow_id = _only_workflow(engine)
     assert workflow_id == crew_workflow_id(crew, INPUTS)
     steps = engine.list_steps(workflow_id)
-    assert [s.name for s in steps] == REACT_STEPS
-    assert [s.step_id for s in steps] == list(range(1, len(REACT_STEPS) + 1))
+    assert [s.name for s in steps] == KICKOFF_STEPS
+    assert [s.step_id for s in steps] == list(range(1, len(KICKOFF_STEPS) + 1))
     assert steps[2].output["value"] == "results for AI agents"
     assert engine.get_workflow_status(workflow_id).status == "SUCCESS"
 
@@ -110,7 +96,7 @@ def test_instrument_is_the_explicit_form(engine: Engine, call_log: list[str]) ->
     crew.kickoff(inputs=INPUTS)
 
     assert [w.workflow_id for w in engine.list_workflows()] == ["explicit-1"]
-    assert [s.name for s in engine.list_steps("explicit-1")] == REACT_STEPS
+    assert [s.name for s in engine.list_steps("explicit-1")] == KICKOFF_STEPS
 
 
 def test_no_engine_fails_closed_before_any_call(call_log: list[str]) -> None:

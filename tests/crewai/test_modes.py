@@ -7,24 +7,11 @@ from typing import Any
 
 import pytest
 from crewai import Process
-from crewai_support import RAISE_IN_TOOL, SimulatedCrash, research_crew
+from crewai_support import INPUTS, KICKOFF_STEPS, RAISE_IN_TOOL, SimulatedCrash, research_crew
 from durable_crewai import crew_workflow_id, durable_kickoff
 
 from durable_core import Engine
 
-INPUTS = {"topic": "AI"}
-STEPS = [
-    "crewai.task",
-    "crewai.llm",
-    "crewai.tool.search",
-    "crewai.llm",
-    "crewai.task.output",
-    "crewai.task",
-    "crewai.llm",
-    "crewai.tool.fact_check",
-    "crewai.llm",
-    "crewai.task.output",
-]
 FINAL = "Write done ['agents work' is correct]"
 
 
@@ -32,7 +19,7 @@ async def test_kickoff_async(engine: Engine, call_log: list[str]) -> None:
     output = await research_crew(callbacks=[durable_kickoff]).kickoff_async(inputs=INPUTS)
     assert output.raw == FINAL
     [status] = engine.list_workflows()
-    assert [s.name for s in engine.list_steps(status.workflow_id)] == STEPS
+    assert [s.name for s in engine.list_steps(status.workflow_id)] == KICKOFF_STEPS
     call_log.clear()
 
     again = await research_crew(callbacks=[durable_kickoff]).kickoff_async(inputs=INPUTS)
@@ -48,7 +35,7 @@ async def test_akickoff_native_async(engine: Engine, call_log: list[str], native
     assert len(call_log) == 6
     [status] = engine.list_workflows()
     assert status.name == "durable_crewai.akickoff"
-    assert [s.name for s in engine.list_steps(status.workflow_id)] == STEPS
+    assert [s.name for s in engine.list_steps(status.workflow_id)] == KICKOFF_STEPS
     call_log.clear()
 
     again = await research_crew(native=native, callbacks=[durable_kickoff]).akickoff(inputs=INPUTS)
@@ -145,7 +132,7 @@ def test_async_execution_tasks_run_one_after_another(engine: Engine, call_log: l
 
     assert output.raw == FINAL
     [status] = engine.list_workflows()
-    assert [s.name for s in engine.list_steps(status.workflow_id)] == STEPS
+    assert [s.name for s in engine.list_steps(status.workflow_id)] == KICKOFF_STEPS
     call_log.clear()
     again = research_crew(callbacks=[durable_kickoff])
     again.tasks[0].async_execution = True
