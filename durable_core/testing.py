@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any
 
 from ._engine import Engine
+from ._records import WorkflowStatus
 from ._runtime import CRASH_POINTS
 
-__all__ = ["CRASH_EXIT_CODE", "crash_before_step", "temporary_engine"]
+__all__ = ["CRASH_EXIT_CODE", "crash_before_step", "temporary_engine", "wait_until_waiting"]
 
 CRASH_EXIT_CODE = 86
 
@@ -50,6 +52,22 @@ def temporary_engine(**kwargs: Any) -> Generator[Engine, None, None]:
         engine = Engine(f"sqlite:///{os.path.join(directory, 'durable.db')}", **kwargs)
         with engine:
             yield engine
+
+
+def wait_until_waiting(engine: Engine, workflow_id: str, timeout_seconds: float = 20.0) -> WorkflowStatus:
+    """Block until `workflow_id` waits (in recv, sleep or get_event); return its status.
+
+    For tests of human-in-the-loop code: send the answer only once the workflow waits for it.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        waiting = engine.list_workflows(workflow_ids=[workflow_id], waiting=True)
+        if waiting:
+            return waiting[0]
+        time.sleep(0.02)
+    raise AssertionError(
+        f"{workflow_id} did not start waiting within {timeout_seconds}s: {engine.get_workflow_status(workflow_id)}"
+    )
 
 
 def _arm_from_environment() -> None:

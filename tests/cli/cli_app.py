@@ -10,13 +10,12 @@ import collections
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from durable_core import Engine, WorkflowHandle, recv, sleep, step, workflow
+from durable_core import recv, sleep, step, workflow
 
 BAD_PROMPT = "bad prompt"
 GOOD_PROMPT = "Summarize the documents in three bullet points."
@@ -86,24 +85,6 @@ def approval(request: str) -> dict[str, Any]:
 def napper() -> str:
     sleep(600)
     return "rested"
-
-
-def wait_until_waiting(engine: Engine, workflow_id: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if engine.list_workflows(workflow_ids=[workflow_id], waiting=True):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{workflow_id} never started waiting: {engine.get_workflow_status(workflow_id)}")
-
-
-def run_here(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
-    """The handle of a workflow queued from a process without its code (the CLI or the dashboard).
-
-    The queue worker of `engine`, launched in this process that registers the workflow, claims
-    and runs it: no explicit call is needed, which is the point.
-    """
-    return engine.retrieve_workflow(workflow_id)
 
 
 def durable_bin() -> str:

@@ -6,9 +6,10 @@ import json
 import time
 
 import cli_app
-from cli_app import run_cli, wait_until_waiting
+from cli_app import run_cli
 
 from durable_core import Engine, workflow_options
+from durable_core.testing import wait_until_waiting
 
 
 def test_inbox_lists_waiting_workflows_and_send_answers_one(engine: Engine) -> None:

@@ -8,9 +8,10 @@ import json
 
 import cli_app
 import pytest
-from cli_app import run_cli, run_here, wait_until_waiting
+from cli_app import run_cli
 
 from durable_core import AwaitedWorkflowCancelled, Engine, workflow_options
+from durable_core.testing import wait_until_waiting
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def test_debugging_story_fix_the_prompt_and_fork_from_the_failed_step(engine: En
     assert "forked story-1 from step 2 as story-1-fix (1 step(s) copied)" in forked.stdout
 
     # the CLI has no workflow code: an engine that has it runs the fork
-    result = run_here(engine, "story-1-fix").get_result(timeout_seconds=60)
+    result = engine.retrieve_workflow("story-1-fix").get_result(timeout_seconds=60)
     assert result == "published: summary of 3 documents about tides"
     assert cli_app.CALLS == {"fetch_documents": 1, "ask_model": 2, "publish": 1}  # step 1 was not re-run
 
@@ -90,7 +91,7 @@ def test_fork_a_running_workflow_is_allowed(engine: Engine) -> None:
     wait_until_waiting(engine, "live-1")
     forked = run_cli(url, "workflows", "fork", "live-1", "--from-step", "1", "--new-id", "live-1-copy")
     assert forked.returncode == 0, forked.stderr
-    handle = run_here(engine, "live-1-copy")
+    handle = engine.retrieve_workflow("live-1-copy")
     wait_until_waiting(engine, "live-1-copy")
     engine.send("live-1-copy", "ok", topic="approval")
     assert handle.get_result(timeout_seconds=30) == {"request": "scale up", "answer": "ok"}
@@ -119,7 +120,7 @@ def test_cancel_then_resume_one_workflow(engine: Engine) -> None:
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed wait-1" in resumed.stdout
     assert engine.get_workflow_status("wait-1").status in ("ENQUEUED", "PENDING")
-    handle = run_here(engine, "wait-1")
+    handle = engine.retrieve_workflow("wait-1")
     wait_until_waiting(engine, "wait-1")
     engine.send("wait-1", "approved", topic="approval")
     assert handle.get_result(timeout_seconds=30) == {"request": "deploy", "answer": "approved"}

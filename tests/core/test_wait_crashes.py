@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from durable_core import Engine
+from durable_core.testing import wait_until_waiting
 
 APP = str(Path(__file__).with_name("waits_app.py"))
 pytestmark = pytest.mark.crash
@@ -29,15 +30,9 @@ def _start(url: str, mode: str, workflow_id: str, kind: str, seconds: float) -> 
 
 
 def _wait_for_wait(engine: Engine, workflow_id: str) -> int:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        waiting = {w.workflow_id: w for w in engine.list_workflows(waiting=True)}
-        if workflow_id in waiting:
-            info = waiting[workflow_id].waiting
-            assert info is not None and info.deadline is not None
-            return info.deadline
-        time.sleep(0.02)
-    raise AssertionError(f"{workflow_id} never started waiting")
+    info = wait_until_waiting(engine, workflow_id).waiting
+    assert info is not None and info.deadline is not None
+    return info.deadline
 
 
 def _result(proc: subprocess.Popen[str]) -> dict[str, object]:

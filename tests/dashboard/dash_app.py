@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from durable_core import Engine, WorkflowHandle, recv, step, workflow
+from durable_core import recv, step, workflow
 
 BAD_PROMPT = "bad prompt"
 GOOD_PROMPT = "Answer in one sentence."
@@ -67,24 +67,6 @@ def agent(question: str) -> dict[str, Any]:
 def approval(action: str) -> dict[str, Any]:
     answer = recv(topic="approval", timeout_seconds=900)
     return {"action": action, "answer": answer}
-
-
-def wait_until_waiting(engine: Engine, workflow_id: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if engine.list_workflows(workflow_ids=[workflow_id], waiting=True):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{workflow_id} never started waiting")
-
-
-def run_here(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
-    """The handle of a workflow queued from a process without its code (the CLI or the dashboard).
-
-    The queue worker of `engine`, launched in this process that registers the workflow, claims
-    and runs it: no explicit call is needed, which is the point.
-    """
-    return engine.retrieve_workflow(workflow_id)
 
 
 def free_port() -> int:

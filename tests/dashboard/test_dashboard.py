@@ -10,10 +10,11 @@ from urllib.parse import quote
 
 import dash_app
 import pytest
-from dash_app import ARTIFACTS, dashboard_server, http, run_here, wait_until_waiting
+from dash_app import ARTIFACTS, dashboard_server, http
 from playwright.sync_api import Page, expect
 
 from durable_core import AwaitedWorkflowCancelled, Engine, workflow_options
+from durable_core.testing import wait_until_waiting
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -88,7 +89,7 @@ def test_fork_from_the_failed_step_after_fixing_the_prompt(engine: Engine, base:
     assert new_id != "dash-story"
     expect(page.locator(".meta")).to_contain_text("Forked from")
 
-    result = run_here(engine, new_id).get_result(timeout_seconds=60)
+    result = engine.retrieve_workflow(new_id).get_result(timeout_seconds=60)
     assert result == {
         "saved": True,
         "answer": "Result 0 for which tide tables are accurate? is the best match.",
@@ -120,7 +121,7 @@ def test_cancel_and_resume_buttons(engine: Engine, base: str, page: Page) -> Non
     page.get_by_test_id("resume").click()
     expect(page.locator(".notice")).to_contain_text("Resumed")
     assert engine.get_workflow_status("dash-wait").status in ("ENQUEUED", "PENDING")
-    handle = run_here(engine, "dash-wait")
+    handle = engine.retrieve_workflow("dash-wait")
     wait_until_waiting(engine, "dash-wait")
     engine.send("dash-wait", "go", topic="approval")
     assert handle.get_result(timeout_seconds=30) == {"action": "rotate keys", "answer": "go"}
