@@ -41,7 +41,7 @@ from ._options import workflow_options
 from ._queues import Queue, RateLimit
 from ._records import StepInfo, WaitInfo, WorkflowStatus
 from ._serialization import JsonSerializer, PickleSerializer, Serializer
-from ._tracing import WorkflowLogFilter
+from ._tracing import WorkflowLogFilter, early_step_span
 from ._workflow import step, workflow
 from .errors import (
     AwaitedWorkflowCancelled,
@@ -91,6 +91,7 @@ __all__ = [
     "current_engine",
     "current_workflow_id",
     "current_workflow_started_at",
+    "early_step_span",
     "get_event",
     "get_event_async",
     "in_workflow",

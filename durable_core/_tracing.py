@@ -10,7 +10,9 @@ hook here is a cheap no-op. With a provider set:
   recorded in the workflow's row when it was started;
 - one span per live step (``step <name>``), a child of its workflow's span; a step whose
   outcome is replayed from the record gets only an event on the workflow span;
-- errors recorded on the span that raised them.
+- errors recorded on the span that raised them;
+- `early_step_span(name)`: an integration opens the span of the step it is about to run before
+  its framework opens spans of its own around that step (so `step` > framework span > ...).
 
 Logging: ``logging.getLogger().addFilter(durable_core.WorkflowLogFilter())`` (or on a handler)
 adds ``workflow_id`` and ``step_id`` attributes (None outside workflows) to every record.
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._runtime import WorkflowContext
 
-__all__ = ["WorkflowLogFilter", "capture_context", "step_span", "workflow_span"]
+__all__ = ["WorkflowLogFilter", "capture_context", "early_step_span", "step_span", "workflow_span"]
 
 try:  # optional dependency
     from opentelemetry import context as otel_context
@@ -41,6 +43,20 @@ _HAVE_OTEL = trace is not None
 
 _current_step: ContextVar[int | None] = ContextVar("durable_step_id", default=None)
 _workflow_span: ContextVar[Any] = ContextVar("durable_workflow_span", default=None)
+
+
+class _EarlySpan:
+    """A step span opened before its step starts, waiting for the step to adopt it."""
+
+    __slots__ = ("adopted", "replayed", "span")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.adopted = False
+        self.replayed = False
+
+
+_early_span: ContextVar[_EarlySpan | None] = ContextVar("durable_early_step_span", default=None)
 _INSTRUMENTATION = "durable_core"
 
 
@@ -105,12 +121,84 @@ def end_workflow_span(span: Any, status: str, error: BaseException | None) -> No
 
 
 @contextmanager
+def early_step_span(name: str) -> Generator[None, None, None]:
+    """Open the span of the next step started inside this block now, before the step itself.
+
+    For integrations whose framework wraps an operation in spans of its own before the operation
+    reaches a step (Pydantic AI's `chat ...` and `execute_tool ...` spans): with the step span
+    open first, those spans become its children instead of its parents. The first step started
+    inside the block adopts the span (its id, attempts, status and error). If that step's outcome
+    is replayed from the record, the span is dropped (never ended, so never exported), as the
+    frameworks do with their own spans of replayed work. If no step starts, the span still ends,
+    marked `durable.step.recorded = False`, so the spans opened under it keep their parent.
+
+    Outside a traced workflow it does nothing.
+
+    Example:
+        ```python
+        with early_step_span("support.model.request"):
+            with tracer.start_as_current_span("chat gpt-5"):   # the framework's span
+                response = await call_model_step(...)          # a durable step
+        ```
+    """
+    workflow_span = _workflow_span.get()
+    if not _HAVE_OTEL or workflow_span is None:
+        yield
+        return
+    tracer = trace.get_tracer(_INSTRUMENTATION)
+    span = tracer.start_span(
+        f"step {name}",
+        attributes={"durable.step.name": name, "durable.replayed": False},
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+    early = _EarlySpan(span)
+    token = _early_span.set(early)
+    try:
+        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            yield
+    except BaseException as exc:
+        if not early.adopted:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        _early_span.reset(token)
+        if not early.replayed:
+            if not early.adopted:
+                span.set_attribute("durable.step.recorded", False)
+            span.end()
+
+
+def _adopt_early_span(workflow_id: str, step_id: int, name: str) -> Any:
+    early = _early_span.get()
+    if early is None or early.adopted:
+        return None
+    early.adopted = True
+    span = early.span
+    span.update_name(f"step {name}")
+    span.set_attributes(
+        {"durable.workflow.id": workflow_id, "durable.step.id": step_id, "durable.step.name": name}
+    )
+    return span
+
+
+@contextmanager
 def step_span(workflow_id: str, step_id: int, name: str) -> Generator[Any, None, None]:
     """The span of a live step; also makes the step id visible to the log filter."""
     token = _current_step.set(step_id)
     try:
         if not _HAVE_OTEL or _workflow_span.get() is None:
             yield None
+            return
+        early = _adopt_early_span(workflow_id, step_id, name)
+        if early is not None:
+            # Steps nested in this one open spans of their own.
+            inner = _early_span.set(None)
+            try:
+                yield early
+            finally:
+                _early_span.reset(inner)
             return
         tracer = trace.get_tracer(_INSTRUMENTATION)
         with tracer.start_as_current_span(
@@ -141,6 +229,9 @@ def end_step_span(span: Any, attempts: int, error: BaseException | None) -> None
 
 def replayed_step(step_id: int, name: str) -> None:
     """A step answered from the record: an event on the workflow span, not a span of its own."""
+    early = _early_span.get()
+    if early is not None and not early.adopted:
+        early.adopted = early.replayed = True
     span = _workflow_span.get()
     if span is not None:
         span.add_event(

@@ -19,6 +19,7 @@ from ._agent import DurableAgent
 from ._backend import StepBackend, StepConfig
 from ._durability import Durability
 from ._names import StepNamer
+from ._spans import StepSpans
 from ._waits import DEFERRED_TOOL_REQUESTS_EVENT, StepEventWaiter
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "StepConfig",
     "StepEventWaiter",
     "StepNamer",
+    "StepSpans",
 ]

@@ -39,6 +39,7 @@ from ._core_compat import current_workflow_id, workflow_id_scope
 from ._durability import Durability
 from ._inputs import decode_request, decode_result, encode_request, encode_result, output_data_type
 from ._logging import logger
+from ._spans import StepSpans
 from ._waits import FOREVER_SECONDS, wait_for_deferred_tool_results
 
 __all__ = ["DurableAgent"]
@@ -194,6 +195,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             )
             # Bind once now so a toolset without an `id` (or a missing model) fails here, not mid-run.
             self._durability.for_agent(wrapped)
+        self._step_spans = StepSpans[AgentDepsT]()
         self._registry: dict[str, Model] = dict(models or {})
         self._workflow = workflow(name=f"{durable_name}.run")(self._make_workflow())
 
@@ -218,6 +220,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         extra: list[AgentCapability[AgentDepsT]] = list(capabilities or [])
         if self._durability is not None:
             extra.append(self._durability)
+        if not any(isinstance(capability, StepSpans) for capability in extra):
+            extra.append(self._step_spans)
         return extra
 
     def _model_key(self, model: Model) -> str | None:

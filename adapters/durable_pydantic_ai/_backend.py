@@ -75,18 +75,43 @@ class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
         cache_key: tuple[object, ...],
         config: Mapping[str, Any],
     ) -> object:
-        executed = False
-
-        async def unit():
-            nonlocal executed
-            executed = True
-            token = _IN_STEP.set(True)
-            try:
-                return await body()
-            finally:
-                _IN_STEP.reset(token)
-
-        payload = await step(name=name, **dict(config or {}))(unit)()
+        run = _step_runner(name, tuple(sorted((config or {}).items())))
+        executed: list[bool] = []
+        payload = await run(body, executed)
         # Keeps the spans of replayed steps out of traces (pydantic-ai's `replay_scope`).
-        record_durable_unit(executed=executed)
+        record_durable_unit(executed=bool(executed))
         return payload
+
+
+async def _run_operation(body: Callable[[], Awaitable[object]], executed: list[bool]) -> object:
+    """The body of every operation step: runs pydantic-ai's operation, marking that it ran live."""
+    executed.append(True)
+    token = _IN_STEP.set(True)
+    try:
+        return await body()
+    finally:
+        _IN_STEP.reset(token)
+
+
+_MAX_STEP_RUNNERS = 4096
+
+
+def _step_runner(
+    name: str, config: tuple[tuple[str, Any], ...]
+) -> Callable[[Callable[[], Awaitable[object]], list[bool]], Awaitable[object]]:
+    """One `durable_core` step per (name, settings), built once: steps run on every model
+    request and tool call, so they are not re-decorated per call."""
+    key = (name, config)
+    runner = _step_runners.get(key)
+    if runner is None:
+        if len(_step_runners) >= _MAX_STEP_RUNNERS:
+            _step_runners.clear()
+        runner = step(name=name, **dict(config))(_run_operation)
+        _step_runners[key] = runner
+    return runner
+
+
+_step_runners: dict[
+    tuple[str, tuple[tuple[str, Any], ...]],
+    Callable[[Callable[[], Awaitable[object]], list[bool]], Awaitable[object]],
+] = {}
