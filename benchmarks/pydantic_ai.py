@@ -5,13 +5,17 @@ A `FunctionModel` agent calls three tools in sequence, then answers: 4 model req
 process on a fresh database:
 
 - plain      `Agent.run`, no durability
-- durable    `DurableAgent.run` on SQLite and on PostgreSQL (every model request and tool a step)
+- toolkit    pydantic-ai's durability toolkit (our `Durability` capability) in a durable_core workflow
+             on SQLite, with steps that record nothing: the toolkit's own cost, plus the workflow's
+             start and finish rows (what DurableAgent cannot go below)
+- durable    `DurableAgent.run` on SQLite and on PostgreSQL (every model request and tool a step);
+             `durable-sqlite-normal` with `sqlite_synchronous="NORMAL"` (no fsync per commit)
 - dbos       pydantic-ai's `DBOSDurability` inside a `@DBOS.workflow`, tools as `@DBOS.step`
              (so both engines checkpoint the same 7 steps), on SQLite and on PostgreSQL
 
 Prints a table of per-run latency with the ratio to plain. It never asserts timings.
 
-    python benchmarks/pydantic_ai.py [--runs 100] [--warmup 5] [--pg URL]
+    python benchmarks/pydantic_ai.py [--runs 100] [--rounds 4] [--warmup 5] [--pg URL]
         [--variants plain,durable-sqlite,...]
 """
 
@@ -37,7 +41,15 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 TOOLS = ("tool_a", "tool_b", "tool_c")
-VARIANTS = ("plain", "durable-sqlite", "durable-postgres", "dbos-sqlite", "dbos-postgres")
+VARIANTS = (
+    "plain",
+    "toolkit-sqlite",
+    "durable-sqlite",
+    "durable-sqlite-normal",
+    "durable-postgres",
+    "dbos-sqlite",
+    "dbos-postgres",
+)
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -95,6 +107,40 @@ def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}", drop
 
 
+def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
+    """Pydantic AI's durability toolkit inside a durable_core workflow, with steps that record nothing:
+    the part of DurableAgent's cost that is the toolkit's own (plus the workflow's start and finish)."""
+    from durable_pydantic_ai import Durability, StepBackend
+
+    from durable_core import Engine, workflow, workflow_options
+
+    class UnrecordedBackend(StepBackend):
+        async def execute(
+            self, *, operation_id: Any, name: str, body: Any, cache_key: Any, config: Any
+        ) -> object:
+            return await body()
+
+    class UnrecordedDurability(Durability[None]):
+        def get_durable_operation_backend(self) -> StepBackend:
+            return UnrecordedBackend(agent_name=self.name or "bench")
+
+    agent = build_agent("bench", capabilities=[UnrecordedDurability()])
+
+    @workflow(name="bench.toolkit_only")
+    async def run_agent(prompt: str) -> str:
+        return (await agent.run(prompt)).output
+
+    engine = Engine(f"sqlite:///{tmp / 'toolkit.db'}")
+    engine.launch()
+    cleanup.insert(0, engine.shutdown)
+
+    async def one(i: int) -> object:
+        with workflow_options(workflow_id=f"run-{i}"):
+            return await run_agent("go")
+
+    return {"times": asyncio.run(_time_runs(one, runs, warmup)), "steps": len(engine.list_steps("run-0"))}
+
+
 def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, Any]:
     """Runs in a child process: time one variant, return its per-run latencies (ms)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-pai-"))
@@ -104,18 +150,20 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
             agent = build_agent("bench")
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
+        if variant == "toolkit-sqlite":
+            return _run_toolkit_only(tmp, runs, warmup, cleanup)
         if variant.startswith("durable"):
             from durable_pydantic_ai import DurableAgent
 
             from durable_core import Engine
 
-            if variant.endswith("sqlite"):
+            if "sqlite" in variant:
                 url = f"sqlite:///{tmp / 'durable.db'}"
             else:
                 url, drop = _fresh_pg(pg_url)
                 cleanup.append(drop)
             durable_agent = DurableAgent(build_agent("bench"))
-            engine = Engine(url)
+            engine = Engine(url, sqlite_synchronous="NORMAL" if variant.endswith("normal") else "FULL")
             engine.launch()
             cleanup.insert(0, engine.shutdown)
             times = asyncio.run(
@@ -165,7 +213,7 @@ def _row(variant: str, data: dict[str, Any], plain_median: float | None) -> str:
     p90 = sorted(times)[int(len(times) * 0.9) - 1]
     ratio = f"{median / plain_median:5.2f}x" if plain_median else "   - "
     return (
-        f"| {variant:<17} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
+        f"| {variant:<21} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
     )
 
 
@@ -177,6 +225,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--pg", default=os.environ.get("DURABLE_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--rounds", type=int, default=4, help="turns each variant takes (runs split evenly)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -184,37 +233,45 @@ def main() -> None:
         print(json.dumps(run_variant(args.child, args.runs, args.warmup, args.pg)))
         return
 
+    # Variants take turns, `--rounds` times, each turn in a fresh process: load that drifts
+    # during the run (a shared 2-core machine) then falls on every variant alike.
     results: dict[str, dict[str, Any]] = {}
-    for variant in args.variants.split(","):
-        child = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                variant,
-                "--runs",
-                str(args.runs),
-                "--warmup",
-                str(args.warmup),
-                "--pg",
-                args.pg,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            print(f"{variant}: failed\n{child.stderr[-2000:]}", file=sys.stderr)
-            continue
-        results[variant] = json.loads(child.stdout.strip().splitlines()[-1])
+    per_round = max(1, args.runs // args.rounds)
+    for _ in range(args.rounds):
+        for variant in args.variants.split(","):
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    variant,
+                    "--runs",
+                    str(per_round),
+                    "--warmup",
+                    str(args.warmup),
+                    "--pg",
+                    args.pg,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode != 0:
+                print(f"{variant}: failed\n{child.stderr[-2000:]}", file=sys.stderr)
+                continue
+            data = json.loads(child.stdout.strip().splitlines()[-1])
+            if variant in results:
+                results[variant]["times"].extend(data["times"])
+            else:
+                results[variant] = data
 
     plain = statistics.median(results["plain"]["times"]) if "plain" in results else None
     print(
-        f"\n3-tool FunctionModel agent: {args.runs} runs per variant after {args.warmup} warm-up runs"
-        " (ms per run)\n"
+        f"\n3-tool FunctionModel agent: {per_round * args.rounds} runs per variant in {args.rounds} turns,"
+        f" {args.warmup} warm-up runs per turn (ms per run)\n"
     )
-    print("| variant           |   median |      p90 |      min | x plain | steps |")
-    print("|-------------------|----------|----------|----------|---------|-------|")
+    print("| variant               |   median |      p90 |      min | x plain | steps |")
+    print("|-----------------------|----------|----------|----------|---------|-------|")
     for variant, data in results.items():
         print(_row(variant, data, plain))
     print(
