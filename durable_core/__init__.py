@@ -41,7 +41,7 @@ from ._options import workflow_options
 from ._queues import Queue, RateLimit
 from ._records import StepInfo, WaitInfo, WorkflowStatus
 from ._serialization import JsonSerializer, PickleSerializer, Serializer
-from ._tracing import WorkflowLogFilter, early_step_span
+from ._tracing import WorkflowLogFilter, early_step_span, tracing_enabled
 from ._workflow import step, workflow
 from .errors import (
     AwaitedWorkflowCancelled,
@@ -106,6 +106,7 @@ __all__ = [
     "sleep",
     "sleep_async",
     "step",
+    "tracing_enabled",
     "workflow",
     "workflow_options",
     "write_stream",

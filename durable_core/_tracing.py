@@ -1,5 +1,5 @@
 # pyright: reportOptionalMemberAccess=false, reportOptionalCall=false
-# (opentelemetry is optional: every use below is guarded by enabled() / _HAVE_OTEL)
+# (opentelemetry is optional: every use below is guarded by tracing_enabled() / _HAVE_OTEL)
 """OpenTelemetry spans for workflows and steps, and workflow/step ids on log records.
 
 Optional: with `opentelemetry-api` absent, or present but with no tracer provider set, every
@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._runtime import WorkflowContext
 
-__all__ = ["WorkflowLogFilter", "capture_context", "early_step_span", "step_span", "workflow_span"]
+__all__ = [
+    "WorkflowLogFilter",
+    "capture_context",
+    "early_step_span",
+    "step_span",
+    "tracing_enabled",
+    "workflow_span",
+]
 
 try:  # optional dependency
     from opentelemetry import context as otel_context
@@ -60,8 +67,9 @@ _early_span: ContextVar[_EarlySpan | None] = ContextVar("durable_early_step_span
 _INSTRUMENTATION = "durable_core"
 
 
-def enabled() -> bool:
-    """True when OpenTelemetry is installed and a real tracer provider has been set."""
+def tracing_enabled() -> bool:
+    """True when OpenTelemetry is installed and a real tracer provider has been set: the
+    condition under which workflows and steps get spans."""
     if not _HAVE_OTEL:
         return False
     provider = trace.get_tracer_provider()
@@ -70,7 +78,7 @@ def enabled() -> bool:
 
 def capture_context() -> str | None:
     """The caller's trace context (W3C headers as JSON) to record with a workflow it starts."""
-    if not enabled():
+    if not tracing_enabled():
         return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -81,7 +89,7 @@ def capture_context() -> str | None:
 def workflow_span(
     ctx: WorkflowContext, trace_context: str | None, *, queue_name: str | None, recovery_attempts: int
 ) -> Generator[Any, None, None]:
-    if not enabled():
+    if not tracing_enabled():
         yield None
         return
     parent = otel_context.get_current()

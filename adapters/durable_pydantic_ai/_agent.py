@@ -32,7 +32,7 @@ from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_ai.workspaces import WorkspaceBackend, WorkspaceRef
 
-from durable_core import Engine, EngineNotLaunched, current_engine, in_workflow, workflow
+from durable_core import Engine, EngineNotLaunched, current_engine, in_workflow, tracing_enabled, workflow
 
 from ._backend import StepConfig
 from ._core_compat import current_workflow_id, workflow_id_scope
@@ -220,7 +220,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         extra: list[AgentCapability[AgentDepsT]] = list(capabilities or [])
         if self._durability is not None:
             extra.append(self._durability)
-        if not any(isinstance(capability, StepSpans) for capability in extra):
+        if tracing_enabled() and not any(isinstance(capability, StepSpans) for capability in extra):
+            # Only while tracing: every capability in the chain costs each hook call a context copy.
             extra.append(self._step_spans)
         return extra
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.durable_exec import (
     JSON_CODEC,
@@ -120,6 +122,32 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         self._model_step_config: StepConfig = model_step_config or {}
         self._tool_step_config: StepConfig = tool_step_config or {}
         self._backend: StepBackend | None = None
+        self._bound_for: (
+            tuple[
+                weakref.ReferenceType[AbstractAgent[AgentDepsT, Any]],
+                tuple[Any, ...],
+                AbstractCapability[AgentDepsT],
+            ]
+            | None
+        ) = None
+
+    def for_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> AbstractCapability[AgentDepsT]:
+        """The copy bound to `agent`, built once per agent (and again if its toolsets or model change).
+
+        Pydantic AI binds a per-run capability on every run (copying it, wrapping the agent's
+        toolsets, collecting durable operations); a bound copy holds no per-run state (it is what
+        an agent-level `capabilities=[Durability()]` shares across runs), so it is reused.
+        """
+        key = (id(agent), agent.model, tuple(id(toolset) for toolset in agent.toolsets))
+        cached = self._bound_for
+        if cached is not None and cached[0]() is agent and cached[1] == key:
+            return cached[2]
+        bound = super().for_agent(agent)
+        try:
+            self._bound_for = (weakref.ref(agent), key, bound)
+        except TypeError:  # an agent type without weak references: bind every time
+            self._bound_for = None
+        return bound
 
     @property
     def in_durable_context(self) -> bool:
