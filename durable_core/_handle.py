@@ -131,7 +131,10 @@ class WorkflowHandle(Generic[R]):
         local = self._local_future()
         if local is not None:
             try:
-                outcome = await asyncio.wait_for(asyncio.wrap_future(local), _remaining(deadline))
+                if local.done():  # the usual case after a direct call: no hop through the loop
+                    outcome = local.result()
+                else:
+                    outcome = await asyncio.wait_for(asyncio.wrap_future(local), _remaining(deadline))
             except TimeoutError:
                 raise TimeoutError(
                     f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s"
