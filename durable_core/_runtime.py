@@ -249,7 +249,7 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     started = now_ms()
     token = _in_step.set(True)
     try:
-        with _tracing.step_span(ctx.workflow_id, step_id, defn.name) as span:
+        with _tracing.step_span(ctx, step_id, defn.name) as span:
             outcome = _attempts_sync(defn, ctx, args, kwargs)
             _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:
@@ -280,7 +280,7 @@ async def _run_step_async(defn: StepDef, ctx: WorkflowContext, step_id: int, arg
     started = now_ms()
     token = _in_step.set(True)
     try:
-        with _tracing.step_span(ctx.workflow_id, step_id, defn.name) as span:
+        with _tracing.step_span(ctx, step_id, defn.name) as span:
             outcome = await _attempts_async(defn, ctx, args, kwargs)
             _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:

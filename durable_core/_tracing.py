@@ -178,28 +178,34 @@ def early_step_span(name: str) -> Generator[None, None, None]:
             span.end()
 
 
-def _adopt_early_span(workflow_id: str, step_id: int, name: str) -> Any:
+def _adopt_early_span(name: str, attributes: dict[str, Any]) -> Any:
     early = _early_span.get()
     if early is None or early.adopted:
         return None
     early.adopted = True
     span = early.span
     span.update_name(f"step {name}")
-    span.set_attributes(
-        {"durable.workflow.id": workflow_id, "durable.step.id": step_id, "durable.step.name": name}
-    )
+    span.set_attributes(attributes)
     return span
 
 
 @contextmanager
-def step_span(workflow_id: str, step_id: int, name: str) -> Generator[Any, None, None]:
+def step_span(ctx: WorkflowContext, step_id: int, name: str) -> Generator[Any, None, None]:
     """The span of a live step; also makes the step id visible to the log filter."""
     token = _current_step.set(step_id)
     try:
         if not _HAVE_OTEL or _workflow_span.get() is None:
             yield None
             return
-        early = _adopt_early_span(workflow_id, step_id, name)
+        attributes: dict[str, Any] = {
+            "durable.workflow.id": ctx.workflow_id,
+            "durable.workflow.name": ctx.name,
+            "durable.executor.id": ctx.executor_id,
+            "durable.step.id": step_id,
+            "durable.step.name": name,
+            "durable.replayed": False,
+        }
+        early = _adopt_early_span(name, attributes)
         if early is not None:
             # Steps nested in this one open spans of their own.
             inner = _early_span.set(None)
@@ -211,12 +217,7 @@ def step_span(workflow_id: str, step_id: int, name: str) -> Generator[Any, None,
         tracer = trace.get_tracer(_INSTRUMENTATION)
         with tracer.start_as_current_span(
             f"step {name}",
-            attributes={
-                "durable.workflow.id": workflow_id,
-                "durable.step.id": step_id,
-                "durable.step.name": name,
-                "durable.replayed": False,
-            },
+            attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         ) as span:

@@ -93,6 +93,8 @@ def test_span_tree_for_workflow_steps_and_child(engine: Engine, spans: InMemoryS
     step_attrs = [s.attributes for s in steps if s.attributes is not None]
     assert {a["durable.step.id"] for a in step_attrs} >= {1, 4}
     assert all(a["durable.replayed"] is False and a["durable.step.attempts"] == 1 for a in step_attrs)
+    assert {a["durable.workflow.name"] for a in step_attrs} == {"parent_wf", "child_wf"}
+    assert {a["durable.executor.id"] for a in step_attrs} == {engine.executor_id}
     assert all(s.context.trace_id == parent.context.trace_id for s in [child, *steps])
 
 
