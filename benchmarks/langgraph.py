@@ -201,27 +201,39 @@ def bytes_per_thread(target: Target, threads: int = 50) -> float:
     return (target.size() - before) / threads
 
 
-def list_history_ms(target: Target) -> tuple[float, float]:
-    """(all 50 checkpoints, limit=10) median ms for one thread among 20 others."""
-    assert target.saver is not None
-    graph = build().compile(checkpointer=target.saver)
-    for i in range(20):
-        graph.invoke({"count": 0, "items": []}, {"configurable": {"thread_id": f"o-{uuid.uuid4().hex}-{i}"}})
-    config = {"configurable": {"thread_id": f"hist-{uuid.uuid4().hex}"}}
-    for _ in range(7):  # 7 checkpoints per run: 49, plus one update -> 50
-        graph.invoke({"count": 0, "items": []}, config, durability="sync")
-    graph.update_state(config, {"count": -1})
-    assert len(list(target.saver.list(config))) == 50
-    full: list[float] = []
-    short: list[float] = []
-    for _ in range(20):
-        start = time.perf_counter()
-        list(target.saver.list(config))
-        full.append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        list(target.saver.list(config, limit=10))
-        short.append((time.perf_counter() - start) * 1000)
-    return statistics.median(full), statistics.median(short)
+def list_history_ms(all_targets: list[Target], rounds: int = 5) -> dict[str, tuple[float, float]]:
+    """(all 50 checkpoints, limit=10) median ms for one thread among 20 others, per target.
+
+    Targets take turns (rounds of 4 listings each), so load on the machine hits them all alike.
+    """
+    configs: dict[str, Any] = {}
+    for target in all_targets:
+        assert target.saver is not None
+        graph = build().compile(checkpointer=target.saver)
+        for i in range(20):
+            graph.invoke(
+                {"count": 0, "items": []}, {"configurable": {"thread_id": f"o-{uuid.uuid4().hex}-{i}"}}
+            )
+        config = {"configurable": {"thread_id": f"hist-{uuid.uuid4().hex}"}}
+        for _ in range(7):  # 7 checkpoints per run: 49, plus one update -> 50
+            graph.invoke({"count": 0, "items": []}, config, durability="sync")
+        graph.update_state(config, {"count": -1})
+        assert len(list(target.saver.list(config))) == 50
+        configs[target.label] = config
+    full: dict[str, list[float]] = {t.label: [] for t in all_targets}
+    short: dict[str, list[float]] = {t.label: [] for t in all_targets}
+    for _ in range(rounds):
+        for target in all_targets:
+            assert target.saver is not None
+            config = configs[target.label]
+            for _ in range(4):
+                start = time.perf_counter()
+                list(target.saver.list(config))
+                full[target.label].append((time.perf_counter() - start) * 1000)
+                start = time.perf_counter()
+                list(target.saver.list(config, limit=10))
+                short[target.label].append((time.perf_counter() - start) * 1000)
+    return {label: (statistics.median(full[label]), statistics.median(short[label])) for label in full}
 
 
 def main() -> None:
@@ -259,10 +271,10 @@ def main() -> None:
             "and list() of a 50-checkpoint thread"
         )
         print(f"{'saver':<22}{'bytes/thread':>14}{'list all':>12}{'limit=10':>12}")
-        sizes: dict[str, float] = {}
+        sizes = {target.label: bytes_per_thread(target) for target in all_targets[2:]}
+        listing = list_history_ms(all_targets[2:])
         for target in all_targets[2:]:
-            sizes[target.label] = bytes_per_thread(target)
-            full, short = list_history_ms(target)
+            full, short = listing[target.label]
             print(f"{target.label:<22}{sizes[target.label]:>14,.0f}{full:>9.2f} ms{short:>9.2f} ms")
         for ours, theirs in pairs:
             if ours in sizes and theirs in sizes and sizes[theirs]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
@@ -44,6 +45,8 @@ __all__ = ["DurableCheckpointer"]
 T = TypeVar("T")
 
 _PRUNE_STRATEGIES = ("keep_latest", "delete")
+_DIGITS = re.compile(r"[0-9]+")
+_NOT_IN_BODY = frozenset({"channel_values", "id"})
 _DELTA_MARKER = "counters_since_delta_snapshot"
 
 
@@ -133,12 +136,14 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
                 "that handles this type (e.g. JsonPlusSerializer(pickle_fallback=True))."
             ) from error
 
-    def _load(self, type_: str, data: bytes | None, what: str) -> Any:
+    def _load(self, type_: str, data: bytes | None, what: str | Callable[[], str]) -> Any:
         if type_ == "null":
             return None
         try:
             return self.serde.loads_typed((type_, data if data is not None else b""))
         except Exception as error:
+            if not isinstance(what, str):
+                what = what()
             raise CheckpointDecodeError(
                 f"DurableCheckpointer cannot decode {what} (serializer type {type_!r}): {error}. "
                 "It was written by another serializer configuration (for example an EncryptedSerializer "
@@ -156,17 +161,27 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         configurable = config.get("configurable") or {}
         checkpoint_ns = str(configurable.get("checkpoint_ns") or "")
         values = checkpoint["channel_values"]
-        # Small scalars ride in the checkpoint row (cheaper than a row per version); anything else,
-        # long strings included, is stored once per version in a blob row.
-        inline = {channel: value for channel, value in values.items() if _inlinable(value)}
+        versions = checkpoint["channel_versions"]
+        # Small values (scalars, short strings, small containers of them) ride in the checkpoint
+        # row: cheaper than a row per version. Anything else, long strings included, is stored
+        # once per version in a blob row, which the row references by (channel, version).
+        inline: dict[str, Any] = {}
+        refs: dict[str, Any] = {}
+        for channel, value in values.items():
+            if _inlinable(value):
+                inline[channel] = value
+            elif channel in versions:
+                refs[channel] = versions[channel]
         blobs: list[BlobRecord] = []
         for channel, version in new_versions.items():
             # A version with no value (an emptied channel) needs no row: a missing blob reads as empty.
             if channel in values and channel not in inline:
                 type_, data = self._dump(values[channel], f"channel {channel!r}")
                 blobs.append(BlobRecord(channel, version_key(version), type_, data))
-        body = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "channel_versions")}
+        # The id is the row's key column: not repeated in the body.
+        body = {k: v for k, v in checkpoint.items() if k not in _NOT_IN_BODY}
         body["channel_values"] = inline
+        body["channel_versions"] = _pack_versions(versions)
         type_, data = self._dump(body, "the checkpoint")
         stored_metadata = get_serializable_checkpoint_metadata(config, metadata)
         try:
@@ -184,7 +199,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
             run_id=str(run_id) if run_id is not None else None,
             type=type_,
             checkpoint=data,
-            versions=json.dumps(checkpoint["channel_versions"]),
+            versions=json.dumps(refs) if refs else "{}",
             metadata=metadata_json,
         )
         next_config: RunnableConfig = {
@@ -219,20 +234,34 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         return thread_id, str(configurable.get("checkpoint_ns") or ""), str(checkpoint_id), records, replace
 
-    def _to_tuple(self, loaded: LoadedCheckpoint) -> CheckpointTuple:
+    def _to_tuple(
+        self, loaded: LoadedCheckpoint, versions_cache: dict[str, str] | None = None
+    ) -> CheckpointTuple:
+        """The tuple LangGraph expects; `versions_cache` shares unpacked versions across a listing
+        (neighbouring checkpoints mostly hold the same versions)."""
         rec = loaded.record
-        where = f"checkpoint {rec.checkpoint_id!r} of thread {rec.thread_id!r}"
-        body = self._load(rec.type, rec.checkpoint, where)
-        values: dict[str, Any] = dict(body.get("channel_values") or {})
+        body = self._load(
+            rec.type, rec.checkpoint, lambda: f"checkpoint {rec.checkpoint_id!r} of thread {rec.thread_id!r}"
+        )
+        values: dict[str, Any] = body.get("channel_values") or {}
         for channel, blob in loaded.blobs.items():
             if blob.type != "empty":
                 values[channel] = self._load(blob.type, blob.blob, f"channel {channel!r}")
-        versions = loaded.versions or json.loads(rec.versions)
-        checkpoint = cast(Checkpoint, {**body, "channel_versions": versions, "channel_values": values})
+        body["channel_values"] = values
+        if "id" not in body:
+            body["id"] = rec.checkpoint_id
+        packed = body.get("channel_versions")
+        if packed is None:  # a row written before versions moved into the body
+            body["channel_versions"] = dict(loaded.versions)
+        else:
+            body["channel_versions"] = _unpack_versions(
+                packed, {} if versions_cache is None else versions_cache
+            )
+        thread_id, checkpoint_ns = rec.thread_id, rec.checkpoint_ns
         config: RunnableConfig = {
             "configurable": {
-                "thread_id": rec.thread_id,
-                "checkpoint_ns": rec.checkpoint_ns,
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
                 "checkpoint_id": rec.checkpoint_id,
             }
         }
@@ -240,21 +269,25 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         if rec.parent_checkpoint_id:
             parent_config = {
                 "configurable": {
-                    "thread_id": rec.thread_id,
-                    "checkpoint_ns": rec.checkpoint_ns,
+                    "thread_id": thread_id,
+                    "checkpoint_ns": checkpoint_ns,
                     "checkpoint_id": rec.parent_checkpoint_id,
                 }
             }
         pending = [
-            (w.task_id, w.channel, self._load(w.type, w.blob, "a pending write")) for w in loaded.writes
+            (
+                w.task_id,
+                w.channel,
+                None if w.type == "null" else self._load(w.type, w.blob, "a pending write"),
+            )
+            for w in loaded.writes
         ]
-        return CheckpointTuple(
-            config=config,
-            checkpoint=checkpoint,
-            metadata=cast(CheckpointMetadata, json.loads(rec.metadata)),
-            parent_config=parent_config,
-            pending_writes=pending,
-        )
+        metadata = cast(CheckpointMetadata, json.loads(rec.metadata))
+        return CheckpointTuple(config, cast(Checkpoint, body), metadata, parent_config, pending)
+
+    def _to_tuples(self, loaded: list[LoadedCheckpoint]) -> list[CheckpointTuple]:
+        versions_cache: dict[str, str] = {}
+        return [self._to_tuple(item, versions_cache) for item in loaded]
 
     # -- sync API ------------------------------------------------------------------------------
 
@@ -272,7 +305,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        return iter([self._to_tuple(item) for item in self._list_loaded(config, filter, before, limit)])
+        return iter(self._to_tuples(self._list_loaded(config, filter, before, limit)))
 
     def _list_loaded(
         self,
@@ -373,7 +406,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         items = await asyncio.to_thread(
-            lambda: [self._to_tuple(i) for i in self._list_loaded(config, filter, before, limit)]
+            lambda: self._to_tuples(self._list_loaded(config, filter, before, limit))
         )
         for item in items:
             yield item
@@ -418,14 +451,89 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         await asyncio.to_thread(lambda: self.prune(list(thread_ids), strategy=strategy))
 
 
-_INLINE_TYPES = (bool, int, float)
+_SCALARS = (bool, int, float)
 _INLINE_MAX_CHARS = 64
+_INLINE_BUDGET = 160
 
 
 def _inlinable(value: Any) -> bool:
-    """Decided by the value alone, so every checkpoint holding one version agrees."""
+    """Decided by the value alone, so every checkpoint holding one version agrees.
+
+    Scalars, strings up to 64 characters, and lists, tuples and str-keyed dicts of those whose
+    rough encoded size stays within a small budget (a counter, a short list of names, a small
+    input dict): such values cost less inline in each checkpoint than as a row of their own.
+    """
     kind = type(value)
-    return value is None or kind in _INLINE_TYPES or (kind is str and len(value) <= _INLINE_MAX_CHARS)
+    if value is None or kind in _SCALARS:
+        return True
+    if kind is str:
+        return len(value) <= _INLINE_MAX_CHARS
+    if kind is list or kind is tuple or kind is dict:
+        return _inline_cost(value, _INLINE_BUDGET) >= 0
+    return False
+
+
+def _inline_cost(value: Any, budget: int) -> int:
+    """`budget` minus the rough encoded size of `value`; negative once over (or not inlinable)."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return budget - 1
+    if kind is int or kind is float:
+        return budget - 9
+    if kind is str:
+        return budget - 2 - len(value) if len(value) <= _INLINE_MAX_CHARS else -1
+    if kind is list or kind is tuple:
+        budget -= 2
+        for item in value:
+            if budget < 0:
+                return -1
+            budget = _inline_cost(item, budget)
+        return budget
+    if kind is dict:
+        budget -= 2
+        for key, item in value.items():
+            if budget < 0 or type(key) is not str or len(key) > _INLINE_MAX_CHARS:
+                return -1
+            budget = _inline_cost(item, budget - 2 - len(key))
+        return budget
+    return -1
+
+
+def _pack_versions(versions: dict[str, Any]) -> dict[str, Any]:
+    """Channel versions with the zero padding of each `get_next_version` string dropped.
+
+    Such a version is 32 zero-padded digits, a dot and a random suffix (about 50 bytes, 30 of
+    them zeros) for every channel of every checkpoint. In the packed dict a string is always a
+    stripped version; any other version (an int, another string) is wrapped in a 1-item list.
+    """
+    packed: dict[str, Any] = {}
+    for channel, version in versions.items():
+        if (
+            type(version) is str
+            and len(version) > 33
+            and version[32] == "."
+            and _DIGITS.fullmatch(version, 0, 32)
+        ):
+            packed[channel] = version[:32].lstrip("0") + version[32:]
+        else:
+            packed[channel] = [version]
+    return packed
+
+
+def _unpack_versions(packed: dict[str, Any], cache: dict[str, str]) -> dict[str, Any]:
+    versions: dict[str, Any] = {}
+    for channel, version in packed.items():
+        if type(version) is str:
+            full = cache.get(version)
+            if full is None:
+                full = cache[version] = _ZEROS[32 - version.index(".")] + version
+            versions[channel] = full
+        else:
+            versions[channel] = version[0]
+    return versions
+
+
+_ZEROS = ["0" * n for n in range(33)]
 
 
 def _metadata_matcher(wanted: dict[str, Any]) -> Callable[[CheckpointRecord], bool]:

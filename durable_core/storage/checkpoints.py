@@ -3,30 +3,35 @@
 The saver (`durable_langgraph.DurableCheckpointer`) serializes and deserializes; this module only
 moves rows. Layout, chosen against the stock savers' known problems:
 
-- `lg_checkpoints`: one row per checkpoint with the checkpoint *without* its channel values
-  (serde bytes + type tag), its channel versions as JSON text (so blob garbage collection needs
-  no deserializer), and its metadata as JSON text. `run_id` is lifted out for `delete_for_runs`.
+- `lg_checkpoints`: one row per checkpoint with the checkpoint (serde bytes + type tag) holding
+  only its small channel values inline, the (channel, version) pairs of the blobs it references
+  as JSON text in `versions` (so blob loading and garbage collection need no deserializer), and
+  its metadata as JSON text. `run_id` is lifted out for `delete_for_runs`. Rows written before
+  the checkpoint body carried `channel_versions` hold every channel version in `versions`.
 - `lg_blobs`: one row per (thread, namespace, channel, version): a channel value is stored once
   per version, strings included (the stock Postgres saver inlines strings in every checkpoint).
 - `lg_writes`: pending writes keyed (thread, ns, checkpoint, task, idx) with `task_path`.
 - `lg_memos`: outcomes of step calls made inside graph nodes, keyed per durable run, node task
   and call index, so a node re-executed after a crash replays them.
 
-Reads never issue a query per checkpoint: `list` loads rows, then every needed blob and write
-in one batched query each.
+Reads never issue a query per checkpoint: on Postgres one statement returns the rows with every
+needed blob and write; on SQLite the rows, their writes and (only if any is referenced) their
+blobs are three small statements in one read transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -46,6 +51,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_Fetch = Callable[[str, Any], list[Any]]
 
 metadata = sa.MetaData()
 
@@ -122,8 +128,7 @@ def migrate_checkpoints(conn: sa.Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-@dataclass(frozen=True, slots=True)
-class BlobRecord:
+class BlobRecord(NamedTuple):
     """One channel value at one version; `type == "empty"` with no blob marks an empty channel."""
 
     channel: str
@@ -132,8 +137,7 @@ class BlobRecord:
     blob: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class WriteRecord:
+class WriteRecord(NamedTuple):
     task_id: str
     task_path: str
     idx: int
@@ -142,8 +146,7 @@ class WriteRecord:
     blob: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointRecord:
+class CheckpointRecord(NamedTuple):
     thread_id: str
     checkpoint_ns: str
     checkpoint_id: str
@@ -155,15 +158,17 @@ class CheckpointRecord:
     metadata: str
 
 
-@dataclass(slots=True)
-class LoadedCheckpoint:
-    """A checkpoint row with the blobs its versions reference and its pending writes (sorted)."""
+class LoadedCheckpoint(NamedTuple):
+    """A checkpoint row with the blobs its versions reference and its pending writes (sorted).
+
+    Read-only: the mappings may be shared (empty ones are).
+    """
 
     record: CheckpointRecord
-    blobs: dict[str, BlobRecord] = field(default_factory=dict[str, BlobRecord])
-    writes: list[WriteRecord] = field(default_factory=list[WriteRecord])
-    versions: dict[str, Any] = field(default_factory=dict[str, Any])
-    """The checkpoint's channel versions, parsed from `record.versions`."""
+    blobs: Mapping[str, BlobRecord]
+    writes: Sequence[WriteRecord]
+    versions: Mapping[str, Any]
+    """The (channel -> version) blob references parsed from `record.versions`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,36 +243,86 @@ def _writes_insert(n: int, replace: bool) -> str:
     )
 
 
-def _load_statement(dialect: str, where: str, limit: bool) -> str:
-    """Checkpoints matching `where` with their blobs and writes, in ONE statement (one round trip).
+_CHECKPOINT_COLUMNS = (
+    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, versions, "
+    "metadata"
+)
+_WRITE_COLUMNS = (
+    "w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, w.type, w.blob"
+)
+_BLOB_COLUMNS = "b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, b.blob"
+_NO_REFS = "{}"
+
+
+def _rows_statement(where: str, limit: bool) -> str:
+    return (
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM lg_checkpoints WHERE {where} ORDER BY checkpoint_id DESC"
+        f"{' LIMIT :limit' if limit else ''}"
+    )
+
+
+def _load_statement(where: str, limit: bool) -> str:
+    """Postgres: checkpoints matching `where` with their blobs and writes, in ONE statement (one round trip).
 
     Rows: kind 0 = checkpoint, 1 = blob (deduplicated: checkpoints share unchanged versions),
-    2 = pending write. Blobs are joined through each checkpoint's JSON channel versions.
+    2 = pending write. Blobs are joined through each checkpoint's JSON blob references. The
+    blobs and writes are LATERAL subqueries fenced by `OFFSET 0`, so each is an index lookup per
+    checkpoint whatever the table statistics say (a hash join would scan the whole table).
     """
-    if dialect == "postgresql":
-        versions = "CROSS JOIN LATERAL json_each_text(CAST(c.versions AS json)) AS j"
-        value = "j.value"
-    else:
-        versions = "CROSS JOIN json_each(c.versions) AS j"
-        value = "CAST(j.value AS TEXT)"
     return (
-        "WITH c AS (SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
-        f"checkpoint, versions, metadata FROM lg_checkpoints WHERE {where} ORDER BY checkpoint_id DESC"
-        f"{' LIMIT :limit' if limit else ''}) "
+        f"WITH c AS ({_rows_statement(where, limit)}) "
         "SELECT 0 AS kind, c.thread_id AS t, c.checkpoint_ns AS n, c.checkpoint_id AS x1, "
         "c.parent_checkpoint_id AS x2, c.run_id AS x3, c.versions AS x4, c.metadata AS x5, c.type AS type, "
         "c.checkpoint AS payload, 0 AS idx FROM c "
         "UNION ALL "
         "SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, NULL, NULL, NULL, b.type, b.blob, 0 "
-        "FROM (SELECT DISTINCT c.thread_id AS t, c.checkpoint_ns AS n, j.key AS ch, "
-        f"{value} AS v FROM c {versions}) AS k "
-        "JOIN lg_blobs b ON b.thread_id = k.t AND b.checkpoint_ns = k.n "
-        "AND b.channel = k.ch AND b.version = k.v "
+        "FROM (SELECT DISTINCT c.thread_id AS t, c.checkpoint_ns AS n, j.key AS ch, j.value AS v "
+        "FROM c CROSS JOIN LATERAL json_each_text(CAST(c.versions AS json)) AS j) AS k "
+        "CROSS JOIN LATERAL (SELECT * FROM lg_blobs WHERE thread_id = k.t AND checkpoint_ns = k.n "
+        "AND channel = k.ch AND version = k.v OFFSET 0) AS b "
         "UNION ALL "
-        "SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.task_path, NULL, "
-        "w.type, w.blob, w.idx FROM c JOIN lg_writes w ON w.thread_id = c.thread_id "
-        "AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id"
+        "SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.channel, NULL, "
+        "w.type, w.blob, w.idx FROM c CROSS JOIN LATERAL (SELECT * FROM lg_writes "
+        "WHERE thread_id = c.thread_id AND checkpoint_ns = c.checkpoint_ns AND checkpoint_id = c.checkpoint_id "
+        "OFFSET 0) AS w"
     )
+
+
+# SQLite (in-process, no round trips): small statements, each planned simply, in one snapshot.
+# The writes and blobs of a set of checkpoints are found through the same `where` again.
+def _sqlite_writes_statement(where: str, limit: bool) -> str:
+    return (
+        f"SELECT {_WRITE_COLUMNS} FROM (SELECT thread_id, checkpoint_ns, checkpoint_id FROM lg_checkpoints "
+        f"WHERE {where}{' ORDER BY checkpoint_id DESC LIMIT :limit' if limit else ''}) AS c "
+        "JOIN lg_writes w ON w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns "
+        "AND w.checkpoint_id = c.checkpoint_id"
+    )
+
+
+def _sqlite_blobs_statement(where: str, limit: bool) -> str:
+    return (
+        f"SELECT DISTINCT {_BLOB_COLUMNS} FROM (SELECT thread_id, checkpoint_ns, versions FROM lg_checkpoints "
+        f"WHERE {where}{' ORDER BY checkpoint_id DESC LIMIT :limit' if limit else ''}) AS c "
+        "CROSS JOIN json_each(c.versions) AS j "
+        "JOIN lg_blobs b ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns "
+        "AND b.channel = j.key AND b.version = CAST(j.value AS TEXT)"
+    )
+
+
+_SQLITE_ONE_WRITES = (
+    f"SELECT {_WRITE_COLUMNS} FROM lg_writes w WHERE w.thread_id = ? AND w.checkpoint_ns = ? "
+    "AND w.checkpoint_id = ?"
+)
+_SQLITE_ONE_BLOBS = (
+    f"SELECT {_BLOB_COLUMNS} FROM json_each(?) AS j JOIN lg_blobs b ON b.thread_id = ? "
+    "AND b.checkpoint_ns = ? AND b.channel = j.key AND b.version = CAST(j.value AS TEXT)"
+)
+
+
+@functools.cache
+def _write_keys(i: int) -> tuple[str, ...]:
+    """Parameter names of the i-th row of `_writes_insert`, in `WriteRecord` field order."""
+    return tuple(f"{name}_{i}" for name in WriteRecord._fields)
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -289,38 +344,82 @@ def _record(row: Any) -> CheckpointRecord:
     )
 
 
-def _assemble(rows: Iterable[Any]) -> list[LoadedCheckpoint]:
-    """Group the rows of `_load_statement` into checkpoints, newest first."""
-    loaded: list[LoadedCheckpoint] = []
-    blobs: dict[tuple[str, str], dict[tuple[str, str], BlobRecord]] = {}
-    writes: dict[tuple[str, str, str], list[WriteRecord]] = {}
+def _split_union(rows: Iterable[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The rows of `_load_statement` as (checkpoint rows, blob rows, write rows)."""
+    checkpoints: list[Any] = []
+    blobs: list[Any] = []
+    writes: list[Any] = []
     for kind, t, n, x1, x2, x3, x4, x5, type_, payload, idx in rows:
-        data = None if payload is None else bytes(payload)
-        if kind == 0:
-            loaded.append(LoadedCheckpoint(CheckpointRecord(t, n, x1, x2, x3, type_, data or b"", x4, x5)))
-        elif kind == 1:
-            blobs.setdefault((t, n), {})[(x1, x2)] = BlobRecord(x1, x2, type_, data)
+        if kind == 0:  # x1..x5: checkpoint_id, parent_checkpoint_id, run_id, versions, metadata
+            checkpoints.append((t, n, x1, x2, x3, type_, payload, x4, x5))
+        elif kind == 1:  # x1, x2: channel, version
+            blobs.append((t, n, x1, x2, type_, payload))
+        else:  # x1..x4: checkpoint_id, task_id, task_path, channel
+            writes.append((t, n, x1, x2, x3, idx, x4, type_, payload))
+    return checkpoints, blobs, writes
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _assemble(
+    rows: Sequence[Any], blob_rows: Iterable[Any], write_rows: Iterable[Any]
+) -> list[LoadedCheckpoint]:
+    """Build checkpoints, newest first, from their rows (`_CHECKPOINT_COLUMNS` order), the rows of
+    the blobs they reference (`_BLOB_COLUMNS`) and of their writes (`_WRITE_COLUMNS`)."""
+    blobs: dict[tuple[str, str], dict[tuple[str, str], BlobRecord]] = {}
+    for t, n, channel, version, type_, blob in blob_rows:
+        blobs.setdefault((t, n), {})[(channel, version)] = BlobRecord(
+            channel, version, type_, None if blob is None else bytes(blob)
+        )
+    writes: dict[tuple[str, str, str], list[WriteRecord]] = {}
+    for t, n, checkpoint_id, task_id, task_path, idx, channel, type_, blob in write_rows:
+        record = WriteRecord(
+            task_id, task_path or "", int(idx), channel, type_, None if blob is None else bytes(blob)
+        )
+        found = writes.get((t, n, checkpoint_id))
+        if found is None:
+            writes[(t, n, checkpoint_id)] = [record]
         else:
-            writes.setdefault((t, n, x1), []).append(WriteRecord(x2, x4 or "", int(idx), x3, type_, data))
-    loaded.sort(key=lambda item: item.record.checkpoint_id, reverse=True)
-    for item in loaded:
-        rec = item.record
-        item.versions = json.loads(rec.versions)
-        scope = blobs.get((rec.thread_id, rec.checkpoint_ns))
+            found.append(record)
+    loaded: list[LoadedCheckpoint] = []
+    no_writes: Sequence[WriteRecord] = ()
+    for row in rows:
+        t, n, checkpoint_id = row[0], row[1], row[2]
+        record = CheckpointRecord._make(row)
+        if type(record.checkpoint) is not bytes:
+            record = record._replace(checkpoint=bytes(record.checkpoint))
+        found_writes = writes.get((t, n, checkpoint_id))
+        item_writes = no_writes if found_writes is None else _sort_writes(found_writes)
+        if record.versions == _NO_REFS:
+            loaded.append(LoadedCheckpoint(record, _EMPTY, item_writes, _EMPTY))
+            continue
+        versions: dict[str, Any] = json.loads(record.versions)
+        found_blobs: dict[str, BlobRecord] = {}
+        scope = blobs.get((t, n))
         if scope:
-            found = {
-                ch: scope.get((ch, v if isinstance(v, str) else version_key(v)))
-                for ch, v in item.versions.items()
-            }
-            item.blobs = {ch: blob for ch, blob in found.items() if blob is not None}
-        item.writes = _sort_writes(writes.get((rec.thread_id, rec.checkpoint_ns, rec.checkpoint_id), []))
+            for ch, v in versions.items():
+                blob = scope.get((ch, v if isinstance(v, str) else version_key(v)))
+                if blob is not None:
+                    found_blobs[ch] = blob
+        loaded.append(LoadedCheckpoint(record, found_blobs, item_writes, versions))
+    loaded.sort(key=_newest_first, reverse=True)
     return loaded
+
+
+def _newest_first(item: LoadedCheckpoint) -> str:
+    return item.record.checkpoint_id
 
 
 def _sort_writes(writes: list[WriteRecord]) -> list[WriteRecord]:
     # LangGraph's `writes_sort_key` order, in Python: a database collation could reorder task paths.
-    writes.sort(key=lambda w: (w.task_path, w.task_id, w.idx))
+    if len(writes) > 1:
+        writes.sort(key=_write_order)
     return writes
+
+
+def _write_order(w: WriteRecord) -> tuple[str, str, int]:
+    return (w.task_path, w.task_id, w.idx)
 
 
 def version_key(version: object) -> str:
@@ -332,7 +431,7 @@ _sqlite_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyD
 _sqlite_locks_guard = threading.Lock()
 
 
-def _writer_lock(database: Any) -> AbstractContextManager[Any]:
+def _writer_lock(database: Any) -> threading.Lock | None:
     """SQLite: one in-process lock per database for checkpoint writers.
 
     Concurrent writers of one process (LangGraph's background puts and writes) would otherwise
@@ -340,7 +439,7 @@ def _writer_lock(database: Any) -> AbstractContextManager[Any]:
     as the stock SqliteSaver does. Postgres needs no lock (row-level concurrency).
     """
     if getattr(database, "dialect", "sqlite") != "sqlite":
-        return contextlib.nullcontext()
+        return None
     with _sqlite_locks_guard:
         lock = _sqlite_locks.get(database)
         if lock is None:
@@ -348,19 +447,34 @@ def _writer_lock(database: Any) -> AbstractContextManager[Any]:
     return lock
 
 
+class _PendingWrite:
+    """Statements queued for the SQLite group commit, and what became of them."""
+
+    __slots__ = ("done", "error", "statements")
+
+    def __init__(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        self.statements = statements
+        self.done = False
+        self.error: BaseException | None = None
+
+
 class CheckpointStore:
     """Rows of the LangGraph checkpointer. Every method is one transaction, retried while the
     database is unreachable (each is idempotent), and safe to call from any thread.
 
-    Hot paths are one statement each on Postgres (sent in autocommit: one round trip) and one
-    `BEGIN IMMEDIATE` transaction on SQLite.
+    Hot paths are one statement each on Postgres (sent in autocommit: one round trip). On SQLite
+    a checkpoint without new blobs and a batch of writes are one autocommit statement each, and
+    reads use the writer connection whenever it is free (its page cache survives our own commits).
     """
 
     def __init__(self, database: _Database) -> None:
         self.db = database
         self.postgres = database.dialect == "postgresql"
-        self._lock = _writer_lock(database)
+        self._sqlite_lock = _writer_lock(database)
+        self._lock: AbstractContextManager[Any] = self._sqlite_lock or contextlib.nullcontext()
         self._writer: Any = None
+        self._pending: list[_PendingWrite] = []
+        self._pending_guard = threading.Lock()
         self._sql_cache: dict[Any, str] = {}
         sql = database.sql
         self._upsert_checkpoint = sql(_UPSERT_CHECKPOINT)
@@ -378,7 +492,8 @@ class CheckpointStore:
     def _execute_write(self, statements: Sequence[tuple[str, dict[str, Any]]], what: str) -> None:
         """Run write statements as one transaction on a raw driver connection (no ORM-layer cost per call).
 
-        SQLite: under the in-process writer lock, on one long-lived connection, `BEGIN IMMEDIATE`.
+        SQLite: under the in-process writer lock, on one long-lived connection in autocommit mode:
+        a single statement is its own transaction, several run inside `BEGIN IMMEDIATE`.
         Postgres: a single statement in autocommit (one round trip), else an explicit transaction.
         """
         if self.postgres:
@@ -387,47 +502,112 @@ class CheckpointStore:
             self.db.retrying(lambda: self._sqlite_write(statements), what=what)
 
     def _query(self, statement: str, params: dict[str, Any], what: str) -> list[Any]:
-        """One read statement on a pooled raw connection (a statement is its own consistent snapshot)."""
-        if self.postgres:
-            return self.db.retrying(lambda: self._pg_execute([(statement, params)], fetch=True), what=what)
-        return self.db.retrying(lambda: self._sqlite_read(statement, params), what=what)
+        """One read statement (a statement is its own consistent snapshot)."""
+        return self._read(lambda fetch: fetch(statement, params), what)
 
-    def _pg_execute(self, statements: Sequence[tuple[str, dict[str, Any]]], *, fetch: bool) -> list[Any]:
+    def _read(self, run: Callable[[_Fetch], T], what: str, *, snapshot: bool = False) -> T:
+        """`run(fetch)`, where `fetch(statement, params)` runs one read statement and returns its rows.
+
+        With `snapshot` every statement sees one snapshot (a read transaction on SQLite; the
+        Postgres paths issue a single statement). Retried while the database is unreachable.
+        """
+        if self.postgres:
+            return self.db.retrying(lambda: self._pg_read(run), what=what)
+        return self.db.retrying(lambda: self._sqlite_read(run, snapshot), what=what)
+
+    def _fetch(self, target: Any, statement: str, params: Any) -> list[Any]:
+        """Every read statement goes through here (a driver connection or cursor executes it)."""
+        return list(target.execute(statement, params).fetchall())
+
+    @contextlib.contextmanager
+    def _pg_cursor(
+        self, statements: Sequence[tuple[str, dict[str, Any]]]
+    ) -> Generator[tuple[Any, Any], None, None]:
+        """A pooled autocommit psycopg connection and a cursor on it; a driver error invalidates the
+        connection (a broken one must not go back to the pool) and is wrapped naming `statements`."""
         engine = self.db.autocommit_engine
         fairy = engine.raw_connection()
         try:
             conn = fairy.driver_connection
             assert conn is not None
             with conn.cursor() as cursor:
-                if len(statements) == 1:
-                    cursor.execute(*statements[0])
-                    return list(cursor.fetchall()) if fetch else []
-                with conn.transaction():
-                    for statement, params in statements:
-                        cursor.execute(statement, params)
-                return []
+                yield conn, cursor
         except engine.dialect.loaded_dbapi.Error as error:
-            fairy.invalidate(error)  # a broken connection must not go back to the pool
+            fairy.invalidate(error)
             raise _wrap(engine, statements, error) from error
         finally:
             fairy.close()
 
+    def _pg_read(self, run: Callable[[_Fetch], T]) -> T:
+        with self._pg_cursor([]) as (_, cursor):
+            return run(lambda statement, params: self._fetch(cursor, statement, params))
+
+    def _pg_execute(self, statements: Sequence[tuple[str, dict[str, Any]]], *, fetch: bool) -> list[Any]:
+        with self._pg_cursor(statements) as (conn, cursor):
+            if len(statements) == 1:
+                cursor.execute(*statements[0])
+                return list(cursor.fetchall()) if fetch else []
+            with conn.transaction():
+                for statement, params in statements:
+                    cursor.execute(statement, params)
+            return []
+
     def _sqlite_write(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        engine = self.db.sa_engine
+        """Commit `statements` as (part of) one transaction before returning: a group commit.
+
+        Callers queue their statements, then take the writer lock; the first to get it commits
+        everything queued so far in one transaction (one fsync), and the callers whose work it
+        committed return as soon as they get the lock. Every call still returns only once its
+        statements are durable; concurrent callers (LangGraph's background puts and writes)
+        merely share a commit.
+        """
+        item = _PendingWrite(statements)
+        with self._pending_guard:
+            self._pending.append(item)
         with self._lock:
-            conn = self._sqlite_writer()
-            try:
+            if not item.done:
+                with self._pending_guard:
+                    batch, self._pending = self._pending, []
+                self._sqlite_commit(batch)
+        if item.error is not None:
+            raise item.error
+
+    def _sqlite_commit(self, batch: list[_PendingWrite]) -> None:
+        """Under the writer lock: one transaction for the batch; each item is marked done."""
+        engine = self.db.sa_engine
+        conn = self._sqlite_writer()
+        try:
+            if len(batch) == 1 and len(batch[0].statements) == 1:
+                # One statement in autocommit mode is its own write transaction (it takes the
+                # write lock when it starts, like BEGIN IMMEDIATE, and commits durably when it
+                # ends): one call into the driver instead of three, so one GIL hand-off.
+                conn.execute(*batch[0].statements[0])
+            else:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement, params in statements:
-                        conn.execute(statement, params)
+                    for item in batch:
+                        for statement, params in item.statements:
+                            conn.execute(statement, params)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except engine.dialect.loaded_dbapi.Error as error:
-                raise _wrap(engine, statements, error) from error
+        except Exception as error:
+            if len(batch) > 1:  # whose statement failed? each item alone, in its own transaction
+                for item in batch:
+                    self._sqlite_commit([item])
+                return
+            if isinstance(error, engine.dialect.loaded_dbapi.Error):
+                error = _wrap(engine, batch[0].statements, error)
+            batch[0].error = error
+        except BaseException as error:
+            for item in batch:
+                item.error = error
+            raise
+        finally:
+            for item in batch:
+                item.done = True
 
     def _sqlite_writer(self) -> Any:
         """The store's own writer connection (writes are serialized by the lock anyway)."""
@@ -436,17 +616,42 @@ class CheckpointStore:
             fairy = self._writer = self.db.sa_engine.raw_connection()
         return fairy.driver_connection
 
-    def _sqlite_read(self, statement: str, params: dict[str, Any]) -> list[Any]:
-        engine = self.db.sa_engine
-        fairy = engine.raw_connection()
+    def _sqlite_read(self, run: Callable[[_Fetch], T], snapshot: bool) -> T:
+        lock = self._sqlite_lock
+        if lock is not None and lock.acquire(blocking=False):
+            # The writer connection when it is free: its page cache is still valid after our own
+            # writes (another connection's cache is dropped by every commit), so the hot
+            # `get_tuple` at the start of each run reads no page from the OS. Never waits for it.
+            try:
+                return self._sqlite_read_on(self._sqlite_writer(), run, snapshot)
+            finally:
+                lock.release()
+        fairy = self.db.sa_engine.raw_connection()
         try:
-            conn = fairy.driver_connection
-            assert conn is not None
-            return list(conn.execute(statement, params).fetchall())
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise _wrap(engine, [(statement, params)], error) from error
+            return self._sqlite_read_on(fairy.driver_connection, run, snapshot)
         finally:
             fairy.close()
+
+    def _sqlite_read_on(self, conn: Any, run: Callable[[_Fetch], T], snapshot: bool) -> T:
+        engine = self.db.sa_engine
+
+        def fetch(statement: str, params: Any) -> list[Any]:
+            return self._fetch(conn, statement, params)
+
+        try:
+            if not snapshot:
+                return run(fetch)
+            conn.execute("BEGIN")
+            try:
+                result = run(fetch)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")  # ends the read transaction
+            return result
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise _wrap(engine, [], error) from error
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -501,12 +706,7 @@ class CheckpointStore:
             "checkpoint_id": checkpoint_id,
         }
         for i, w in enumerate(writes):
-            params[f"task_id_{i}"] = w.task_id
-            params[f"idx_{i}"] = w.idx
-            params[f"channel_{i}"] = w.channel
-            params[f"type_{i}"] = w.type
-            params[f"blob_{i}"] = w.blob
-            params[f"task_path_{i}"] = w.task_path
+            params.update(zip(_write_keys(i), w, strict=True))
         n = len(writes)
         statement = self._sql(("writes", n, replace), lambda: _writes_insert(n, replace))
         self._execute_write([(statement, params)], "save LangGraph pending writes")
@@ -520,11 +720,40 @@ class CheckpointStore:
         if checkpoint_id:
             where += " AND checkpoint_id = :checkpoint_id"
             params["checkpoint_id"] = checkpoint_id
-        statement = self._sql(
-            ("get", bool(checkpoint_id)), lambda: _load_statement(self.db.dialect, where, True)
-        )
-        loaded = _assemble(self._query(statement, params, "load LangGraph checkpoint"))
+        loaded = self._load(where, params, True, "load LangGraph checkpoint")
         return loaded[0] if loaded else None
+
+    def _load(self, where: str, params: dict[str, Any], limit: bool, what: str) -> list[LoadedCheckpoint]:
+        """Checkpoints matching `where` (newest first, `:limit` rows if `limit`) with their blobs and
+        writes: one statement on Postgres (one round trip); on SQLite the rows, then their writes and
+        (only if a row references any) blobs, in one read transaction. Never a query per checkpoint."""
+        if self.postgres:
+            statement = self._sql(("load", where, limit), lambda: _load_statement(where, limit))
+            return _assemble(*_split_union(self._query(statement, params, what)))
+
+        def run(fetch: _Fetch) -> list[LoadedCheckpoint]:
+            rows = fetch(self._sql(("rows", where, limit), lambda: _rows_statement(where, limit)), params)
+            if not rows:
+                return []
+            if len(rows) == 1:
+                t, n, checkpoint_id = rows[0][0], rows[0][1], rows[0][2]
+                refs = rows[0][7]
+                writes = fetch(_SQLITE_ONE_WRITES, (t, n, checkpoint_id))
+                blobs = fetch(_SQLITE_ONE_BLOBS, (refs, t, n)) if refs != _NO_REFS else []
+            else:
+                writes_sql = self._sql(
+                    ("writes", where, limit), lambda: _sqlite_writes_statement(where, limit)
+                )
+                writes = fetch(writes_sql, params)
+                blobs: list[Any] = []
+                if any(row[7] != _NO_REFS for row in rows):
+                    blobs_sql = self._sql(
+                        ("blobs", where, limit), lambda: _sqlite_blobs_statement(where, limit)
+                    )
+                    blobs = fetch(blobs_sql, params)
+            return _assemble(rows, blobs, writes)
+
+        return self._read(run, what, snapshot=True)
 
     def latest_id(self, thread_id: str, checkpoint_ns: str = "") -> str | None:
         """The id of the latest checkpoint of (thread, namespace), or None: one indexed query."""
@@ -576,8 +805,7 @@ class CheckpointStore:
         sql_limit = limit is not None and accept is None
         if sql_limit:
             params["limit"] = limit
-        statement = self.db.sql(_load_statement(self.db.dialect, where, sql_limit))
-        loaded = _assemble(self._query(statement, params, "list LangGraph checkpoints"))
+        loaded = self._load(where, params, sql_limit, "list LangGraph checkpoints")
         if accept is not None:
             loaded = [item for item in loaded if accept(item.record)]
         return loaded if limit is None else loaded[:limit]

@@ -4,8 +4,8 @@ LangGraph's tests (`libs/langgraph/tests`, shipped in the sdist) parametrize `sy
 `async_checkpointer` over their savers. This script downloads the sdist matching the installed
 langgraph with pip, swaps those fixtures for InMemorySaver and DurableCheckpointer (SQLite; also
 `durable_aes`, an EncryptedSerializer), and runs the checkpointer-heavy files. The bar: DurableCheckpointer
-fails exactly the tests InMemorySaver fails. Last run (langgraph 1.2.22): 1048 passed, 0 failed
-(431 of them with DurableCheckpointer); 511 passed with `--params durable_aes`.
+fails exactly the tests InMemorySaver fails. Last run (langgraph 1.2.24, `--params durable,durable_aes`):
+1048 passed, 0 failed.
 
     python tests/langgraph/run_upstream_suite.py                   # memory + durable
     python tests/langgraph/run_upstream_suite.py --params durable_aes
@@ -135,6 +135,9 @@ def main() -> int:
             "-q",
             "-p",
             "no:cacheprovider",
+            # Only some of the files that own snapshots run here: unused snapshots are expected,
+            # and must not turn a fully passing run into exit code 1.
+            "--snapshot-warn-unused",
         ]
         command += ["-o", "addopts=", *args.pytest_args]
         return subprocess.run(command, cwd=source, env=env, check=False).returncode

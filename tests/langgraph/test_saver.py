@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,20 +24,20 @@ from durable_core import Engine
 
 @contextmanager
 def count_queries(saver: DurableCheckpointer) -> Generator[list[str]]:
-    """Every read statement the saver's store sends (its single query entry point)."""
+    """Every read statement the saver's store sends (its single read entry point)."""
     store = saver.store
     statements: list[str] = []
-    original = store._query
+    original = store._fetch
 
-    def counting(statement: str, params: dict[str, Any], what: str) -> list[Any]:
+    def counting(target: Any, statement: str, params: Any) -> list[Any]:
         statements.append(statement)
-        return original(statement, params, what)
+        return original(target, statement, params)
 
-    store._query = counting  # type: ignore[method-assign]
+    store._fetch = counting  # type: ignore[method-assign]
     try:
         yield statements
     finally:
-        del store._query
+        del store._fetch
 
 
 @pytest.mark.parametrize("durability", ["sync", "async", "exit"])
@@ -96,7 +98,9 @@ def test_list_filters_before_limit_and_issues_no_query_per_checkpoint(saver: Dur
     with count_queries(saver) as statements:
         history = list(saver.list(cfg("h")))
     assert len(history) == 4 * 12
-    assert len(statements) == 1, statements  # rows, blobs and writes in one statement, whatever the count
+    # Rows, blobs and writes: one statement on Postgres (one round trip); on SQLite rows, then writes
+    # (blobs only when a row references one), whatever the number of checkpoints.
+    assert len(statements) == (1 if saver.store.postgres else 3), statements
     # ...and each tuple came back complete: values, versions and its own pending writes.
     assert sum(len(t.pending_writes or []) for t in history) >= 4 * 10
     assert all(t.checkpoint["channel_versions"] for t in history[:-1])
@@ -318,3 +322,140 @@ def test_delete_for_runs_removes_only_that_runs_checkpoints(saver: DurableCheckp
         "22222222-2222-4222-8222-222222222222"
     }
     assert graph.get_state(cfg("r")).values["count"] == 2
+
+
+def test_small_values_ride_inline_and_versions_round_trip_exactly(saver: DurableCheckpointer) -> None:
+    graph = chain_builder(5).compile(checkpointer=saver)
+    graph.invoke(FRESH, cfg("small"))
+    stats = saver.store.thread_stats("small")
+    assert stats["lg_checkpoints_rows"] == 7
+    assert stats["lg_blobs_rows"] == 0  # a counter, a short list of names, the input dict: all inline
+    history = list(saver.list(cfg("small")))
+    assert history[0].checkpoint["channel_values"] == {"count": 5, "items": ["n1", "n2", "n3", "n4", "n5"]}
+    versions = history[0].checkpoint["channel_versions"]
+    assert all(isinstance(v, str) and len(v.split(".")[0]) == 32 for v in versions.values())
+    seen = history[0].checkpoint["versions_seen"]
+    assert seen["n5"]["branch:to:n5"] in {
+        h.checkpoint["channel_versions"].get("branch:to:n5") for h in history
+    }
+    assert history[0].checkpoint["id"] == history[0].config["configurable"]["checkpoint_id"]
+    # Any other version shape (ints, odd strings) is stored as it is.
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"a": [1, 2], "b": "x" * 100}
+    checkpoint["channel_versions"] = {"a": 3, "b": "7.odd", "c": "00000000000000000000000000000001.x"}
+    checkpoint["versions_seen"] = {"node": {"a": 2, "b": "0000000000000000000000000000000٣.0.5"}}
+    config = saver.put(
+        cfg("odd", checkpoint_ns=""), checkpoint, {"source": "input", "step": -1}, {"a": 3, "b": "7.odd"}
+    )
+    tup = saver.get_tuple(config)
+    assert tup is not None
+    assert tup.checkpoint["channel_versions"] == checkpoint["channel_versions"]
+    assert tup.checkpoint["versions_seen"] == checkpoint["versions_seen"]
+    assert tup.checkpoint["channel_values"] == {"a": [1, 2], "b": "x" * 100}
+    assert saver.store.thread_stats("odd")["lg_blobs_rows"] == 1  # only the long string
+
+
+def test_large_containers_are_stored_once_per_version(saver: DurableCheckpointer) -> None:
+    names = [f"name-{i}" for i in range(40)]  # over the inline budget
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"names": names, "meta": {"k": "v"}}
+    checkpoint["channel_versions"] = {"names": "00000000000000000000000000000001.0.1", "meta": "1"}
+    config = saver.put(cfg("large", checkpoint_ns=""), checkpoint, {}, checkpoint["channel_versions"])
+    assert saver.store.thread_stats("large")["lg_blobs_rows"] == 1
+    second = empty_checkpoint()
+    second["channel_values"] = {"names": names, "meta": {"k": "v"}}
+    second["channel_versions"] = checkpoint["channel_versions"]
+    saver.put(config, second, {}, {})  # nothing changed: no new blob, the first one is shared
+    assert saver.store.thread_stats("large")["lg_blobs_rows"] == 1
+    for tup in saver.list(cfg("large")):
+        assert tup.checkpoint["channel_values"] == {"names": names, "meta": {"k": "v"}}
+
+
+def test_rows_written_before_versions_moved_into_the_body_still_load(saver: DurableCheckpointer) -> None:
+    from durable_core.storage.checkpoints import BlobRecord, CheckpointRecord
+
+    # The previous layout: body without channel values, ids or versions; every version in `versions`.
+    version = "00000000000000000000000000000002.0.25"
+    body = {
+        "v": 4,
+        "id": "1f0-old",
+        "ts": "2024-01-01T00:00:00+00:00",
+        "versions_seen": {"n": {"x": version}},
+    }
+    body["channel_values"] = {"count": 3}
+    type_, data = saver.serde.dumps_typed(body)
+    blob_type, blob = saver.serde.dumps_typed(["a", "b"])
+    record = CheckpointRecord(
+        "old",
+        "",
+        "1f0-old",
+        None,
+        None,
+        type_,
+        data,
+        json.dumps({"count": version, "items": version}),
+        json.dumps({"source": "loop", "step": 1}),
+    )
+    saver.store.put(record, [BlobRecord("items", version, blob_type, blob)])
+    for tup in (saver.get_tuple(cfg("old")), next(iter(saver.list(cfg("old"))))):
+        assert tup is not None
+        assert tup.checkpoint["channel_values"] == {"count": 3, "items": ["a", "b"]}
+        assert tup.checkpoint["channel_versions"] == {"count": version, "items": version}
+        assert tup.checkpoint["versions_seen"] == {"n": {"x": version}}
+        assert tup.checkpoint["id"] == "1f0-old"
+
+
+def test_sqlite_get_tuple_of_a_new_thread_is_one_query(saver: DurableCheckpointer) -> None:
+    graph = chain_builder(2).compile(checkpointer=saver)
+    graph.invoke(FRESH, cfg("known"))
+    with count_queries(saver) as statements:
+        assert saver.get_tuple(cfg("unknown")) is None
+        missing = len(statements)
+        assert saver.get_tuple(cfg("known")) is not None
+    assert missing == 1
+    assert len(statements) - missing == (1 if saver.store.postgres else 2)  # row, then its writes
+
+
+@pytest.mark.backends("sqlite")  # the group commit is SQLite's (Postgres writes are single statements)
+def test_sqlite_group_commit_shares_one_transaction_and_isolates_a_failure(
+    saver: DurableCheckpointer,
+) -> None:
+    store = saver.store
+    config = saver.put(cfg("g", checkpoint_ns=""), empty_checkpoint(), {"source": "input", "step": -1}, {})
+    errors: list[Exception] = []
+    commits: list[int] = []
+    original = store._sqlite_commit
+
+    def counting(batch: Any) -> None:
+        commits.append(len(batch))
+        original(batch)
+
+    store._sqlite_commit = counting  # type: ignore[method-assign]
+
+    def write(i: int) -> None:
+        try:
+            if i == 3:
+                store._execute_write([("INSERT INTO no_such_table VALUES (1)", {})], "a broken write")
+            else:
+                saver.put_writes(config, [("c", i)], f"task-{i}")
+        except Exception as error:
+            errors.append(error)
+
+    lock = store._sqlite_lock
+    assert lock is not None
+    with lock:  # writers queue up while another commit holds the lock
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(store._pending) < 6 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert len(store._pending) == 6
+    for thread in threads:
+        thread.join(timeout=10)
+    del store._sqlite_commit
+    assert commits[0] == 6  # one leader took every queued write...
+    assert len(errors) == 1 and "no_such_table" in str(errors[0])  # ...and only the broken one failed
+    tup = saver.get_tuple(config)
+    assert tup is not None
+    assert sorted(value for _, _, value in tup.pending_writes or []) == [0, 1, 2, 4, 5]
