@@ -219,6 +219,12 @@ def _prepare(operation: str, name: str) -> tuple[WorkflowContext, int, Any]:
     return ctx, step_id, None
 
 
+def _live_step(ctx: WorkflowContext, name: str) -> int | None:
+    """Take the next step id; None when that step is already recorded (replayed: nothing to redo)."""
+    step_id = ctx.take_step_id()
+    return step_id if ctx.begin_step(step_id, name) is None else None
+
+
 def _sleep_wait(ctx: WorkflowContext, step_id: int, seconds: float) -> _Wait:
     return _Wait(ctx, step_id, "durable.sleep", "sleep", seconds, [], None, lambda deadline: deadline)
 
@@ -371,10 +377,9 @@ def send(destination_id: str, message: Any, topic: str | None = None) -> None:
 
         resolve_engine().send(destination_id, message, topic)
         return
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.send") is not None:
-        return
-    _send_op(ctx, step_id, destination_id, message, topic)
+    step_id = _live_step(ctx, "durable.send")
+    if step_id is not None:
+        _send_op(ctx, step_id, destination_id, message, topic)
 
 
 async def send_async(destination_id: str, message: Any, topic: str | None = None) -> None:
@@ -384,10 +389,9 @@ async def send_async(destination_id: str, message: Any, topic: str | None = None
 
         await resolve_engine().send_async(destination_id, message, topic)
         return
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.send") is not None:
-        return
-    await ctx.engine.run_io(lambda: _send_op(ctx, step_id, destination_id, message, topic))
+    step_id = _live_step(ctx, "durable.send")
+    if step_id is not None:
+        await ctx.engine.run_io(lambda: _send_op(ctx, step_id, destination_id, message, topic))
 
 
 def _set_event_op(ctx: WorkflowContext, step_id: int, key: str, value: Any) -> None:
@@ -408,15 +412,15 @@ def _set_event_op(ctx: WorkflowContext, step_id: int, key: str, value: Any) -> N
 def set_event(key: str, value: Any) -> None:
     """Publish `value` under `key` for this workflow (last write wins; history kept for forks)."""
     ctx = _workflow_context("set_event")
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.set_event") is None:
+    step_id = _live_step(ctx, "durable.set_event")
+    if step_id is not None:
         _set_event_op(ctx, step_id, key, value)
 
 
 async def set_event_async(key: str, value: Any) -> None:
     ctx = _workflow_context("set_event")
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.set_event") is None:
+    step_id = _live_step(ctx, "durable.set_event")
+    if step_id is not None:
         await ctx.engine.run_io(lambda: _set_event_op(ctx, step_id, key, value))
 
 
@@ -439,30 +443,30 @@ def _stream_op(ctx: WorkflowContext, step_id: int, name: str, key: str, value: A
 def write_stream(key: str, value: Any) -> None:
     """Append a value to this workflow's stream `key` (read with `engine.read_stream`)."""
     ctx = _workflow_context("write_stream")
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.write_stream") is None:
+    step_id = _live_step(ctx, "durable.write_stream")
+    if step_id is not None:
         _stream_op(ctx, step_id, "durable.write_stream", key, value, False)
 
 
 async def write_stream_async(key: str, value: Any) -> None:
     ctx = _workflow_context("write_stream")
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.write_stream") is None:
+    step_id = _live_step(ctx, "durable.write_stream")
+    if step_id is not None:
         await ctx.engine.run_io(lambda: _stream_op(ctx, step_id, "durable.write_stream", key, value, False))
 
 
 def close_stream(key: str) -> None:
     """Mark stream `key` finished: readers stop after its last value."""
     ctx = _workflow_context("close_stream")
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.close_stream") is None:
+    step_id = _live_step(ctx, "durable.close_stream")
+    if step_id is not None:
         _stream_op(ctx, step_id, "durable.close_stream", key, None, True)
 
 
 async def close_stream_async(key: str) -> None:
     ctx = _workflow_context("close_stream")
-    step_id = ctx.take_step_id()
-    if ctx.begin_step(step_id, "durable.close_stream") is None:
+    step_id = _live_step(ctx, "durable.close_stream")
+    if step_id is not None:
         await ctx.engine.run_io(lambda: _stream_op(ctx, step_id, "durable.close_stream", key, None, True))
 
 

@@ -18,9 +18,11 @@ Example:
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +30,7 @@ from ._engine import Engine
 from ._records import WorkflowStatus
 from ._runtime import CRASH_POINTS
 
-__all__ = ["CRASH_EXIT_CODE", "crash_before_step", "temporary_engine", "wait_until_waiting"]
+__all__ = ["CRASH_EXIT_CODE", "crash_before_step", "run_script", "temporary_engine", "wait_until_waiting"]
 
 CRASH_EXIT_CODE = 86
 
@@ -43,6 +45,40 @@ def crash_before_step(
     ``<workflow_id>:<step_id>``) at import of this module.
     """
     CRASH_POINTS.append((workflow_id, step_id, exit_code))
+
+
+def run_script(
+    script: str | os.PathLike[str],
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    import_paths: Sequence[str | os.PathLike[str]] = (),
+    timeout_seconds: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python script in a fresh interpreter, as a crash test's "process" (it may `os._exit`).
+
+    The child gets this environment with `env` applied (a None value removes the variable) and
+    `import_paths` ahead of any PYTHONPATH. Output is captured as text; a non-zero exit is returned,
+    not raised, so the test can assert the exit code of a deliberate crash.
+    """
+    environment = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
+    paths = [str(path) for path in import_paths if str(path)]
+    if environment.get("PYTHONPATH"):
+        paths.append(environment["PYTHONPATH"])
+    if paths:
+        environment["PYTHONPATH"] = os.pathsep.join(paths)
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout_seconds,
+        check=False,
+    )
 
 
 @contextmanager

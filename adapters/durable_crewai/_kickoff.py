@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Generator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -155,35 +155,31 @@ def _workflow_id(crew: Crew, instrumented_id: str | None) -> str | None:
     return instrumented_id or default_workflow_id(crew, crew._inputs)
 
 
-def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput:
+def _call_plan(crew: Crew, chosen: str | None) -> tuple[str | None, str, AbstractContextManager[Any]]:
+    """(the id the run is known by, the crew's structure key, the scope that starts it under its id)."""
     _prepare(crew)
     workflow_id = _workflow_id(crew, chosen)
-    named = workflow_id or explicit_workflow_id()
-    key = crew_structure_key(crew)
+    scope = workflow_options(workflow_id=workflow_id) if workflow_id is not None else nullcontext()
+    return workflow_id or explicit_workflow_id(), crew_structure_key(crew), scope
+
+
+def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput:
+    named, key, scope = _call_plan(crew, chosen)
     token = _live.set(live)
     try:
-        if workflow_id is None:
+        with scope:
             recorded = crewai_kickoff(key, crew._inputs)
-        else:
-            with workflow_options(workflow_id=workflow_id):
-                recorded = crewai_kickoff(key, crew._inputs)
     finally:
         _live.reset(token)
     return _result(crew, live, recorded, named, key)
 
 
 async def _adurable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput:
-    _prepare(crew)
-    workflow_id = _workflow_id(crew, chosen)
-    named = workflow_id or explicit_workflow_id()
-    key = crew_structure_key(crew)
+    named, key, scope = _call_plan(crew, chosen)
     token = _live.set(live)
     try:
-        if workflow_id is None:
+        with scope:
             recorded = await crewai_akickoff(key, crew._inputs)
-        else:
-            with workflow_options(workflow_id=workflow_id):
-                recorded = await crewai_akickoff(key, crew._inputs)
     finally:
         _live.reset(token)
     return _result(crew, live, recorded, named, key)

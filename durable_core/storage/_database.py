@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from ..errors import DatabaseUnavailable
 
-__all__ = ["Database", "Dialect", "insert_ignore", "redact_url"]
+__all__ = ["NOTIFY_CHANNEL", "Database", "Dialect", "insert_ignore", "notify", "redact_url"]
 
 Dialect = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
@@ -336,3 +336,12 @@ def insert_ignore(dialect: str, table: sa.Table) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+NOTIFY_CHANNEL = "durable_core"
+"""The Postgres channel of every wake-up (`listener.Listener` LISTENs on it)."""
+
+
+def notify(conn: sa.Connection, payload: str) -> None:
+    """Postgres: wake other processes' waiters on `payload`, when `conn`'s transaction commits."""
+    conn.exec_driver_sql(f"SELECT pg_notify('{NOTIFY_CHANNEL}', %(p)s)", {"p": payload})

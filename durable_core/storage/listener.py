@@ -11,12 +11,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ._database import Database
+from ._database import NOTIFY_CHANNEL, Database
 
 __all__ = ["Listener"]
 
 log = logging.getLogger("durable_core.listener")
-CHANNEL = "durable_core"
+CHANNEL = NOTIFY_CHANNEL
 
 
 class Listener:

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ._database import Database, insert_ignore
+from ._database import Database, insert_ignore, notify
 from ._schema import event_history, events, messages, steps, streams, workflows
 
 __all__ = ["MessageStore", "StepWrite"]
@@ -116,9 +116,7 @@ class MessageStore:
                 if step is not None:
                     self._insert_step(conn, step, now)
                 if self.db.dialect == "postgresql":
-                    conn.exec_driver_sql(
-                        "SELECT pg_notify('durable_core', %(p)s)", {"p": f"msg:{destination_id}:{topic}"}
-                    )
+                    notify(conn, f"msg:{destination_id}:{topic}")
                 return "sent" if inserted else "duplicate"
 
         return self.db.retrying(run, what="send message")
@@ -169,7 +167,7 @@ class MessageStore:
             return
         with self.db.autocommit_engine.connect() as conn:
             for payload in payloads:
-                conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": payload})
+                notify(conn, payload)
 
     # -- wait markers ---------------------------------------------------------------------
 
@@ -246,9 +244,7 @@ class MessageStore:
                 )
                 self._insert_step(conn, step, now)
                 if self.db.dialect == "postgresql":
-                    conn.exec_driver_sql(
-                        "SELECT pg_notify('durable_core', %(p)s)", {"p": f"event:{step.workflow_id}:{key}"}
-                    )
+                    notify(conn, f"event:{step.workflow_id}:{key}")
                 return True
 
         return self.db.retrying(run, what="set event")
@@ -321,9 +317,7 @@ class MessageStore:
                 )
                 self._insert_step(conn, step, now)
                 if self.db.dialect == "postgresql":
-                    conn.exec_driver_sql(
-                        "SELECT pg_notify('durable_core', %(p)s)", {"p": f"stream:{step.workflow_id}:{key}"}
-                    )
+                    notify(conn, f"stream:{step.workflow_id}:{key}")
                 return True
 
         return self.db.retrying(run, what="write stream")

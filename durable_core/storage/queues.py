@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ._database import Database
+from ._database import Database, notify
 from ._rows import WorkflowRow
 from ._schema import workflows
 from .workflows import row_to_workflow
@@ -177,4 +177,4 @@ class QueueStore:
         if self.db.dialect != "postgresql":
             return
         with self.db.autocommit_engine.connect() as conn:
-            conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": f"queue:{queue_name}"})
+            notify(conn, f"queue:{queue_name}")

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ._database import Database
+from ._database import notify as pg_notify
 from ._rows import WorkflowRow
 from ._schema import steps, workflows
 
@@ -97,7 +98,7 @@ class WorkflowStore:
                     },
                 )
                 if created and notify is not None and self.db.dialect == "postgresql":
-                    conn.exec_driver_sql("SELECT pg_notify('durable_core', %(p)s)", {"p": notify})
+                    pg_notify(conn, notify)
                 return created
 
         return self.db.retrying(run, what="start workflow")
@@ -193,15 +194,10 @@ class WorkflowStore:
         name: str | None = None,
         parent_workflow_id: str | None = None,
     ) -> int:
-        stmt = sa.select(sa.func.count()).select_from(workflows)
-        if parent_workflow_id is not None:
-            stmt = stmt.where(workflows.c.parent_workflow_id == parent_workflow_id)
-        if status is not None:
-            stmt = stmt.where(workflows.c.status == status)
-        if queue_name is not None:
-            stmt = stmt.where(workflows.c.queue_name == queue_name)
-        if name is not None:
-            stmt = stmt.where(workflows.c.name == name)
+        conditions = _filters(
+            status=status, queue_name=queue_name, name=name, parent_workflow_id=parent_workflow_id
+        )
+        stmt = sa.select(sa.func.count()).select_from(workflows).where(*conditions)
         with self.db.read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
@@ -222,33 +218,20 @@ class WorkflowStore:
         offset: int = 0,
         newest_first: bool = False,
     ) -> list[WorkflowRow]:
-        stmt = sa.select(workflows)
-
-        def any_of(column: sa.ColumnElement[Any], value: str | Sequence[str]) -> sa.ColumnElement[bool]:
-            return column == value if isinstance(value, str) else column.in_(list(value))
-
-        if status is not None:
-            stmt = stmt.where(any_of(workflows.c.status, status))
-        if name is not None:
-            stmt = stmt.where(any_of(workflows.c.name, name))
-        if queue_name is not None:
-            stmt = stmt.where(any_of(workflows.c.queue_name, queue_name))
-        if workflow_ids is not None:
-            stmt = stmt.where(workflows.c.workflow_id.in_(list(workflow_ids)))
-        if created_after is not None:
-            stmt = stmt.where(workflows.c.created_at >= created_after)
-        if created_before is not None:
-            stmt = stmt.where(workflows.c.created_at < created_before)
-        if waiting is True:
-            stmt = stmt.where(workflows.c.status == "PENDING", workflows.c.wait_topic.is_not(None))
-        elif waiting is False:
-            stmt = stmt.where(sa.or_(workflows.c.wait_topic.is_(None), workflows.c.status != "PENDING"))
-        if parent_workflow_id is not None:
-            stmt = stmt.where(workflows.c.parent_workflow_id == parent_workflow_id)
-        if app_version is not None:
-            stmt = stmt.where(workflows.c.app_version == app_version)
-        if executor_id is not None:
-            stmt = stmt.where(workflows.c.executor_id == executor_id)
+        stmt = sa.select(workflows).where(
+            *_filters(
+                status=status,
+                name=name,
+                queue_name=queue_name,
+                workflow_ids=workflow_ids,
+                created_after=created_after,
+                created_before=created_before,
+                waiting=waiting,
+                parent_workflow_id=parent_workflow_id,
+                app_version=app_version,
+                executor_id=executor_id,
+            )
+        )
         order = (
             (workflows.c.created_at.desc(), workflows.c.workflow_id.desc())
             if newest_first
@@ -274,3 +257,48 @@ class WorkflowStore:
                     ).where(steps.c.workflow_id == source_id, steps.c.step_id < start_step),
                 )
             )
+
+
+def _any_of(column: sa.ColumnElement[Any], value: str | Sequence[str]) -> sa.ColumnElement[bool]:
+    return column == value if isinstance(value, str) else column.in_(list(value))
+
+
+def _filters(
+    *,
+    status: str | Sequence[str] | None = None,
+    name: str | Sequence[str] | None = None,
+    queue_name: str | Sequence[str] | None = None,
+    workflow_ids: Sequence[str] | None = None,
+    created_after: int | None = None,
+    created_before: int | None = None,
+    waiting: bool | None = None,
+    parent_workflow_id: str | None = None,
+    app_version: str | None = None,
+    executor_id: str | None = None,
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions shared by `list` and `count` (a None filter matches everything)."""
+    w = workflows.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(_any_of(w.status, status))
+    if name is not None:
+        conditions.append(_any_of(w.name, name))
+    if queue_name is not None:
+        conditions.append(_any_of(w.queue_name, queue_name))
+    if workflow_ids is not None:
+        conditions.append(w.workflow_id.in_(list(workflow_ids)))
+    if created_after is not None:
+        conditions.append(w.created_at >= created_after)
+    if created_before is not None:
+        conditions.append(w.created_at < created_before)
+    if waiting is True:
+        conditions.append(sa.and_(w.status == "PENDING", w.wait_topic.is_not(None)))
+    elif waiting is False:
+        conditions.append(sa.or_(w.wait_topic.is_(None), w.status != "PENDING"))
+    if parent_workflow_id is not None:
+        conditions.append(w.parent_workflow_id == parent_workflow_id)
+    if app_version is not None:
+        conditions.append(w.app_version == app_version)
+    if executor_id is not None:
+        conditions.append(w.executor_id == executor_id)
+    return conditions

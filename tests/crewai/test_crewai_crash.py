@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from crewai_support import KICKOFF_STEPS, read_log
 
 from durable_core import Engine
+from durable_core.testing import run_script
 
 HERE = Path(__file__).parent
 ADAPTERS = HERE.parent.parent / "adapters"
@@ -26,18 +25,12 @@ FIRST_TASK_AND_TOOL_CALL = [
 def run_app(
     database_url: str, log: Path, *args: str, crash: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "CRASH_IN_TOOL"}
-    env["CALL_LOG"] = str(log)
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ADAPTERS), env.get("PYTHONPATH", "")])
-    if crash is not None:
-        env["CRASH_IN_TOOL"] = crash
-    return subprocess.run(
-        [sys.executable, str(HERE / "crewai_crash_app.py"), database_url, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return run_script(
+        HERE / "crewai_crash_app.py",
+        database_url,
+        *args,
+        env={"CALL_LOG": str(log), "CRASH_IN_TOOL": crash},
+        import_paths=[HERE, ADAPTERS],
     )
 
 

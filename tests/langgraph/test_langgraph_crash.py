@@ -4,7 +4,6 @@ restarted process or on another live worker once the dead one's lease expires.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from crash_app import build, finish
 
 from durable_core import Engine
+from durable_core.testing import run_script
 
 HERE = Path(__file__).parent
 EXPECTED_STATE = {"count": 5, "items": ["n1", "n2", "n3", "answer to n3", "n4", "n5"]}
@@ -22,15 +22,8 @@ CRASHED_RUN = ["crash:node:n1", "crash:node:n2", "crash:node:n3", "crash:model:n
 def _run_app(
     database_url: str, log: Path, phase: str, flavour: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    paths = [str(HERE), *sys.path]
-    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **env}
-    return subprocess.run(
-        [sys.executable, str(HERE / "crash_app.py"), database_url, str(log), phase, flavour],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return run_script(
+        HERE / "crash_app.py", database_url, str(log), phase, flavour, env=env, import_paths=[HERE, *sys.path]
     )
 
 

@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pai_support import unique_name
 
 from durable_core import Engine
+from durable_core.testing import run_script
 
 HERE = Path(__file__).parent
 
 
 def _run_app(database_url: str, name: str, log: Path, phase: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PHASE": phase,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, str(HERE / "crash_app.py"), database_url, name, str(log), phase],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+    return run_script(
+        HERE / "crash_app.py",
+        database_url,
+        name,
+        str(log),
+        phase,
+        env={"PHASE": phase},
+        import_paths=[HERE],
+        timeout_seconds=90,
     )
 
 

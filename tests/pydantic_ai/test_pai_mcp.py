@@ -28,6 +28,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from durable_core import Engine, workflow
+from durable_core.testing import run_script
 
 HERE = Path(__file__).parent
 SERVER = HERE / "mcp_calc_server.py"
@@ -223,19 +224,8 @@ def test_an_mcp_toolset_without_an_id_is_refused_with_an_error_naming_id(tmp_pat
 def _run_app(
     database_url: str, name: str, model_log: Path, calls: Path, phase: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PHASE": phase,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, __file__, database_url, name, str(model_log), str(calls), phase],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    args = (database_url, name, str(model_log), str(calls), phase)
+    return run_script(__file__, *args, env={"PHASE": phase}, import_paths=[HERE], timeout_seconds=90)
 
 
 @pytest.mark.crash

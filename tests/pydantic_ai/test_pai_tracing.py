@@ -9,37 +9,18 @@ step span before pydantic-ai's outermost `Instrumentation` capability opens its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from durable_pydantic_ai import Durability, DurableAgent, StepSpans
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 from pai_support import CallLog, three_tool_agent, unique_name
 from pydantic_ai.models.instrumented import InstrumentationSettings
 
 from durable_core import Engine, workflow, workflow_options
 
 pytestmark = pytest.mark.backends("sqlite")
-
-
-@pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    previous = trace._TRACER_PROVIDER
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace.set_tracer_provider(tracer_provider)
-    try:
-        yield tracer_provider, exporter
-    finally:
-        trace._TRACER_PROVIDER = previous
-        trace._TRACER_PROVIDER_SET_ONCE = Once()
 
 
 def _ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[str]:
@@ -82,9 +63,9 @@ def _assert_step_parents(spans: Sequence[ReadableSpan], name: str) -> None:
 
 
 def test_framework_spans_nest_under_step_spans(
-    engine: Engine, provider: tuple[TracerProvider, InMemorySpanExporter]
+    engine: Engine, traced: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:
-    tracer_provider, exporter = provider
+    tracer_provider, exporter = traced
     log = CallLog()
     name, durable = _traced_agent(tracer_provider, log, "traced")
     with workflow_options(workflow_id="traced-run"):
@@ -108,11 +89,11 @@ def test_framework_spans_nest_under_step_spans(
 
 
 def test_replayed_steps_leave_no_spans(
-    engine: Engine, provider: tuple[TracerProvider, InMemorySpanExporter]
+    engine: Engine, traced: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:
     """A fork from step 5 replays steps 1-4 (2 model requests, 2 tools) and runs 5-7 live: only
     those get step, chat and execute_tool spans, and no exported span has a missing parent."""
-    tracer_provider, exporter = provider
+    tracer_provider, exporter = traced
     log = CallLog()
     name, durable = _traced_agent(tracer_provider, log, "forked")
     with workflow_options(workflow_id="to-fork"):
@@ -135,10 +116,10 @@ def test_replayed_steps_leave_no_spans(
 
 
 def test_capability_form_with_step_spans(
-    engine: Engine, provider: tuple[TracerProvider, InMemorySpanExporter]
+    engine: Engine, traced: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:
     """`capabilities=[Durability(), StepSpans()]` in the user's own workflow nests the same way."""
-    tracer_provider, exporter = provider
+    tracer_provider, exporter = traced
     name = unique_name("capform")
     agent = three_tool_agent(name, CallLog())
     agent.instrument = InstrumentationSettings(tracer_provider=tracer_provider)
