@@ -42,13 +42,17 @@ def ensure_venv(extras: str) -> None:
         print(f"creating {VENV.name} ...", flush=True)
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
         subprocess.check_call([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"])
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()[:16]
+    pins = ROOT / "constraints.txt"
+    digest = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + pins.read_bytes() + extras.encode()
+    ).hexdigest()[:16]
     stamp = VENV / f".installed-{digest}"
     if stamp.exists():
         return
     target = f".[{extras}]" if extras else "."
     print(f"installing durable-agents{'[' + extras + ']' if extras else ''} into {VENV.name} ...", flush=True)
-    subprocess.check_call([str(PYTHON), "-m", "pip", "install", "-q", "-e", target], cwd=ROOT)
+    # the exact versions the project is tested with: a fresh resolve can backtrack for an hour
+    subprocess.check_call([str(PYTHON), "-m", "pip", "install", "-q", "-c", str(pins), "-e", target], cwd=ROOT)
     stamp.touch()
 
 
