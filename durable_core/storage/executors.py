@@ -115,8 +115,19 @@ class ExecutorStore:
         )
 
     def remove(self, executor_id: str) -> None:
+        """Forget a dead executor's lease row, unless its row is locked right now.
+
+        On Postgres a process frozen inside its heartbeat transaction keeps that row locked; a plain
+        DELETE would wait for it forever and stall the caller's own heartbeats. SKIP LOCKED leaves
+        the row for a later round (SQLite, which has no row locks, ignores the clause).
+        """
+        unlocked = (
+            sa.select(executors.c.executor_id)
+            .where(executors.c.executor_id == executor_id)
+            .with_for_update(skip_locked=True)
+        )
         with self.db.write() as conn:
-            conn.execute(sa.delete(executors).where(executors.c.executor_id == executor_id))
+            conn.execute(sa.delete(executors).where(executors.c.executor_id.in_(unlocked)))
 
     def owners_of_pending(self, app_version: str, exclude: str) -> list[tuple[str, ExecutorRow | None]]:
         """Executors (other than `exclude`) owning PENDING workflows of this version, with their lease row."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -39,6 +40,31 @@ def spawn_app(url: str, mode: str, ledger: Path, workflow_id: str, **env: str) -
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def freeze_between_transactions(process: subprocess.Popen[str], url: str) -> None:
+    """SIGSTOP `process` at a moment it holds no SQLite write lock.
+
+    A process frozen inside a SQLite write transaction keeps the database's only write lock, so no
+    other process can write (a claim included) until it resumes or dies; that is SQLite's locking,
+    documented in the README. The test is about lease expiry, so it freezes the owner between its
+    transactions (heartbeats every 0.2 s): if a one-shot BEGIN IMMEDIATE is refused, thaw and retry.
+    """
+    for _ in range(100):
+        process.send_signal(signal.SIGSTOP)
+        if not url.startswith("sqlite"):
+            return
+        probe = sqlite3.connect(url.split("///", 1)[1], timeout=0.5, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.03)
+        finally:
+            probe.close()
+    raise AssertionError("the owner held the SQLite write lock at every attempt to freeze it")
 
 
 def ledger_counts(ledger: Path) -> Counter[str]:
@@ -91,7 +117,7 @@ def test_lease_takeover_by_a_live_executor(database_url: str, tmp_path: Path) ->
             time.sleep(2.0)
             assert observer.get_workflow_status("leased").executor_id == "owner"
             # freeze the owner (alive but silent): its lease expires and the survivor takes over
-            owner.send_signal(signal.SIGSTOP)
+            freeze_between_transactions(owner, database_url)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 if observer.get_workflow_status("leased").executor_id == "survivor":

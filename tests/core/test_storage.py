@@ -246,3 +246,27 @@ def test_postgres_restart_while_queue_workers_drain(engine: Engine) -> None:
     counts = Counter(_restart_ledger)
     assert set(counts) == {f"{j}:{p}" for j in range(120) for p in range(3)}
     assert sum(c - 1 for c in counts.values()) <= 4  # at most the steps in flight (4 slots) re-ran
+
+
+@pytest.mark.backends("postgres")
+def test_removing_a_frozen_executors_lease_row_never_waits_on_its_lock(
+    engine: Engine, database_url: str
+) -> None:
+    """A process frozen inside its heartbeat transaction keeps its lease row locked: the survivor that
+    took its workflows must not block on that lock (its monitor thread would stop heartbeating)."""
+    import psycopg
+
+    engine.executors.heartbeat(
+        "frozen", hostname="elsewhere", pid=1, app_version=engine.app_version, lease_ms=1000, now=0
+    )
+    url = database_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as frozen:  # stands in for the frozen process: a transaction left open
+        frozen.execute("UPDATE durable.executors SET heartbeat_at = 1 WHERE executor_id = 'frozen'")
+        remover = threading.Thread(target=engine.executors.remove, args=("frozen",))
+        remover.start()
+        remover.join(timeout=10)
+        assert not remover.is_alive(), "remove() waited on the frozen executor's row lock"
+        assert engine.executors.get("frozen") is not None  # left for a later round
+        frozen.rollback()
+    engine.executors.remove("frozen")
+    assert engine.executors.get("frozen") is None
