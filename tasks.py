@@ -52,7 +52,9 @@ def ensure_venv(extras: str) -> None:
     target = f".[{extras}]" if extras else "."
     print(f"installing durable-agents{'[' + extras + ']' if extras else ''} into {VENV.name} ...", flush=True)
     # the exact versions the project is tested with: a fresh resolve can backtrack for an hour
-    subprocess.check_call([str(PYTHON), "-m", "pip", "install", "-q", "-c", str(pins), "-e", target], cwd=ROOT)
+    subprocess.check_call(
+        [str(PYTHON), "-m", "pip", "install", "-q", "-c", str(pins), "-e", target], cwd=ROOT
+    )
     stamp.touch()
 
 
