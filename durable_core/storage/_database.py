@@ -151,6 +151,9 @@ class Database:
             connect_args={"options": options, "connect_timeout": 10, "application_name": "durable-agents"},
             pool_size=pool_size,
             max_overflow=20,
+            # the most recently used connection first: hot paths keep landing on connections
+            # that already hold their prepared statements, and surplus ones can idle out
+            pool_use_lifo=True,
             pool_pre_ping=False,
             pool_reset_on_return=None if autocommit else "rollback",
             **kwargs,

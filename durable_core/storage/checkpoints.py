@@ -539,9 +539,11 @@ class CheckpointStore:
             return self.db.retrying(lambda: self._pg_read(run), what=what)
         return self.db.retrying(lambda: self._sqlite_read(run, snapshot), what=what)
 
-    def _fetch(self, target: Any, statement: str, params: Any) -> list[Any]:
+    def _fetch(self, target: Any, statement: str, params: Any, prepare: bool | None = None) -> list[Any]:
         """Every read statement goes through here (a driver connection or cursor executes it)."""
-        return list(target.execute(statement, params).fetchall())
+        if prepare is None:
+            return list(target.execute(statement, params).fetchall())
+        return list(target.execute(statement, params, prepare=prepare).fetchall())
 
     @contextlib.contextmanager
     def _pg_cursor(
@@ -563,8 +565,12 @@ class CheckpointStore:
             fairy.close()
 
     def _pg_read(self, run: Callable[[_Fetch], T]) -> T:
-        with self._pg_cursor([]) as (_, cursor):
-            return run(lambda statement, params: self._fetch(cursor, statement, params))
+        with self._pg_cursor([]) as (conn, cursor):
+            # Prepared on first use on each pooled connection (not after psycopg's default 5 uses):
+            # planning the one-statement load costs more than running it. Not if the user turned
+            # preparing off (prepare_threshold=None, e.g. behind a transaction-mode pooler).
+            prepare = None if conn.prepare_threshold is None else True
+            return run(lambda statement, params: self._fetch(cursor, statement, params, prepare))
 
     def _pg_execute(self, statements: Sequence[tuple[str, dict[str, Any]]], *, fetch: bool) -> list[Any]:
         with self._pg_cursor(statements) as (conn, cursor):

@@ -29,9 +29,9 @@ def count_queries(saver: DurableCheckpointer) -> Generator[list[str]]:
     statements: list[str] = []
     original = store._fetch
 
-    def counting(target: Any, statement: str, params: Any) -> list[Any]:
+    def counting(target: Any, statement: str, params: Any, *rest: Any) -> list[Any]:
         statements.append(statement)
-        return original(target, statement, params)
+        return original(target, statement, params, *rest)
 
     store._fetch = counting  # type: ignore[method-assign]
     try:
@@ -483,3 +483,19 @@ def test_sqlite_group_commit_shares_one_transaction_and_isolates_a_failure(
     tup = saver.get_tuple(config)
     assert tup is not None
     assert sorted(value for _, _, value in tup.pending_writes or []) == [0, 1, 2, 4, 5]
+
+
+@pytest.mark.backends("postgres")
+def test_checkpoint_reads_are_prepared_on_first_use_of_a_connection(saver: DurableCheckpointer) -> None:
+    """Planning the one-statement load costs more than running it, and a pool spreads reads over many
+    connections: each connection prepares it the first time, not after psycopg's default 5 uses."""
+    graph = chain_builder(2).compile(checkpointer=saver)
+    graph.invoke(FRESH, cfg("prep"))
+    store = saver.store
+    with store._pg_cursor([]) as (_, cursor):  # the pool's most recent connection
+        cursor.execute("DEALLOCATE ALL")
+    assert saver.get_tuple(cfg("prep")) is not None  # one read on that connection
+    with store._pg_cursor([]) as (_, cursor):  # LIFO pool: the same connection again
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("lg_checkpoints" in statement for statement in prepared), prepared
