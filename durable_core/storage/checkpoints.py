@@ -750,20 +750,27 @@ class CheckpointStore:
         if checkpoint_id:
             where += " AND checkpoint_id = :checkpoint_id"
             params["checkpoint_id"] = checkpoint_id
-        loaded = self._load(where, params, True, "load LangGraph checkpoint")
+        loaded = self._load(where, params, True, "load LangGraph checkpoint", index_ordered=True)
         return loaded[0] if loaded else None
 
-    def _load(self, where: str, params: dict[str, Any], limit: bool, what: str) -> list[LoadedCheckpoint]:
+    def _load(
+        self, where: str, params: dict[str, Any], limit: bool, what: str, *, index_ordered: bool = False
+    ) -> list[LoadedCheckpoint]:
         """Checkpoints matching `where` (newest first, `:limit` rows if `limit`) with their blobs and
         writes: one statement on Postgres (one round trip); on SQLite the rows, then their writes and
-        (only if a row references any) blobs, in one read transaction. Never a query per checkpoint."""
+        (only if a row references any) blobs, in one read transaction. Never a query per checkpoint.
+
+        `index_ordered`: `where` pins thread and namespace, so the primary key already yields rows
+        newest first and a limited read needs no separate key sort.
+        """
         if self.postgres:
             statement = self._sql(("load", where, limit), lambda: _load_statement(where, limit))
             return _assemble(*_split_union(self._query(statement, params, what)))
 
+        paged = limit and not index_ordered
         rows_sql = self._sql(
-            ("rows", where, limit),
-            lambda: _sqlite_rows_limited_statement(where) if limit else _rows_statement(where, False),
+            ("rows", where, limit, paged),
+            lambda: _sqlite_rows_limited_statement(where) if paged else _rows_statement(where, limit),
         )
 
         def run(fetch: _Fetch) -> list[LoadedCheckpoint]:
@@ -844,7 +851,13 @@ class CheckpointStore:
         sql_limit = limit is not None and accept is None
         if sql_limit:
             params["limit"] = limit
-        loaded = self._load(where, params, sql_limit, "list LangGraph checkpoints")
+        loaded = self._load(
+            where,
+            params,
+            sql_limit,
+            "list LangGraph checkpoints",
+            index_ordered=thread_id is not None and checkpoint_ns is not None,
+        )
         if accept is not None:
             loaded = [item for item in loaded if accept(item.record)]
         return loaded if limit is None else loaded[:limit]

@@ -103,8 +103,9 @@ def test_limited_listings_match_the_full_history_checkpoint_by_checkpoint(saver:
         assert list(saver.list(cfg("page"), limit=20)) == history[:20]
     assert any("lg_blobs" in statement for statement in statements)  # values came from blob rows
     assert sum(len(t.pending_writes or []) for t in history) >= 5 * 10
-    for limit in (1, 2, 7, 59, 100):
+    for limit in (1, 2, 7, 59, 100):  # keys sorted first (namespace open), or the primary key's order
         assert list(saver.list(cfg("page"), limit=limit)) == history[:limit]
+        assert list(saver.list(cfg("page", checkpoint_ns=""), limit=limit)) == history[:limit]
     assert list(saver.list(cfg("page"), before=history[9].config, limit=6)) == history[10:16]
     for item in history:  # one checkpoint at a time: another statement path, the oracle
         assert saver.get_tuple(item.config) == item
