@@ -311,8 +311,8 @@ def _sqlite_blobs_statement(where: str, limit: bool) -> str:
 
 
 def _sqlite_rows_limited_statement(where: str) -> str:
-    """The newest `:limit` rows: keys sorted in the covering index, then only those rows read (sorting
-    whole rows, checkpoint bodies included, costs ~3x more for a 10-of-50 listing)."""
+    """The newest `:limit` rows: keys sorted in the covering index, then only those rows read (rather
+    than sorting whole rows, checkpoint bodies included, to keep a few)."""
     return (
         f"SELECT {_CHECKPOINT_COLUMNS} FROM lg_checkpoints WHERE rowid IN (SELECT rowid FROM lg_checkpoints "
         f"WHERE {where} ORDER BY checkpoint_id DESC LIMIT :limit)"
@@ -539,11 +539,10 @@ class CheckpointStore:
             return self.db.retrying(lambda: self._pg_read(run), what=what)
         return self.db.retrying(lambda: self._sqlite_read(run, snapshot), what=what)
 
-    def _fetch(self, target: Any, statement: str, params: Any, prepare: bool | None = None) -> list[Any]:
-        """Every read statement goes through here (a driver connection or cursor executes it)."""
-        if prepare is None:
-            return list(target.execute(statement, params).fetchall())
-        return list(target.execute(statement, params, prepare=prepare).fetchall())
+    def _fetch(self, target: Any, statement: str, params: Any, **options: Any) -> list[Any]:
+        """Every read statement goes through here (a driver connection or cursor executes it, with
+        the driver's `options`)."""
+        return list(target.execute(statement, params, **options).fetchall())
 
     @contextlib.contextmanager
     def _pg_cursor(
@@ -568,9 +567,10 @@ class CheckpointStore:
         with self._pg_cursor([]) as (conn, cursor):
             # Prepared on first use on each pooled connection (not after psycopg's default 5 uses):
             # planning the one-statement load costs more than running it. Not if the user turned
-            # preparing off (prepare_threshold=None, e.g. behind a transaction-mode pooler).
+            # preparing off (prepare_threshold=None, e.g. behind a transaction-mode pooler): psycopg's
+            # prepare=None is its default behaviour.
             prepare = None if conn.prepare_threshold is None else True
-            return run(lambda statement, params: self._fetch(cursor, statement, params, prepare))
+            return run(lambda statement, params: self._fetch(cursor, statement, params, prepare=prepare))
 
     def _pg_execute(self, statements: Sequence[tuple[str, dict[str, Any]]], *, fetch: bool) -> list[Any]:
         with self._pg_cursor(statements) as (conn, cursor):

@@ -29,9 +29,9 @@ def count_queries(saver: DurableCheckpointer) -> Generator[list[str]]:
     statements: list[str] = []
     original = store._fetch
 
-    def counting(target: Any, statement: str, params: Any, *rest: Any) -> list[Any]:
+    def counting(target: Any, statement: str, params: Any, **options: Any) -> list[Any]:
         statements.append(statement)
-        return original(target, statement, params, *rest)
+        return original(target, statement, params, **options)
 
     store._fetch = counting  # type: ignore[method-assign]
     try:
