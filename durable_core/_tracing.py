@@ -65,6 +65,9 @@ class _EarlySpan:
 
 _early_span: ContextVar[_EarlySpan | None] = ContextVar("durable_early_step_span", default=None)
 _INSTRUMENTATION = "durable_core"
+# (provider, its tracer for durable_core): the SDK builds a new Tracer on every get_tracer()
+# call, which cost about a third of a step span; a new provider gets a new tracer.
+_tracer_cache: tuple[Any, Any] = (None, None)
 
 
 def tracing_enabled() -> bool:
@@ -74,6 +77,16 @@ def tracing_enabled() -> bool:
         return False
     provider = trace.get_tracer_provider()
     return not isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def _tracer() -> Any:
+    global _tracer_cache
+    provider = trace.get_tracer_provider()
+    cached_provider, tracer = _tracer_cache
+    if cached_provider is not provider:
+        tracer = provider.get_tracer(_INSTRUMENTATION)
+        _tracer_cache = (provider, tracer)
+    return tracer
 
 
 def capture_context() -> str | None:
@@ -95,7 +108,7 @@ def workflow_span(
     parent = otel_context.get_current()
     if trace_context and trace.get_current_span(parent).get_span_context().is_valid is False:
         parent = propagate.extract(json.loads(trace_context))
-    tracer = trace.get_tracer(_INSTRUMENTATION)
+    tracer = _tracer()
     attributes: dict[str, Any] = {
         "durable.workflow.id": ctx.workflow_id,
         "durable.workflow.name": ctx.name,
@@ -153,7 +166,7 @@ def early_step_span(name: str) -> Generator[None, None, None]:
     if not _HAVE_OTEL or workflow_span is None:
         yield
         return
-    tracer = trace.get_tracer(_INSTRUMENTATION)
+    tracer = _tracer()
     span = tracer.start_span(
         f"step {name}",
         attributes={"durable.step.name": name, "durable.replayed": False},
@@ -214,7 +227,7 @@ def step_span(ctx: WorkflowContext, step_id: int, name: str) -> Generator[Any, N
             finally:
                 _early_span.reset(inner)
             return
-        tracer = trace.get_tracer(_INSTRUMENTATION)
+        tracer = _tracer()
         with tracer.start_as_current_span(
             f"step {name}",
             attributes=attributes,
