@@ -33,9 +33,16 @@ def _v2_checkpoints(conn: sa.Connection) -> None:
     migrate_checkpoints(conn)
 
 
+def _v3_checkpoint_versions(conn: sa.Connection) -> None:
+    """No table changes: checkpoint bodies from here on keep channel versions as LangGraph gives
+    them (a new, short version form). Recorded so that an older durable-agents, which would read
+    those bodies wrongly, refuses the database instead."""
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "core tables: workflows, steps, messages, events, streams, executors", _v1_core),
     (2, "LangGraph checkpoint tables", _v2_checkpoints),
+    (3, "LangGraph checkpoint bodies keep channel versions as given", _v3_checkpoint_versions),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

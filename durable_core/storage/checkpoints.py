@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import operator
 import threading
@@ -325,6 +326,12 @@ _SQLITE_WRITES_BY_IDS = (
     f"SELECT {_WRITE_COLUMNS} FROM lg_writes w WHERE w.thread_id = ? AND w.checkpoint_ns = ? "
     "AND w.checkpoint_id IN (SELECT value FROM json_each(?))"
 )
+# ... or, when the rows are every checkpoint of (thread, namespace) between the oldest and the
+# newest of them (no metadata filter), by that id range: one index range, no JSON to build.
+_SQLITE_WRITES_IN_RANGE = (
+    f"SELECT {_WRITE_COLUMNS} FROM lg_writes w WHERE w.thread_id = ? AND w.checkpoint_ns = ? "
+    "AND w.checkpoint_id BETWEEN ? AND ?"
+)
 _SQLITE_BLOBS_BY_REFS = (
     f"SELECT DISTINCT {_BLOB_COLUMNS} FROM json_each(?) AS r, json_each(r.value) AS j "
     "JOIN lg_blobs b ON b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = j.key "
@@ -370,7 +377,8 @@ def _split_union(rows: Iterable[Any]) -> tuple[list[Any], list[Any], list[Any]]:
     checkpoints: list[Any] = []
     blobs: list[Any] = []
     writes: list[Any] = []
-    for kind, t, n, x1, x2, x3, x4, x5, type_, payload, idx in rows:
+    for kind, t, n, x1, x2, x3, x4, x5, type_, raw, idx in rows:
+        payload = raw if raw is None or type(raw) is bytes else bytes(raw)  # a driver's buffer
         if kind == 0:  # x1..x5: checkpoint_id, parent_checkpoint_id, run_id, versions, metadata
             checkpoints.append((t, n, x1, x2, x3, type_, payload, x4, x5))
         elif kind == 1:  # x1, x2: channel, version
@@ -387,61 +395,67 @@ def _assemble(
     rows: Sequence[Any], blob_rows: Iterable[Any], write_rows: Iterable[Any]
 ) -> list[LoadedCheckpoint]:
     """Build checkpoints, newest first, from their rows (`_CHECKPOINT_COLUMNS` order), the rows of
-    the blobs they reference (`_BLOB_COLUMNS`) and of their writes (`_WRITE_COLUMNS`)."""
+    the blobs they reference (`_BLOB_COLUMNS`) and of their writes (`_WRITE_COLUMNS`). Writes of
+    checkpoints not among `rows` are ignored. Binary columns must already be `bytes`.
+
+    Hot in listings: records are built with `tuple.__new__` (no Python-level constructor call),
+    and write rows of one checkpoint, which the statements return together, are taken as a group.
+    """
     blobs: dict[tuple[str, str], dict[tuple[str, str], BlobRecord]] = {}
     for t, n, channel, version, type_, blob in blob_rows:
         blobs.setdefault((t, n), {})[(channel, version)] = BlobRecord(
             channel, version, type_, None if blob is None else bytes(blob)
         )
     writes: dict[tuple[str, str, str], list[WriteRecord]] = {}
-    make_write = WriteRecord._make  # columns 3.. are WriteRecord's fields, in order
-    for row in write_rows:
-        record = make_write(row[3:])
-        blob = record.blob
-        if blob is not None and type(blob) is not bytes:
-            record = record._replace(blob=bytes(blob))
-        key = (row[0], row[1], row[2])
+    for key, group in itertools.groupby(write_rows, _write_owner):  # rows arrive grouped by owner
         found = writes.get(key)
+        records = [_new_write(row[3:]) for row in group]  # columns 3.. are WriteRecord's fields
         if found is None:
-            writes[key] = [record]
+            writes[key] = records
         else:
-            found.append(record)
+            found.extend(records)
     loaded: list[LoadedCheckpoint] = []
     no_writes: Sequence[WriteRecord] = ()
     for row in rows:
-        t, n, checkpoint_id = row[0], row[1], row[2]
-        record = CheckpointRecord._make(row)
-        if type(record.checkpoint) is not bytes:
-            record = record._replace(checkpoint=bytes(record.checkpoint))
-        found_writes = writes.get((t, n, checkpoint_id))
-        item_writes = no_writes if found_writes is None else _sort_writes(found_writes)
-        if record.versions == _NO_REFS:
-            loaded.append(LoadedCheckpoint(record, _EMPTY, item_writes, _EMPTY))
+        record = _new_checkpoint(row)
+        item_writes = writes.get(row[:3])
+        if item_writes is None:
+            item_writes = no_writes
+        elif len(item_writes) > 1:
+            # LangGraph's `writes_sort_key` order, in Python: a collation could reorder task paths.
+            item_writes.sort(key=_write_order)
+        refs = row[7]
+        if refs == _NO_REFS:
+            loaded.append(_new_loaded((record, _EMPTY, item_writes, _EMPTY)))
             continue
-        versions: dict[str, Any] = json.loads(record.versions)
+        versions: dict[str, Any] = json.loads(refs)
         found_blobs: dict[str, BlobRecord] = {}
-        scope = blobs.get((t, n))
+        scope = blobs.get((row[0], row[1]))
         if scope:
             for ch, v in versions.items():
                 blob = scope.get((ch, v if isinstance(v, str) else version_key(v)))
                 if blob is not None:
                     found_blobs[ch] = blob
-        loaded.append(LoadedCheckpoint(record, found_blobs, item_writes, versions))
+        loaded.append(_new_loaded((record, found_blobs, item_writes, versions)))
     loaded.sort(key=_newest_first, reverse=True)
     return loaded
 
 
+_new_write = functools.partial(tuple.__new__, WriteRecord)
+_new_checkpoint = functools.partial(tuple.__new__, CheckpointRecord)
+_new_loaded = functools.partial(tuple.__new__, LoadedCheckpoint)
+
+
 def _newest_first(item: LoadedCheckpoint) -> str:
-    return item.record.checkpoint_id
+    return item[0][2]  # record.checkpoint_id
 
 
-def _sort_writes(writes: list[WriteRecord]) -> list[WriteRecord]:
-    # LangGraph's `writes_sort_key` order, in Python: a database collation could reorder task paths.
-    if len(writes) > 1:
-        writes.sort(key=_write_order)
-    return writes
-
-
+_write_owner = operator.itemgetter(0, 1, 2)
+"""(thread_id, checkpoint_ns, checkpoint_id) of a write row."""
+_scope_of = operator.itemgetter(0, 1)
+"""(thread_id, checkpoint_ns) of a checkpoint row."""
+_id_of = operator.itemgetter(2)
+"""checkpoint_id of a checkpoint row."""
 _write_order = operator.itemgetter(1, 0, 2)
 """(task_path, task_id, idx) of a `WriteRecord`: LangGraph's `writes_sort_key`, at C speed."""
 
@@ -754,7 +768,14 @@ class CheckpointStore:
         return loaded[0] if loaded else None
 
     def _load(
-        self, where: str, params: dict[str, Any], limit: bool, what: str, *, index_ordered: bool = False
+        self,
+        where: str,
+        params: dict[str, Any],
+        limit: bool,
+        what: str,
+        *,
+        index_ordered: bool = False,
+        contiguous: bool = False,
     ) -> list[LoadedCheckpoint]:
         """Checkpoints matching `where` (newest first, `:limit` rows if `limit`) with their blobs and
         writes: one statement on Postgres (one round trip); on SQLite the rows, then their writes and
@@ -762,6 +783,8 @@ class CheckpointStore:
 
         `index_ordered`: `where` pins thread and namespace, so the primary key already yields rows
         newest first and a limited read needs no separate key sort.
+        `contiguous`: `where` has no condition beyond thread, namespace and id bounds, so rows of
+        one (thread, namespace) are all of its checkpoints between their oldest and newest id.
         """
         if self.postgres:
             statement = self._sql(("load", where, limit), lambda: _load_statement(where, limit))
@@ -782,8 +805,12 @@ class CheckpointStore:
                 refs = rows[0][7]
                 writes = fetch(_SQLITE_ONE_WRITES, (t, n, rows[0][2]))
                 blobs = fetch(_SQLITE_ONE_BLOBS, (refs, t, n)) if refs != _NO_REFS else []
-            elif all(row[0] == t and row[1] == n for row in rows):  # one thread's history
-                writes = fetch(_SQLITE_WRITES_BY_IDS, (t, n, json.dumps([row[2] for row in rows])))
+            elif len(set(map(_scope_of, rows))) == 1:  # one (thread, namespace)'s history
+                ids = list(map(_id_of, rows))
+                if contiguous:
+                    writes = fetch(_SQLITE_WRITES_IN_RANGE, (t, n, min(ids), max(ids)))
+                else:
+                    writes = fetch(_SQLITE_WRITES_BY_IDS, (t, n, json.dumps(ids)))
                 refs_list = [row[7] for row in rows if row[7] != _NO_REFS]
                 blobs = fetch(_SQLITE_BLOBS_BY_REFS, (f"[{','.join(refs_list)}]", t, n)) if refs_list else []
             else:
@@ -857,6 +884,7 @@ class CheckpointStore:
             sql_limit,
             "list LangGraph checkpoints",
             index_ordered=thread_id is not None and checkpoint_ns is not None,
+            contiguous=not metadata_equals,
         )
         if accept is not None:
             loaded = [item for item in loaded if accept(item.record)]

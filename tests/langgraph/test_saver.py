@@ -107,6 +107,11 @@ def test_limited_listings_match_the_full_history_checkpoint_by_checkpoint(saver:
         assert list(saver.list(cfg("page"), limit=limit)) == history[:limit]
         assert list(saver.list(cfg("page", checkpoint_ns=""), limit=limit)) == history[:limit]
     assert list(saver.list(cfg("page"), before=history[9].config, limit=6)) == history[10:16]
+    # Rows scattered through the history (a metadata filter): their writes are read by id, not by range.
+    inputs = list(saver.list(cfg("page"), filter={"source": "input"}))  # one per run
+    assert len(inputs) == 5
+    assert inputs == [t for t in history if t.metadata["source"] == "input"]
+    assert all(t.pending_writes for t in inputs)
     for item in history:  # one checkpoint at a time: another statement path, the oracle
         assert saver.get_tuple(item.config) == item
     everything = list(saver.list(None))  # two threads' rows: read back through `where` again
@@ -358,7 +363,7 @@ def test_small_values_ride_inline_and_versions_round_trip_exactly(saver: Durable
     history = list(saver.list(cfg("small")))
     assert history[0].checkpoint["channel_values"] == {"count": 5, "items": ["n1", "n2", "n3", "n4", "n5"]}
     versions = history[0].checkpoint["channel_versions"]
-    assert all(isinstance(v, str) and len(v.split(".")[0]) == 32 for v in versions.values())
+    assert all(isinstance(v, str) and len(v) == 15 for v in versions.values())  # e.g. "a7.3f09c2d41b6e"
     seen = history[0].checkpoint["versions_seen"]
     assert seen["n5"]["branch:to:n5"] in {
         h.checkpoint["channel_versions"].get("branch:to:n5") for h in history
@@ -428,6 +433,50 @@ def test_rows_written_before_versions_moved_into_the_body_still_load(saver: Dura
         assert tup.checkpoint["channel_versions"] == {"count": version, "items": version}
         assert tup.checkpoint["versions_seen"] == {"n": {"x": version}}
         assert tup.checkpoint["id"] == "1f0-old"
+
+
+def test_versions_sort_as_numbers_and_continue_the_zero_padded_form(saver: DurableCheckpointer) -> None:
+    versions = [saver.get_next_version(None, None)]
+    for _ in range(120):  # across 1, 2 and 3 digits
+        versions.append(saver.get_next_version(versions[-1], None))
+    assert [v.split(".")[0] for v in versions[:3]] == ["a1", "a2", "a3"]
+    assert versions[9].startswith("b10.") and versions[99].startswith("c100.")
+    assert versions == sorted(versions)  # string order is number order (LangGraph takes max())
+    # A channel written in LangGraph's zero-padded form (threads of earlier releases, other savers)
+    padded = "00000000000000000000000000000041.0.5488135039273248"
+    after = saver.get_next_version(padded, None)
+    assert after.startswith("b42.") and after > padded
+    assert max([padded, after, "00000000000000000000000000000040.0.1"]) == after
+    assert saver.get_next_version(7, None).startswith("a8.")  # int versions (other savers)
+    forks = {saver.get_next_version("a4.000000000000", None) for _ in range(50)}
+    assert len(forks) == 50  # unique across forks of one checkpoint
+
+
+def test_bodies_written_with_stripped_versions_still_load(saver: DurableCheckpointer) -> None:
+    from durable_core.storage.checkpoints import CheckpointRecord
+
+    # The previous body layout: `channel_versions` with each version's zero padding stripped
+    # (a string) or, for any other version, wrapped in a 1-item list.
+    full = "00000000000000000000000000000002.0.25"
+    body = {
+        "v": 4,
+        "ts": "2024-01-01T00:00:00+00:00",
+        "channel_values": {"count": 3},
+        "channel_versions": {"count": "2.0.25", "odd": [7]},
+        "versions_seen": {"n": {"count": full}},
+    }
+    type_, data = saver.serde.dumps_typed(body)
+    meta = json.dumps({"source": "loop", "step": 1})
+    for checkpoint_id in ("1f0-a", "1f0-b"):
+        record = CheckpointRecord("stripped", "", checkpoint_id, None, None, type_, data, "{}", meta)
+        saver.store.put(record, [])
+    listed = list(saver.list(cfg("stripped")))
+    for tup in (saver.get_tuple(cfg("stripped")), *listed):
+        assert tup is not None
+        assert tup.checkpoint["channel_versions"] == {"count": full, "odd": 7}
+        assert tup.checkpoint["versions_seen"] == {"n": {"count": full}}
+        assert tup.checkpoint["channel_values"] == {"count": 3}
+    assert [t.checkpoint["id"] for t in listed] == ["1f0-b", "1f0-a"]
 
 
 def test_sqlite_get_tuple_of_a_new_thread_is_one_query(saver: DurableCheckpointer) -> None:
