@@ -191,3 +191,65 @@ def test_log_records_carry_workflow_and_step_ids(engine: Engine, caplog: pytest.
         child_wf(5)
     record = next(r for r in caplog.records if r.getMessage() == "fetching 5")
     assert record.workflow_id == "logged" and record.step_id == 1  # type: ignore[attr-defined]
+
+
+_WITHOUT_OPENTELEMETRY = """
+import logging, sys
+sys.modules["opentelemetry"] = None  # as if the `otel` extra were not installed: imports fail
+from durable_core import Engine, WorkflowLogFilter, step, tracing_enabled, workflow, workflow_options
+
+seen = []
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        seen.append((record.workflow_id, record.step_id, record.getMessage()))
+
+handler = Keep()
+handler.addFilter(WorkflowLogFilter())
+logging.getLogger("app").addHandler(handler)
+logging.getLogger("app").setLevel(logging.INFO)
+
+@step()
+def add(x: int) -> int:
+    logging.getLogger("app").info("adding %s", x)
+    return x + 1
+
+@workflow()
+def flow(x: int) -> int:
+    return add(add(x))
+
+with Engine(sys.argv[1]):
+    with workflow_options(workflow_id="untraced"):
+        assert flow(1) == 3
+    assert flow(1) == 3  # another id
+    assert not tracing_enabled()
+assert seen[:2] == [("untraced", 1, "adding 1"), ("untraced", 2, "adding 2")], seen
+print("ok")
+"""
+
+
+def test_without_opentelemetry_installed_workflows_and_log_ids_work(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_OPENTELEMETRY, url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_installed_but_unconfigured_opentelemetry_makes_no_spans(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import trace as api
+
+    from durable_core import _tracing, tracing_enabled
+
+    def no_tracer() -> None:
+        raise AssertionError("a tracer was asked for with no tracer provider set")
+
+    monkeypatch.setattr(_tracing, "_tracer", no_tracer)
+    assert not isinstance(api.get_tracer_provider(), TracerProvider)  # no SDK provider set
+    assert not tracing_enabled()
+    with workflow_options(workflow_id="unconfigured"):
+        assert parent_wf(1) == 5
+    assert [s.name for s in engine.list_steps("unconfigured")].count("fetch") == 2
