@@ -66,7 +66,7 @@ class _EarlySpan:
 _early_span: ContextVar[_EarlySpan | None] = ContextVar("durable_early_step_span", default=None)
 _INSTRUMENTATION = "durable_core"
 # (provider, its tracer for durable_core): the SDK builds a new Tracer on every get_tracer()
-# call, which cost about a third of a step span; a new provider gets a new tracer.
+# call, so one is kept per provider; a new provider gets a new tracer.
 _tracer_cache: tuple[Any, Any] = (None, None)
 
 

@@ -452,6 +452,24 @@ def test_versions_sort_as_numbers_and_continue_the_zero_padded_form(saver: Durab
     assert len(forks) == 50  # unique across forks of one checkpoint
 
 
+def test_metadata_beyond_int64_round_trips_and_non_finite_numbers_are_refused(
+    saver: DurableCheckpointer,
+) -> None:
+    big = 2**70  # valid JSON that the fast decoder refuses: the stdlib decodes it instead
+    metadata: Any = {"source": "input", "step": -1, "big": big, "note": "é\u2028"}
+    config = saver.put(cfg("meta", checkpoint_ns=""), empty_checkpoint(), metadata, {})
+    tup = saver.get_tuple(config)
+    assert tup is not None
+    listed = next(iter(saver.list(cfg("meta"))))
+    for got in (dict(tup.metadata), dict(listed.metadata)):
+        assert got["big"] == big and got["note"] == "é\u2028"
+    assert [dict(t.metadata)["big"] for t in saver.list(cfg("meta"), filter={"big": big})] == [big]
+    # NaN/Infinity are not JSON: stored, they would break every filtered listing (jsonb, json_extract).
+    with pytest.raises(TypeError, match="NaN or infinite numbers as strings"):
+        saver.put(cfg("meta", checkpoint_ns=""), empty_checkpoint(), {"score": float("inf")}, {})
+    assert len(list(saver.list(cfg("meta"), filter={"source": "input"}))) == 1
+
+
 def test_bodies_written_with_stripped_versions_still_load(saver: DurableCheckpointer) -> None:
     from durable_core.storage.checkpoints import CheckpointRecord
 
