@@ -5,6 +5,8 @@ A `FunctionModel` agent calls three tools in sequence, then answers: 4 model req
 process on a fresh database:
 
 - plain      `Agent.run`, no durability
+- capability the same agent with our `Durability` capability, outside any workflow: the toolkit
+             stands aside there (what merely attaching it costs)
 - toolkit    pydantic-ai's durability toolkit (our `Durability` capability) in a durable_core workflow
              on SQLite, with steps that record nothing: the toolkit's own cost, plus the workflow's
              start and finish rows (what DurableAgent cannot go below)
@@ -43,6 +45,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 TOOLS = ("tool_a", "tool_b", "tool_c")
 VARIANTS = (
     "plain",
+    "capability",
     "toolkit-sqlite",
     "durable-sqlite",
     "durable-sqlite-normal",
@@ -107,12 +110,9 @@ def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}", drop
 
 
-def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
-    """Pydantic AI's durability toolkit inside a durable_core workflow, with steps that record nothing:
-    the part of DurableAgent's cost that is the toolkit's own (plus the workflow's start and finish)."""
+def _unrecorded_durability() -> Any:
+    """Our `Durability` capability with steps that run their body and record nothing."""
     from durable_pydantic_ai import Durability, StepBackend
-
-    from durable_core import Engine, workflow, workflow_options
 
     class UnrecordedBackend(StepBackend):
         async def execute(
@@ -124,7 +124,15 @@ def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[
         def get_durable_operation_backend(self) -> StepBackend:
             return UnrecordedBackend(agent_name=self.name or "bench")
 
-    agent = build_agent("bench", capabilities=[UnrecordedDurability()])
+    return UnrecordedDurability()
+
+
+def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
+    """Pydantic AI's durability toolkit inside a durable_core workflow, with steps that record nothing:
+    the part of DurableAgent's cost that is the toolkit's own (plus the workflow's start and finish)."""
+    from durable_core import Engine, workflow, workflow_options
+
+    agent = build_agent("bench", capabilities=[_unrecorded_durability()])
 
     @workflow(name="bench.toolkit_only")
     async def run_agent(prompt: str) -> str:
@@ -148,6 +156,10 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
     try:
         if variant == "plain":
             agent = build_agent("bench")
+            times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
+            return {"times": times, "steps": 0}
+        if variant == "capability":
+            agent = build_agent("bench", capabilities=[_unrecorded_durability()])
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
         if variant == "toolkit-sqlite":
