@@ -184,20 +184,9 @@ class Database:
         """
         if self._sqlite_path is not None:
             return self._sqlite_write_one(statement, params)
-        raw = self.autocommit_engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(statement, params)
-                return cursor.rowcount
-            finally:
-                cursor.close()
-        except Exception as error:
-            if _driver_disconnect(error):
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
+        with self._autocommit_cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.rowcount
 
     def _sqlite_write_one(self, statement: str, params: dict[str, Any]) -> int:
         # One autocommit statement: a write statement takes SQLite's write lock when it starts
@@ -215,12 +204,19 @@ class Database:
         if self._sqlite_path is not None:
             with self._sqlite_raw() as conn:
                 return conn.execute(statement, params).fetchall()
+        with self._autocommit_cursor() as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+    @contextmanager
+    def _autocommit_cursor(self) -> Generator[Any, None, None]:
+        """A cursor on a pooled autocommit DBAPI connection; a disconnect error invalidates the
+        connection so a broken one never goes back to the pool."""
         raw = self.autocommit_engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(statement, params)
-                return list(cursor.fetchall())
+                yield cursor
             finally:
                 cursor.close()
         except Exception as error:
