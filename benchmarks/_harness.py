@@ -9,7 +9,8 @@ import statistics
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 PG_ADMIN = os.environ.get("DURABLE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -39,6 +40,21 @@ def fresh_sqlite(directory: str, wal: bool = True) -> str:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.close()
     return f"sqlite:///{path}"
+
+
+LIBRARIES = (("durable", "durable_core"), ("dbos", "dbos 3.4.0"))
+"""(kind, label) of every library the side-by-side benchmarks run."""
+
+
+@contextmanager
+def fresh_database(backend: str, directory: str) -> Iterator[str]:
+    """A new SQLite file (WAL) in `directory`, or a new Postgres database dropped afterwards."""
+    url = fresh_sqlite(directory) if backend == "sqlite" else fresh_pg()
+    try:
+        yield url
+    finally:
+        if backend == "postgres":
+            drop_pg(url)
 
 
 def run_child(script: str, *args: str, timeout: float = 1800) -> Any:

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _harness import drop_pg, fresh_pg, fresh_sqlite, median, pct, run_child, spawn_child, table
+from _harness import LIBRARIES, fresh_database, median, pct, run_child, spawn_child, table
 
 SCRIPT = __file__
 
@@ -149,26 +149,24 @@ def main() -> None:
     rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgres"):
-            for kind, label in (("durable", "durable_core"), ("dbos", "dbos 3.4.0")):
+            for kind, label in LIBRARIES:
                 results: dict[str, Any] = {}
                 for workers in (1, 2):
-                    url = fresh_sqlite(tmp) if backend == "sqlite" else fresh_pg()
-                    stop = os.path.join(tmp, f"stop-{time.time_ns()}")
-                    procs = [spawn_child(SCRIPT, "worker", kind, url, stop) for _ in range(workers)]
-                    try:
-                        if workers == 1:
-                            results["latency"] = (
-                                run_child(SCRIPT, "latency", kind, url, str(args.latency_n)) or {}
-                            ).get("latency", [])
-                        results[f"burst{workers}"] = (
-                            run_child(SCRIPT, "burst", kind, url, str(args.burst)) or {}
-                        )
-                    finally:
-                        open(stop, "w").close()
-                        for p in procs:
-                            p.communicate(timeout=120)
-                        if backend == "postgres":
-                            drop_pg(url)
+                    with fresh_database(backend, tmp) as url:
+                        stop = os.path.join(tmp, f"stop-{time.time_ns()}")
+                        procs = [spawn_child(SCRIPT, "worker", kind, url, stop) for _ in range(workers)]
+                        try:
+                            if workers == 1:
+                                results["latency"] = (
+                                    run_child(SCRIPT, "latency", kind, url, str(args.latency_n)) or {}
+                                ).get("latency", [])
+                            results[f"burst{workers}"] = (
+                                run_child(SCRIPT, "burst", kind, url, str(args.burst)) or {}
+                            )
+                        finally:
+                            open(stop, "w").close()
+                            for p in procs:
+                                p.communicate(timeout=120)
                 b1, b2 = results.get("burst1", {}), results.get("burst2", {})
                 rows.append(
                     [

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _harness import drop_pg, fresh_pg, fresh_sqlite, median, pct, run_child, spawn_child, table
+from _harness import LIBRARIES, fresh_database, median, pct, run_child, spawn_child, table
 
 SCRIPT = __file__
 
@@ -224,16 +224,12 @@ def main() -> None:
     rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgres"):
-            for kind, label in (("durable", "durable_core"), ("dbos", "dbos 3.4.0")):
-                url = fresh_sqlite(tmp) if backend == "sqlite" else fresh_pg()
-                try:
+            for kind, label in LIBRARIES:
+                with fresh_database(backend, tmp) as url:
                     inproc = run_child(SCRIPT, "inproc", kind, url, str(args.n)) or {}
                     server = spawn_child(SCRIPT, "serve", kind, url, str(args.n))
                     cross = run_child(SCRIPT, "sender", kind, url, str(args.n)) or {}
                     server.communicate(timeout=600)
-                finally:
-                    if backend == "postgres":
-                        drop_pg(url)
                 rows.append(
                     [
                         label,

@@ -15,6 +15,7 @@ import random
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -44,24 +45,14 @@ __all__ = ["DurableCheckpointer"]
 T = TypeVar("T")
 
 
-def _stdlib_json_loads(text: str) -> Any:
-    return json.loads(text)
-
-
-try:  # orjson ships with langchain-core (through langsmith) on CPython; the stdlib otherwise
-    import orjson
-
-    def _json_loads(text: str) -> Any:
-        """Stored metadata back from JSON (once per checkpoint in every listing): orjson, faster
-        than the stdlib, which takes over for the values orjson refuses and `json.dumps` writes
-        (NaN, infinities, integers beyond 64 bits)."""
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return json.loads(text)
-
-except ImportError:  # pragma: no cover - PyPy, or langsmith without orjson
-    _json_loads = _stdlib_json_loads
+def _json_loads(text: str) -> Any:
+    """Stored metadata back from JSON (once per checkpoint in every listing): orjson, faster than
+    the stdlib, which takes over for what orjson refuses and `json.dumps` writes (integers beyond
+    64 bits; NaN and infinities in rows written before metadata had to be strict JSON)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 _PRUNE_STRATEGIES = ("keep_latest", "delete")
