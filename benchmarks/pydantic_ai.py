@@ -7,15 +7,23 @@ process on a fresh database:
 - plain      `Agent.run`, no durability
 - capability the same agent with our `Durability` capability, outside any workflow: the toolkit
              stands aside there (what merely attaching it costs)
+- toolkit-nodb  pydantic-ai's durability toolkit engaged (our capability told it is in a durable
+             context) with steps that record nothing, and no workflow and no database at all: what
+             any engine built on the toolkit pays before it stores anything
 - toolkit    pydantic-ai's durability toolkit (our `Durability` capability) in a durable_core workflow
              on SQLite, with steps that record nothing: the toolkit's own cost, plus the workflow's
              start and finish rows (what DurableAgent cannot go below)
+- commit-floor-sqlite  9 bare single-row INSERTs, each its own commit, with the sqlite3 module
+             (WAL, `synchronous=FULL`, DurableAgent's default): the least that recording 7 steps
+             plus the workflow's start and finish can cost on this disk, whatever the engine
 - durable    `DurableAgent.run` on SQLite and on PostgreSQL (every model request and tool a step);
              `durable-sqlite-normal` with `sqlite_synchronous="NORMAL"` (no fsync per commit)
 - dbos       pydantic-ai's `DBOSDurability` inside a `@DBOS.workflow`, tools as `@DBOS.step`
              (so both engines checkpoint the same 7 steps), on SQLite and on PostgreSQL
 
-Prints a table of per-run latency with the ratio to plain. It never asserts timings.
+Prints a table of per-run latency with the ratio to plain, then the floor no engine built on the
+toolkit can go below on SQLite with a commit per step (`toolkit-nodb` + `commit-floor-sqlite`).
+It never asserts timings.
 
     python benchmarks/pydantic_ai.py [--runs 100] [--rounds 4] [--warmup 5] [--pg URL]
         [--variants plain,durable-sqlite,...]
@@ -43,10 +51,14 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 TOOLS = ("tool_a", "tool_b", "tool_c")
+# A durable run of the benchmark agent commits 7 steps plus its workflow's start and finish.
+COMMITS_PER_RUN = len(TOOLS) * 2 + 1 + 2
 VARIANTS = (
     "plain",
     "capability",
+    "toolkit-nodb",
     "toolkit-sqlite",
+    "commit-floor-sqlite",
     "durable-sqlite",
     "durable-sqlite-normal",
     "durable-postgres",
@@ -122,9 +134,62 @@ def _unrecorded_durability() -> Any:
 
     class UnrecordedDurability(Durability[None]):
         def get_durable_operation_backend(self) -> StepBackend:
-            return UnrecordedBackend(agent_name=self.name or "bench")
+            if self._backend is None:
+                self._backend = UnrecordedBackend(agent_name=self.name or "bench")
+            return self._backend
 
     return UnrecordedDurability()
+
+
+def _toolkit_without_database() -> Any:
+    """Our `Durability` capability engaged as if inside a workflow, with steps that record nothing
+    and nothing that reads workflow state: pydantic-ai's toolkit with no engine under it."""
+    from durable_pydantic_ai import Durability, StepBackend
+
+    class UnrecordedBackend(StepBackend):
+        async def execute(
+            self, *, operation_id: Any, name: str, body: Any, cache_key: Any, config: Any
+        ) -> object:
+            return await body()
+
+    class EngagedDurability(Durability[None]):
+        @property
+        def in_durable_context(self) -> bool:
+            return True
+
+        def get_durable_operation_backend(self) -> StepBackend:
+            if self._backend is None:
+                self._backend = UnrecordedBackend(agent_name=self.name or "bench")
+            return self._backend
+
+        def get_default_run_id(self) -> str | None:
+            return None
+
+        def get_default_conversation_id(self, run_id: str) -> str | None:
+            return None
+
+    return EngagedDurability()
+
+
+def _run_commit_floor(tmp: Path, runs: int, warmup: int) -> dict[str, Any]:
+    """9 single-row INSERTs per run (7 steps, the workflow's start and finish), each committed on
+    its own (WAL, synchronous=FULL)."""
+    import sqlite3
+
+    conn = sqlite3.connect(tmp / "floor.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE steps (run INTEGER, step INTEGER, output TEXT, PRIMARY KEY (run, step))")
+    output = json.dumps({"parts": [{"part_kind": "text", "content": "x" * 200}], "kind": "response"})
+
+    async def one(i: int) -> None:
+        for step in range(COMMITS_PER_RUN):
+            conn.execute("INSERT INTO steps VALUES (?, ?, ?)", (i, step, output))
+
+    try:
+        return {"times": asyncio.run(_time_runs(one, runs, warmup)), "steps": COMMITS_PER_RUN}
+    finally:
+        conn.close()
 
 
 def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
@@ -162,8 +227,14 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
             agent = build_agent("bench", capabilities=[_unrecorded_durability()])
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
+        if variant == "toolkit-nodb":
+            agent = build_agent("bench", capabilities=[_toolkit_without_database()])
+            times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
+            return {"times": times, "steps": 0}
         if variant == "toolkit-sqlite":
             return _run_toolkit_only(tmp, runs, warmup, cleanup)
+        if variant == "commit-floor-sqlite":
+            return _run_commit_floor(tmp, runs, warmup)
         if variant.startswith("durable"):
             from durable_pydantic_ai import DurableAgent
 
@@ -287,9 +358,17 @@ def main() -> None:
     for variant, data in results.items():
         print(_row(variant, data, plain))
     print(
-        "\nsteps: checkpointed steps per run (model requests + tool calls)."
-        " Timings vary run to run; compare ratios."
+        "\nsteps: checkpointed steps per run (model requests + tool calls; for commit-floor-sqlite,"
+        " bare commits: 7 steps + workflow start and finish). Timings vary run to run; compare ratios."
     )
+    if plain and "toolkit-nodb" in results and "commit-floor-sqlite" in results:
+        floor = statistics.median(results["toolkit-nodb"]["times"]) + statistics.median(
+            results["commit-floor-sqlite"]["times"]
+        )
+        print(
+            "floor for any engine on pydantic-ai's toolkit with one commit per step, SQLite FULL:"
+            f" toolkit-nodb + commit-floor-sqlite = {floor:.2f} ms = {floor / plain:.2f}x plain"
+        )
 
 
 if __name__ == "__main__":

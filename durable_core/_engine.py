@@ -26,7 +26,7 @@ from ._runtime import Outcome, WorkflowContext, now_ms
 from ._serialization import JsonSerializer, Serializer, encode_error
 from ._waits import Waiters
 from .errors import EngineNotLaunched, SerializationError, WorkflowCancelled
-from .storage import Database, ExecutorStore, MessageStore, StepStore, WorkflowStore, migrate
+from .storage import Database, ExecutorStore, MessageStore, StepStore, WorkflowStore, WriteWouldWait, migrate
 from .storage.listener import Listener
 from .storage.queues import QueueStore
 
@@ -299,6 +299,24 @@ class Engine:
             raise EngineNotLaunched("This Engine is not launched: call engine.launch() first.")
         return await loop.run_in_executor(pool, fn)
 
+    async def run_write(self, fn: Callable[[], T]) -> T:
+        """Run a workflow's checkpoint write (a step, its start or finish) from its event loop.
+
+        A workflow running alone in this engine on SQLite writes right here, sparing the
+        hand-off to an IO thread and back, when the write lock is free at once and recent commits
+        were fast (`Database.inline_writes`). Otherwise, or when the write would wait, it runs on
+        an IO thread like any other database work, so concurrent workflows keep overlapping their
+        commits with each other's work.
+        """
+        db = self._db
+        if db is not None and db.writes_inline and len(self.active) <= 1:
+            try:
+                with db.inline_writes():
+                    return fn()
+            except WriteWouldWait:
+                pass
+        return await self.run_io(fn)
+
     def serializer_for(self, name: str) -> Serializer:
         try:
             return self._serializers[name]
@@ -311,6 +329,7 @@ class Engine:
 
     def finish_workflow(self, ctx: WorkflowContext, outcome: Outcome) -> None:
         """Record a workflow's outcome (no-op if it was interrupted or is no longer ours)."""
+        release = True
         try:
             if outcome.interrupted:
                 return
@@ -339,12 +358,20 @@ class Engine:
                 serialization=serialization,
                 now=now_ms(),
             )
+        except WriteWouldWait:
+            release = False  # nothing written: `run_write` runs this again on an IO thread
+            raise
         finally:
-            with self.active_lock:
-                entry = self.active.get(ctx.workflow_id)
-                if entry is not None and entry[0] is ctx:
-                    del self.active[ctx.workflow_id]
-            self.waiters.notify(f"done:{ctx.workflow_id}")
+            if release:
+                self._release(ctx)
+
+    def _release(self, ctx: WorkflowContext) -> None:
+        """The workflow is done here: drop it from the active ones and wake its waiters."""
+        with self.active_lock:
+            entry = self.active.get(ctx.workflow_id)
+            if entry is not None and entry[0] is ctx:
+                del self.active[ctx.workflow_id]
+        self.waiters.notify(f"done:{ctx.workflow_id}")
 
     def resolve_unrecorded_step(self, ctx: WorkflowContext, step_id: int) -> None:
         """A step insert matched no row: a lost acknowledgement (fine), or the workflow is no longer ours."""

@@ -285,7 +285,7 @@ async def _run_step_async(defn: StepDef, ctx: WorkflowContext, step_id: int, arg
             _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:
         _in_step.reset(token)
-    await ctx.engine.run_io(
+    await ctx.engine.run_write(
         lambda: ctx.record(step_id, defn.name, value=outcome.value, error=outcome.error, started_at=started)
     )
     if outcome.error is not None:
@@ -386,7 +386,7 @@ async def execute_workflow_async(
     finally:
         _exit(tokens)
     try:
-        await ctx.engine.run_io(lambda: ctx.engine.finish_workflow(ctx, outcome))
+        await ctx.engine.run_write(lambda: ctx.engine.finish_workflow(ctx, outcome))
     except BaseException:
         future.set_result(Outcome(interrupted=True))
         raise

@@ -332,7 +332,7 @@ def call_async(defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any])
 
 async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> Any:
     future: Future[Outcome] | None = None
-    if await engine.run_io(lambda: insert(engine, plan)):
+    if await engine.run_write(lambda: insert(engine, plan)):
         ctx = new_context(engine, plan)
         future = register_active(engine, ctx)
         if future is not None:

@@ -4,7 +4,7 @@
 ...) hold the statements of one concern each.
 """
 
-from ._database import Database, Dialect, redact_url
+from ._database import Database, Dialect, WriteWouldWait, redact_url
 from ._migrations import LATEST_VERSION, migrate
 from ._rows import StepRow, WorkflowRow
 from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
@@ -29,6 +29,7 @@ __all__ = [
     "StepWrite",
     "WorkflowRow",
     "WorkflowStore",
+    "WriteWouldWait",
     "migrate",
     "redact_url",
 ]

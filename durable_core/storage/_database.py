@@ -4,6 +4,12 @@ SQLite: a file in WAL mode, a busy timeout, `BEGIN IMMEDIATE` for writers (a def
 that read first can fail with SQLITE_BUSY_SNAPSHOT, which no busy handler retries) and
 `synchronous=FULL` unless the user trades durability for speed.
 
+Async workflows that run alone in their engine write their SQLite checkpoints on their own event
+loop (`Database.inline_writes`), sparing a hand-off to an IO thread and back: only one-statement
+writes, only while the write lock is free at once (busy timeout 0) and recent commits took under
+`INLINE_WRITE_LIMIT_SECONDS`; anything else raises `WriteWouldWait` before touching the database,
+and the caller runs the same write on an IO thread.
+
 PostgreSQL (psycopg 3): the engine's own schema through `search_path`, no pool pre-ping (a
 dropped connection surfaces as a disconnect error, which `Database.retrying` absorbs), and a
 second, autocommit pool for single-statement writes so a step costs one round trip.
@@ -19,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -27,13 +34,34 @@ from sqlalchemy.engine import make_url
 
 from ..errors import DatabaseUnavailable
 
-__all__ = ["NOTIFY_CHANNEL", "Database", "Dialect", "insert_ignore", "notify", "redact_url"]
+__all__ = [
+    "INLINE_WRITE_LIMIT_SECONDS",
+    "NOTIFY_CHANNEL",
+    "Database",
+    "Dialect",
+    "WriteWouldWait",
+    "insert_ignore",
+    "notify",
+    "redact_url",
+]
 
 Dialect = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
 log = logging.getLogger("durable_core.storage")
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# Inline writes stop while a one-statement SQLite write takes this long on average (a slow disk's
+# fsync, lock waits under concurrency): an event loop must not stall on them.
+INLINE_WRITE_LIMIT_SECONDS = 0.002
+_WRITE_AVERAGE_WEIGHT = 0.1
+
+_inline: ContextVar[bool] = ContextVar("durable_core_inline_write", default=False)
+
+
+class WriteWouldWait(Exception):
+    """An inline write could not run at once (the lock is taken, or it is not a one-statement
+    SQLite write). Nothing was written: the caller runs it again on an IO thread."""
 
 
 def redact_url(url: str) -> str:
@@ -72,6 +100,9 @@ class Database:
         self._sqlite_path: str | None = None
         self._sqlite_synchronous = "FULL"
         self._sqlite_free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._sqlite_inline_free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        # moving average of one-statement SQLite writes (seconds), lock waits included
+        self.write_seconds = 0.0
         self.schema = schema
         self.retry_seconds = retry_seconds
         try:
@@ -161,9 +192,26 @@ class Database:
 
     # -- transactions --------------------------------------------------------------------
 
+    @property
+    def writes_inline(self) -> bool:
+        """Whether `inline_writes` may be tried now: a SQLite file whose recent writes were fast."""
+        return self._sqlite_path is not None and self.write_seconds < INLINE_WRITE_LIMIT_SECONDS
+
+    @contextmanager
+    def inline_writes(self) -> Generator[None, None, None]:
+        """Within this block, one-statement writes run on this thread without waiting for SQLite's
+        write lock; any other write raises `WriteWouldWait` before it starts."""
+        token = _inline.set(True)
+        try:
+            yield
+        finally:
+            _inline.reset(token)
+
     @contextmanager
     def write(self) -> Generator[sa.Connection, None, None]:
         """One write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
+        if _inline.get():
+            raise WriteWouldWait("a multi-statement transaction runs on an IO thread")
         with self.sa_engine.connect() as conn:
             conn.execution_options(durable_write=True)
             with conn.begin():
@@ -183,7 +231,11 @@ class Database:
         trip (psycopg prepares it after a few uses); on SQLite one autocommit statement.
         """
         if self._sqlite_path is not None:
+            if _inline.get():
+                return self._sqlite_write_inline(statement, params)
             return self._sqlite_write_one(statement, params)
+        if _inline.get():
+            raise WriteWouldWait("Postgres writes run on an IO thread")
         with self._autocommit_cursor() as cursor:
             cursor.execute(statement, params)
             return cursor.rowcount
@@ -192,8 +244,45 @@ class Database:
         # One autocommit statement: a write statement takes SQLite's write lock when it starts
         # (as BEGIN IMMEDIATE would, waiting out busy_timeout) and commits when it ends, all in
         # one call that releases the GIL once instead of three times.
+        started = time.perf_counter()
         with self._sqlite_raw() as conn:
-            return conn.execute(statement, params).rowcount
+            count = conn.execute(statement, params).rowcount
+        self._note_write(time.perf_counter() - started)
+        return count
+
+    def _sqlite_write_inline(self, statement: str, params: dict[str, Any]) -> int:
+        """One autocommit statement on a connection that never waits for the write lock."""
+        try:
+            conn = self._sqlite_inline_free.get_nowait()
+        except queue.Empty:
+            try:
+                conn = self._sqlite_connect(busy_timeout_ms=0)
+            except sqlite3.Error as error:
+                raise WriteWouldWait(str(error)) from error
+        started = time.perf_counter()
+        try:
+            count = conn.execute(statement, params).rowcount
+        except sqlite3.Error as error:
+            # An autocommit statement that failed left nothing behind: the IO thread redoes it,
+            # with the busy timeout and the retries of `retrying`.
+            self._release_inline(conn)
+            raise WriteWouldWait(str(error)) from error
+        except BaseException:
+            conn.close()
+            raise
+        self._note_write(time.perf_counter() - started)
+        self._release_inline(conn)
+        return count
+
+    def _release_inline(self, conn: sqlite3.Connection) -> None:
+        if self._closed or conn.in_transaction:
+            conn.close()
+        else:
+            self._sqlite_inline_free.put(conn)
+
+    def _note_write(self, seconds: float) -> None:
+        # unlocked: a lost update between two threads only nudges an average
+        self.write_seconds += (seconds - self.write_seconds) * _WRITE_AVERAGE_WEIGHT
 
     def read_rows(self, statement: str, params: dict[str, Any]) -> list[Any]:
         """Run one read statement (its own snapshot) on a raw DBAPI connection; return its rows.
@@ -244,12 +333,14 @@ class Database:
         else:
             self._sqlite_free.put(conn)
 
-    def _sqlite_connect(self) -> sqlite3.Connection:
+    def _sqlite_connect(self, *, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
         assert self._sqlite_path is not None
-        conn = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn = sqlite3.connect(
+            self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._sqlite_synchronous}")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         return conn
 
     def retrying(self, operation: Callable[[], T], *, what: str = "database operation") -> T:
@@ -296,11 +387,12 @@ class Database:
 
     def dispose(self) -> None:
         self._closed = True
-        while True:
-            try:
-                self._sqlite_free.get_nowait().close()
-            except queue.Empty:
-                break
+        for free in (self._sqlite_free, self._sqlite_inline_free):
+            while True:
+                try:
+                    free.get_nowait().close()
+                except queue.Empty:
+                    break
         self.sa_engine.dispose()
         if self.autocommit_engine is not self.sa_engine:
             self.autocommit_engine.dispose()

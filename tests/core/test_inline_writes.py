@@ -1,0 +1,166 @@
+"""SQLite checkpoint writes made on the workflow's own event loop, and when they are not.
+
+An async workflow running alone in its engine records its start, steps and finish right on its
+event loop (no hand-off to an IO thread), but only while SQLite's write lock is free at once and
+commits are fast; otherwise the same write runs on an IO thread and the loop keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durable_core import Engine, step, workflow, workflow_options
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = Engine(f"sqlite:///{tmp_path / 'inline.db'}", heartbeat_seconds=0.5, lease_seconds=5.0)
+    engine.launch()
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
+def _spy_step_writes(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Thread idents of every step record, in order."""
+    threads: list[int] = []
+    record = engine.steps.record
+
+    def spy(**kwargs: Any) -> bool:
+        threads.append(threading.get_ident())
+        return record(**kwargs)
+
+    monkeypatch.setattr(engine.steps, "record", spy)
+    return threads
+
+
+@step()
+async def double(x: int) -> int:
+    return 2 * x
+
+
+@workflow()
+async def double_twice(x: int) -> tuple[int, int]:
+    loop_thread = threading.get_ident()
+    return await double(await double(x)), loop_thread
+
+
+def test_a_lone_async_workflow_records_its_steps_on_its_event_loop(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _spy_step_writes(sqlite_engine, monkeypatch)
+
+    async def main() -> tuple[int, int]:
+        with workflow_options(workflow_id="alone"):
+            return await double_twice(3)
+
+    value, loop_thread = asyncio.run(main())
+    assert value == 12
+    assert threads == [loop_thread, loop_thread]
+    assert [s.output for s in sqlite_engine.list_steps("alone")] == [6, 12]
+    assert sqlite_engine.get_workflow_status("alone").status == "SUCCESS"
+
+
+def test_concurrent_workflows_record_on_io_threads(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _spy_step_writes(sqlite_engine, monkeypatch)
+    started = asyncio.Event()
+
+    @workflow(name="inline.waits_for_a_second")
+    async def first() -> int:
+        started.set()
+        await asyncio.sleep(0.3)
+        return await double(1)
+
+    async def main() -> list[Any]:
+        with workflow_options(workflow_id="first"):
+            running = asyncio.ensure_future(first())
+        await started.wait()
+        with workflow_options(workflow_id="second"):
+            second = await double_twice(5)
+        return [await running, second, threading.get_ident()]
+
+    first_value, (second_value, _), loop_thread = asyncio.run(main())
+    assert (first_value, second_value) == (2, 20)
+    # the second workflow's two steps ran while the first was active: both on IO threads
+    assert len(threads) == 3
+    assert loop_thread not in threads[:2]
+
+
+def test_slow_commits_send_writes_to_io_threads(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _spy_step_writes(sqlite_engine, monkeypatch)
+    sqlite_engine.database.write_seconds = 1.0  # as if commits had been taking a second
+
+    async def main() -> tuple[int, int]:
+        with workflow_options(workflow_id="slow-disk"):
+            return await double_twice(1)
+
+    value, loop_thread = asyncio.run(main())
+    assert value == 4
+    assert threads and loop_thread not in threads
+    # fast commits on the IO threads bring the average back down: inline writes resume later
+    assert sqlite_engine.database.write_seconds < 1.0
+
+
+def test_a_write_that_would_wait_for_the_lock_moves_off_the_loop(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """Another writer holds SQLite's write lock when a step finishes: the record waits on an IO
+    thread, the event loop keeps running meanwhile, and the step is recorded once the lock frees."""
+    holder = sqlite3.connect(tmp_path / "inline.db", isolation_level=None, check_same_thread=False)
+    lock_taken = threading.Event()
+    ticks_while_locked: list[int] = []
+    ticks = [0]
+
+    def release_later() -> None:
+        ticks_at_lock = ticks[0]
+        threading.Event().wait(0.5)
+        ticks_while_locked.append(ticks[0] - ticks_at_lock)
+        holder.execute("COMMIT")
+
+    @step(name="inline.takes_the_lock")
+    async def takes_the_lock() -> str:
+        holder.execute("BEGIN IMMEDIATE")  # as another process writing would
+        lock_taken.set()
+        threading.Thread(target=release_later, daemon=True).start()
+        return "recorded after the lock"
+
+    @workflow(name="inline.blocked_writer")
+    async def blocked_writer() -> str:
+        return await takes_the_lock()
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            await asyncio.sleep(0.01)
+
+    async def main() -> str:
+        stop = asyncio.Event()
+        ticking = asyncio.ensure_future(ticker(stop))
+        try:
+            with workflow_options(workflow_id="blocked"):
+                return await blocked_writer()
+        finally:
+            stop.set()
+            await ticking
+
+    try:
+        assert asyncio.run(main()) == "recorded after the lock"
+    finally:
+        holder.close()
+    assert lock_taken.is_set()
+    # about 50 ticks in the half second the lock was held; a loop stuck in a busy wait makes none
+    assert ticks_while_locked and ticks_while_locked[0] >= 10
+    assert [s.output for s in sqlite_engine.list_steps("blocked")] == ["recorded after the lock"]
+    assert sqlite_engine.get_workflow_status("blocked").status == "SUCCESS"
