@@ -122,8 +122,12 @@ def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}", drop
 
 
-def _unrecorded_durability() -> Any:
-    """Our `Durability` capability with steps that run their body and record nothing."""
+def _unrecorded_durability(*, engaged: bool = False) -> Any:
+    """Our `Durability` capability with steps that run their body and record nothing.
+
+    `engaged`: the toolkit acts as if inside a workflow although there is none, and nothing reads
+    workflow state: pydantic-ai's toolkit with no engine and no database under it.
+    """
     from durable_pydantic_ai import Durability, StepBackend
 
     class UnrecordedBackend(StepBackend):
@@ -138,29 +142,10 @@ def _unrecorded_durability() -> Any:
                 self._backend = UnrecordedBackend(agent_name=self.name or "bench")
             return self._backend
 
-    return UnrecordedDurability()
-
-
-def _toolkit_without_database() -> Any:
-    """Our `Durability` capability engaged as if inside a workflow, with steps that record nothing
-    and nothing that reads workflow state: pydantic-ai's toolkit with no engine under it."""
-    from durable_pydantic_ai import Durability, StepBackend
-
-    class UnrecordedBackend(StepBackend):
-        async def execute(
-            self, *, operation_id: Any, name: str, body: Any, cache_key: Any, config: Any
-        ) -> object:
-            return await body()
-
-    class EngagedDurability(Durability[None]):
+    class EngagedDurability(UnrecordedDurability):
         @property
         def in_durable_context(self) -> bool:
             return True
-
-        def get_durable_operation_backend(self) -> StepBackend:
-            if self._backend is None:
-                self._backend = UnrecordedBackend(agent_name=self.name or "bench")
-            return self._backend
 
         def get_default_run_id(self) -> str | None:
             return None
@@ -168,7 +153,7 @@ def _toolkit_without_database() -> Any:
         def get_default_conversation_id(self, run_id: str) -> str | None:
             return None
 
-    return EngagedDurability()
+    return EngagedDurability() if engaged else UnrecordedDurability()
 
 
 def _run_commit_floor(tmp: Path, runs: int, warmup: int) -> dict[str, Any]:
@@ -228,7 +213,7 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
         if variant == "toolkit-nodb":
-            agent = build_agent("bench", capabilities=[_toolkit_without_database()])
+            agent = build_agent("bench", capabilities=[_unrecorded_durability(engaged=True)])
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
         if variant == "toolkit-sqlite":
