@@ -309,7 +309,7 @@ class Engine:
         commits with each other's work.
         """
         db = self._db
-        if db is not None and db.writes_inline and len(self.active) <= 1:
+        if self.launched and db is not None and db.writes_inline and len(self.active) <= 1:
             try:
                 with db.inline_writes():
                     return fn()
