@@ -231,54 +231,29 @@ class Database:
         trip (psycopg prepares it after a few uses); on SQLite one autocommit statement.
         """
         if self._sqlite_path is not None:
-            if _inline.get():
-                return self._sqlite_write_inline(statement, params)
-            return self._sqlite_write_one(statement, params)
+            return self._sqlite_write_one(statement, params, inline=_inline.get())
         if _inline.get():
             raise WriteWouldWait("Postgres writes run on an IO thread")
         with self._autocommit_cursor() as cursor:
             cursor.execute(statement, params)
             return cursor.rowcount
 
-    def _sqlite_write_one(self, statement: str, params: dict[str, Any]) -> int:
+    def _sqlite_write_one(self, statement: str, params: dict[str, Any], *, inline: bool = False) -> int:
         # One autocommit statement: a write statement takes SQLite's write lock when it starts
         # (as BEGIN IMMEDIATE would, waiting out busy_timeout) and commits when it ends, all in
-        # one call that releases the GIL once instead of three times.
-        started = time.perf_counter()
-        with self._sqlite_raw() as conn:
-            count = conn.execute(statement, params).rowcount
-        self._note_write(time.perf_counter() - started)
-        return count
-
-    def _sqlite_write_inline(self, statement: str, params: dict[str, Any]) -> int:
-        """One autocommit statement on a connection that never waits for the write lock."""
-        try:
-            conn = self._sqlite_inline_free.get_nowait()
-        except queue.Empty:
-            try:
-                conn = self._sqlite_connect(busy_timeout_ms=0)
-            except sqlite3.Error as error:
-                raise WriteWouldWait(str(error)) from error
+        # one call that releases the GIL once instead of three times. Inline, the connection never
+        # waits for the lock, and a failed statement, which left nothing behind, is redone by the
+        # caller on an IO thread (with the busy timeout and the retries of `retrying`).
         started = time.perf_counter()
         try:
-            count = conn.execute(statement, params).rowcount
+            with self._sqlite_raw(inline=inline) as conn:
+                count = conn.execute(statement, params).rowcount
         except sqlite3.Error as error:
-            # An autocommit statement that failed left nothing behind: the IO thread redoes it,
-            # with the busy timeout and the retries of `retrying`.
-            self._release_inline(conn)
-            raise WriteWouldWait(str(error)) from error
-        except BaseException:
-            conn.close()
+            if inline:
+                raise WriteWouldWait(str(error)) from error
             raise
         self._note_write(time.perf_counter() - started)
-        self._release_inline(conn)
         return count
-
-    def _release_inline(self, conn: sqlite3.Connection) -> None:
-        if self._closed or conn.in_transaction:
-            conn.close()
-        else:
-            self._sqlite_inline_free.put(conn)
 
     def _note_write(self, seconds: float) -> None:
         # unlocked: a lost update between two threads only nudges an average
@@ -316,13 +291,15 @@ class Database:
             raw.close()
 
     @contextmanager
-    def _sqlite_raw(self) -> Generator[sqlite3.Connection, None, None]:
+    def _sqlite_raw(self, *, inline: bool = False) -> Generator[sqlite3.Connection, None, None]:
         """A sqlite3 connection (autocommit) from our own free list: a pool checkout through
-        SQLAlchemy costs about a tenth of a step here. Opened with the engine's pragmas."""
+        SQLAlchemy costs about a tenth of a step here. Opened with the engine's pragmas; `inline`
+        ones (a list of their own) have no busy timeout."""
+        free = self._sqlite_inline_free if inline else self._sqlite_free
         try:
-            conn = self._sqlite_free.get_nowait()
+            conn = free.get_nowait()
         except queue.Empty:
-            conn = self._sqlite_connect()
+            conn = self._sqlite_connect(busy_timeout_ms=0 if inline else 30000)
         try:
             yield conn
         except BaseException:
@@ -331,7 +308,7 @@ class Database:
         if self._closed:
             conn.close()
         else:
-            self._sqlite_free.put(conn)
+            free.put(conn)
 
     def _sqlite_connect(self, *, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
         assert self._sqlite_path is not None
