@@ -11,7 +11,7 @@ from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
 from .messages import MessageStore, StepWrite
 from .queues import ClaimRequest, QueueStore
 from .steps import StepStore
-from .workflows import TERMINAL_STATUSES, WorkflowStore
+from .workflows import TERMINAL_STATUSES, ParentStep, WorkflowStore
 
 __all__ = [
     "LATEST_VERSION",
@@ -23,6 +23,7 @@ __all__ = [
     "ExecutorRow",
     "ExecutorStore",
     "MessageStore",
+    "ParentStep",
     "QueueStore",
     "StepRow",
     "StepStore",

@@ -11,12 +11,13 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 
 from ..errors import DurableError
 from . import _schema
 from ._database import Database
 
-__all__ = ["LATEST_VERSION", "migrate"]
+__all__ = ["LATEST_VERSION", "migrate", "schema_version"]
 
 Migration = Callable[[sa.Connection], None]
 
@@ -39,18 +40,43 @@ def _v3_checkpoint_versions(conn: sa.Connection) -> None:
     those bodies wrongly, refuses the database instead."""
 
 
+def _v4_owner_epoch(conn: sa.Connection) -> None:
+    """workflows.owner_epoch: the ownership generation every ownership-proving write names."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("workflows")}
+    if "owner_epoch" not in columns:  # databases created before v4 (v1 creates the current tables)
+        conn.exec_driver_sql("ALTER TABLE workflows ADD COLUMN owner_epoch INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "core tables: workflows, steps, messages, events, streams, executors", _v1_core),
     (2, "LangGraph checkpoint tables", _v2_checkpoints),
     (3, "LangGraph checkpoint bodies keep channel versions as given", _v3_checkpoint_versions),
+    (4, "workflows.owner_epoch: ownership generations, so a body that lost a workflow writes nothing", _v4_owner_epoch),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 _MIGRATION_TABLE = "durable_schema_migrations"
 
 
+def schema_version(db: Database) -> int:
+    """The database's schema version, read without a write lock (0: no durable tables yet)."""
+    try:
+        with db.read() as conn:
+            return conn.exec_driver_sql(f"SELECT MAX(version) FROM {_MIGRATION_TABLE}").scalar() or 0
+    except exc.DBAPIError as error:
+        missing = isinstance(error, exc.OperationalError | exc.ProgrammingError)
+        if missing and not error.connection_invalidated:
+            return 0  # no migration table (a new database), or nothing we may read
+        raise
+
+
 def migrate(db: Database) -> int:
-    """Bring the database to the latest schema version; return that version."""
+    """Bring the database to the latest schema version; return that version.
+
+    An up-to-date database is only read (no write lock), so a read-only one opens too.
+    """
+    if schema_version(db) == LATEST_VERSION:
+        return LATEST_VERSION
 
     def run() -> int:
         with db.write() as conn:

@@ -33,6 +33,7 @@ class WorkflowRow:
     wait_deadline: int | None
     wait_step: int | None
     trace_context: str | None
+    owner_epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,10 @@ workflows = sa.Table(
     sa.Column("wait_deadline", sa.BigInteger),
     sa.Column("wait_step", sa.Integer),
     sa.Column("trace_context", sa.Text),
+    # incremented by every change of ownership (claim, resume, dequeue, requeue, cancel): each
+    # ownership-proving write names the epoch it runs under, so a body that lost the workflow and
+    # got it back (same executor id) is still refused
+    sa.Column("owner_epoch", sa.Integer, nullable=False, server_default="0"),
     sa.Index("workflows_status_executor", "status", "executor_id"),
     sa.Index("workflows_created_at", "created_at"),
     sa.Index("workflows_queue", "queue_name", "status", "priority", "created_at"),

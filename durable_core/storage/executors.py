@@ -24,6 +24,7 @@ class ClaimedWorkflow:
     name: str
     recovery_attempts: int
     queue_name: str | None = None
+    owner_epoch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,25 @@ class ExecutorStore:
                 queues.update(json.loads(r.queue_names or "[]"))
         return names, queues
 
+    def live(self, now: int) -> list[tuple[str, str | None, frozenset[str], frozenset[str]]]:
+        """(executor id, app version, workflow names, queue names) of each executor whose lease is fresh."""
+        stmt = sa.select(
+            executors.c.executor_id,
+            executors.c.app_version,
+            executors.c.workflow_names,
+            executors.c.queue_names,
+        ).where(executors.c.heartbeat_at + executors.c.lease_ms >= now)
+        with self.db.read() as conn:
+            return [
+                (
+                    r.executor_id,
+                    r.app_version,
+                    frozenset(json.loads(r.workflow_names or "[]")),
+                    frozenset(json.loads(r.queue_names or "[]")),
+                )
+                for r in conn.execute(stmt)
+            ]
+
     def get(self, executor_id: str) -> ExecutorRow | None:
         with self.db.read() as conn:
             r = conn.execute(
@@ -169,6 +189,7 @@ class ExecutorStore:
         now: int,
         workflow_id: str | None = None,
         names: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[ClaimedWorkflow]:
         """Move `from_executor`'s PENDING workflows of this version to `to_executor`, counting a recovery."""
         stmt = (
@@ -179,22 +200,28 @@ class ExecutorStore:
                 workflows.c.app_version == app_version,
             )
             .values(
-                executor_id=to_executor, recovery_attempts=workflows.c.recovery_attempts + 1, updated_at=now
+                executor_id=to_executor,
+                recovery_attempts=workflows.c.recovery_attempts + 1,
+                updated_at=now,
+                owner_epoch=workflows.c.owner_epoch + 1,
             )
             .returning(
                 workflows.c.workflow_id,
                 workflows.c.name,
                 workflows.c.recovery_attempts,
                 workflows.c.queue_name,
+                workflows.c.owner_epoch,
             )
         )
         if workflow_id is not None:
             stmt = stmt.where(workflows.c.workflow_id == workflow_id)
         if names is not None:  # only what the claimer can run: a claim it would not run strands the work
             stmt = stmt.where(workflows.c.name.in_(list(names)))
+        if exclude:  # workflows the claimer runs right now: claiming them would stop their bodies
+            stmt = stmt.where(workflows.c.workflow_id.notin_(list(exclude)))
 
         def run() -> list[ClaimedWorkflow]:
             with self.db.write() as conn:
-                return [ClaimedWorkflow(r[0], r[1], r[2], r[3]) for r in conn.execute(stmt)]
+                return [ClaimedWorkflow(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(stmt)]
 
         return self.db.retrying(run, what="claim workflows")

@@ -17,20 +17,30 @@ __all__ = ["MessageStore", "StepWrite"]
 
 _OWNED = (
     "SELECT 1 FROM workflows WHERE workflow_id = :workflow_id AND status = 'PENDING' "
-    "AND executor_id = :executor_id"
+    "AND executor_id = :executor_id AND owner_epoch = :owner_epoch"
 )
 
 
 class StepWrite:
     """The step row to commit beside an operation's effect."""
 
-    __slots__ = ("executor_id", "name", "output", "serialization", "started_at", "step_id", "workflow_id")
+    __slots__ = (
+        "executor_id",
+        "name",
+        "output",
+        "owner_epoch",
+        "serialization",
+        "started_at",
+        "step_id",
+        "workflow_id",
+    )
 
     def __init__(
         self,
         *,
         workflow_id: str,
         executor_id: str,
+        owner_epoch: int,
         step_id: int,
         name: str,
         output: str | None,
@@ -39,6 +49,7 @@ class StepWrite:
     ) -> None:
         self.workflow_id = workflow_id
         self.executor_id = executor_id
+        self.owner_epoch = owner_epoch
         self.step_id = step_id
         self.name = name
         self.output = output
@@ -54,7 +65,11 @@ class MessageStore:
     # -- helpers ------------------------------------------------------------------------
 
     def _owns(self, conn: sa.Connection, step: StepWrite) -> bool:
-        params = {"workflow_id": step.workflow_id, "executor_id": step.executor_id}
+        params = {
+            "workflow_id": step.workflow_id,
+            "executor_id": step.executor_id,
+            "owner_epoch": step.owner_epoch,
+        }
         if self.db.dialect == "postgresql":
             # lock the row so a concurrent cancel or takeover cannot slip between check and write
             return conn.exec_driver_sql(self._owned + " FOR SHARE", params).first() is not None
@@ -172,7 +187,14 @@ class MessageStore:
     # -- wait markers ---------------------------------------------------------------------
 
     def begin_wait(
-        self, *, workflow_id: str, executor_id: str, topic: str, deadline: int | None, step_id: int
+        self,
+        *,
+        workflow_id: str,
+        executor_id: str,
+        owner_epoch: int,
+        topic: str,
+        deadline: int | None,
+        step_id: int,
     ) -> bool:
         """Mark the workflow as waiting (for introspection and to keep the deadline across restarts)."""
 
@@ -185,6 +207,7 @@ class MessageStore:
                             workflows.c.workflow_id == workflow_id,
                             workflows.c.status == "PENDING",
                             workflows.c.executor_id == executor_id,
+                            workflows.c.owner_epoch == owner_epoch,
                         )
                         .values(wait_topic=topic, wait_deadline=deadline, wait_step=step_id)
                     ).rowcount

@@ -114,6 +114,7 @@ class QueueStore:
                 .values(
                     status="PENDING",
                     executor_id=r.executor_id,
+                    owner_epoch=workflows.c.owner_epoch + 1,
                     started_at=r.now,
                     updated_at=r.now,
                     deadline_at=sa.case(
@@ -164,7 +165,13 @@ class QueueStore:
             conn.execute(
                 sa.update(workflows)
                 .where(workflows.c.workflow_id.in_(list(workflow_ids)), workflows.c.status == "PENDING")
-                .values(status="ENQUEUED", executor_id=None, updated_at=now, started_at=None)
+                .values(
+                    status="ENQUEUED",
+                    executor_id=None,
+                    updated_at=now,
+                    started_at=None,
+                    owner_epoch=workflows.c.owner_epoch + 1,
+                )
             )
 
     def owned_queue_workflows(self, executor_id: str) -> list[str]:

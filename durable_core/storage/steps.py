@@ -2,8 +2,9 @@
 
 A step is recorded with one statement that also proves ownership: it inserts only while the
 workflow row is PENDING and owned by this executor. Zero rows inserted means the workflow was
-cancelled or taken over (or the row already exists after a lost acknowledgement), which the
-caller resolves with `get`.
+cancelled or taken over (or, after a lost acknowledgement, that our own earlier attempt
+committed), which the caller resolves by reading the workflow row: a step row that exists is
+never taken as proof of ownership, since another owner may have written it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _RECORD = (
     "SELECT :workflow_id, CAST(:step_id AS INTEGER), :name, :output, :error, :serialization, :child_workflow_id, "
     "CAST(:started_at AS BIGINT), CAST(:completed_at AS BIGINT) "
     "WHERE EXISTS (SELECT 1 FROM workflows WHERE workflow_id = :workflow_id AND status = 'PENDING' "
-    "AND executor_id = :executor_id) "
+    "AND executor_id = :executor_id AND owner_epoch = CAST(:owner_epoch AS INTEGER)) "
     "ON CONFLICT (workflow_id, step_id) DO NOTHING"
 )
 _LOAD = (
@@ -44,6 +45,7 @@ class StepStore:
         *,
         workflow_id: str,
         executor_id: str,
+        owner_epoch: int,
         step_id: int,
         name: str,
         output: str | None,
@@ -53,10 +55,12 @@ class StepStore:
         started_at: int,
         completed_at: int,
     ) -> bool:
-        """Insert the step's outcome if this executor still owns the workflow; True if inserted."""
+        """Insert the step's outcome if this executor still owns the workflow under `owner_epoch`;
+        True if inserted."""
         params: dict[str, Any] = {
             "workflow_id": workflow_id,
             "executor_id": executor_id,
+            "owner_epoch": owner_epoch,
             "step_id": step_id,
             "name": name,
             "output": output,

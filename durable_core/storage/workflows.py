@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,10 +13,11 @@ from ._database import notify as pg_notify
 from ._rows import WorkflowRow
 from ._schema import steps, workflows
 
-__all__ = ["TERMINAL_STATUSES", "WorkflowStore"]
+__all__ = ["TERMINAL_STATUSES", "ParentStep", "WorkflowStore"]
 
 TERMINAL_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
-_COLUMNS = [c.name for c in workflows.columns]
+# a new row starts at ownership epoch 0 (the column default); only ownership changes bump it
+_COLUMNS = [c.name for c in workflows.columns if c.name != "owner_epoch"]
 _INSERT = (
     f"INSERT INTO workflows ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
     "ON CONFLICT (workflow_id) DO NOTHING"
@@ -28,8 +30,26 @@ _INSERT_STEP = (
 _FINISH = (
     "UPDATE workflows SET status = :status, output = :output, error = :error, serialization = :serialization, "
     "updated_at = :now, deduplication_id = NULL, wait_topic = NULL, wait_deadline = NULL, wait_step = NULL "
-    "WHERE workflow_id = :workflow_id AND status = 'PENDING' AND executor_id = :executor_id"
+    "WHERE workflow_id = :workflow_id AND status = 'PENDING' AND executor_id = :executor_id "
+    "AND owner_epoch = :owner_epoch"
 )
+
+
+_OWNED = (
+    "SELECT 1 FROM workflows WHERE workflow_id = :workflow_id AND status = 'PENDING' "
+    "AND executor_id = :executor_id AND owner_epoch = :owner_epoch"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParentStep:
+    """The parent's "start child" step, written with the child's row by the parent's owner."""
+
+    workflow_id: str
+    step_id: int
+    name: str
+    executor_id: str
+    owner_epoch: int
 
 
 def _created(rowcount: int) -> bool:
@@ -47,6 +67,7 @@ class WorkflowStore:
         self.db = db
         self._insert = db.sql(_INSERT)
         self._insert_step = db.sql(_INSERT_STEP)
+        self._owned = db.sql(_OWNED)
         self._insert_notify = db.sql(
             f"WITH created AS ({_INSERT} RETURNING workflow_id) "
             "SELECT pg_notify('durable_core', :notify_payload) FROM created"
@@ -62,13 +83,14 @@ class WorkflowStore:
         self,
         values: dict[str, Any],
         *,
-        parent_step: tuple[str, int, str] | None = None,
+        parent_step: ParentStep | None = None,
         notify: str | None = None,
-    ) -> bool:
+    ) -> bool | None:
         """Create the row unless the id exists; return True if this call created it.
 
-        `parent_step` (parent id, step id, child name) records the parent's "start child" step in the
-        same transaction, so the parent never loses track of a child it created.
+        `parent_step` records the parent's "start child" step in the same transaction, so the
+        parent never loses track of a child it created; that transaction first proves the parent
+        is still owned by the caller's execution and returns None (writing nothing) if it is not.
         """
         params = {c: values.get(c) for c in _COLUMNS}
         if parent_step is None:
@@ -82,17 +104,24 @@ class WorkflowStore:
                 lambda: _created(self.db.write_one(statement, params)), what="start workflow"
             )
 
-        def run() -> bool:
+        def run() -> bool | None:
             with self.db.write() as conn:
+                owned = self._owned + (" FOR SHARE" if self.db.dialect == "postgresql" else "")
+                owner = {
+                    "workflow_id": parent_step.workflow_id,
+                    "executor_id": parent_step.executor_id,
+                    "owner_epoch": parent_step.owner_epoch,
+                }
+                if conn.exec_driver_sql(owned, owner).first() is None:
+                    return None
                 created = conn.exec_driver_sql(self._insert, params).rowcount == 1
-                parent_id, step_id, name = parent_step
                 # the parent's "start child" step, in the same transaction
                 conn.exec_driver_sql(
                     self._insert_step,
                     {
-                        "workflow_id": parent_id,
-                        "step_id": step_id,
-                        "name": name,
+                        "workflow_id": parent_step.workflow_id,
+                        "step_id": parent_step.step_id,
+                        "name": parent_step.name,
                         "child_workflow_id": values["workflow_id"],
                         "now": values["created_at"],
                     },
@@ -116,6 +145,7 @@ class WorkflowStore:
         workflow_id: str,
         executor_id: str,
         *,
+        owner_epoch: int,
         status: str,
         output: str | None,
         error: str | None,
@@ -126,6 +156,7 @@ class WorkflowStore:
         params = {
             "workflow_id": workflow_id,
             "executor_id": executor_id,
+            "owner_epoch": owner_epoch,
             "status": status,
             "output": output,
             "error": error,
@@ -138,6 +169,8 @@ class WorkflowStore:
         self, workflow_id: str, values: dict[str, Any], *, only_status: Sequence[str] | None = None
     ) -> bool:
         """Set columns of one workflow, optionally only while it has one of `only_status`."""
+        if "status" in values or "executor_id" in values:  # a change of ownership
+            values = {**values, "owner_epoch": workflows.c.owner_epoch + 1}
         stmt = sa.update(workflows).where(workflows.c.workflow_id == workflow_id).values(**values)
         if only_status is not None:
             stmt = stmt.where(workflows.c.status.in_(list(only_status)))
@@ -162,7 +195,12 @@ class WorkflowStore:
                         sa.update(workflows)
                         .where(workflows.c.workflow_id.in_(frontier))
                         .where(workflows.c.status.notin_(TERMINAL_STATUSES))
-                        .values(status="CANCELLED", updated_at=now, deduplication_id=None)
+                        .values(
+                            status="CANCELLED",
+                            updated_at=now,
+                            deduplication_id=None,
+                            owner_epoch=workflows.c.owner_epoch + 1,
+                        )
                         .returning(workflows.c.workflow_id)
                     )
                     cancelled.extend(r[0] for r in result)
