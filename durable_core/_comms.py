@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._context import current_context
+from ._records import wait_label
 from ._runtime import WorkflowContext, now_ms
 from .errors import SerializationError, StepOutsideWorkflow, WorkflowNotFoundError
 from .storage import StepWrite
@@ -226,7 +227,9 @@ def _live_step(ctx: WorkflowContext, name: str) -> int | None:
 
 
 def _sleep_wait(ctx: WorkflowContext, step_id: int, seconds: float) -> _Wait:
-    return _Wait(ctx, step_id, "durable.sleep", "sleep", seconds, [], None, lambda deadline: deadline)
+    return _Wait(
+        ctx, step_id, "durable.sleep", wait_label("sleep"), seconds, [], None, lambda deadline: deadline
+    )
 
 
 def sleep(seconds: float) -> None:
@@ -258,7 +261,7 @@ def _recv_wait(ctx: WorkflowContext, step_id: int, topic: str | None, timeout: f
             )
         return False, None
 
-    label = "recv" if topic is None else f"recv:{topic}"
+    label = wait_label("recv", topic)  # WaitInfo.topic reads back exactly `topic`
     return _Wait(
         ctx,
         step_id,
@@ -306,7 +309,7 @@ def _event_wait(
         ctx,
         step_id,
         "durable.get_event",
-        f"event:{workflow_id}:{key}",
+        wait_label("event", f"{workflow_id}:{key}"),
         timeout,
         [f"event:{workflow_id}:{key}"],
         attempt,

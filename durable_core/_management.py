@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._handle import WorkflowHandle
-from ._records import StepInfo, WaitInfo, WorkflowStatus
+from ._records import StepInfo, WorkflowStatus, parse_wait
 from ._registry import get_workflow
 from ._runtime import now_ms
 from ._serialization import decode_error
@@ -53,7 +53,7 @@ def to_status(engine: Engine, row: WorkflowRow) -> WorkflowStatus:
             output = row.output
     waiting = None
     if row.status == "PENDING" and row.wait_topic is not None:
-        waiting = WaitInfo(topic=row.wait_topic, deadline=row.wait_deadline)
+        waiting = parse_wait(row.wait_topic, row.wait_deadline)
     return WorkflowStatus(
         workflow_id=row.workflow_id,
         name=row.name,

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from .._engine import Engine
 from .._records import WorkflowStatus
 from ..errors import WorkflowNotFoundError
+from ..storage._database import redact_url
 from . import _render
-from ._export import step_dict, workflow_dict
+from ._export import (
+    answer_command,
+    describe_wait,
+    error_line,
+    plain_field,
+    plain_time,
+    preview,
+    step_dict,
+    workflow_dict,
+)
 
-__all__ = ["COMMANDS", "CommandError", "load_message"]
+__all__ = ["COMMANDS", "CommandError", "check_usage", "database_option", "load_message", "output_format"]
 
 TERMINAL = ("SUCCESS", "ERROR", "CANCELLED")
 
@@ -30,11 +42,45 @@ class CommandError(Exception):
 
 
 def _out() -> Console:
-    return Console(soft_wrap=False, highlight=False)
+    # soft_wrap: a message line is never broken at the terminal width (ids and commands stay whole)
+    return Console(soft_wrap=True, highlight=False)
+
+
+def _note(text: str) -> None:
+    """A remark that is not data: on stderr, so pipes carry only rows."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(text)
+
+
+def _message(text: str, table: bool) -> None:
+    """A message in place of data: with the table on a terminal, else on stderr."""
+    if table:
+        _out().print(text)
+    else:
+        _note(text)
 
 
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The chosen --format; by default a table on a terminal and plain text in a pipe or file."""
+    chosen = getattr(args, "format", None)
+    if chosen:
+        return str(chosen)
+    return "table" if sys.stdout.isatty() else "plain"
+
+
+def _print_plain(header: list[str], rows: list[list[Any]], args: argparse.Namespace) -> None:
+    lines = [] if getattr(args, "no_header", False) else ["\t".join(header)]
+    lines += ["\t".join(plain_field(value) for value in row) for row in rows]
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _print_ids(rows: list[WorkflowStatus]) -> None:
+    if rows:
+        sys.stdout.write("".join(f"{row.workflow_id}\n" for row in rows))
 
 
 def _status(engine: Engine, workflow_id: str) -> WorkflowStatus:
@@ -62,31 +108,54 @@ def _has_filter(args: argparse.Namespace) -> bool:
 # -- workflows ---------------------------------------------------------------------------
 
 
+WORKFLOW_COLUMNS = ["ID", "NAME", "STATUS", "CREATED", "QUEUE", "WAITING_FOR_OR_ERROR"]
+
+
+def _workflow_row(row: WorkflowStatus) -> list[Any]:
+    detail = describe_wait(row.waiting) if row.waiting else preview(error_line(row.error), 200)
+    return [row.workflow_id, row.name, row.status, plain_time(row.created_at), row.queue_name, detail]
+
+
+def _print_workflows(rows: list[WorkflowStatus], args: argparse.Namespace) -> None:
+    fmt = output_format(args)
+    if getattr(args, "ids", False):
+        _print_ids(rows)
+    elif fmt == "json":
+        _print_json([workflow_dict(row) for row in rows])
+    elif fmt == "plain":
+        _print_plain(WORKFLOW_COLUMNS, [_workflow_row(row) for row in rows], args)
+    else:
+        _out().print(_render.workflows_table(rows))
+
+
 def workflows_list(engine: Engine, args: argparse.Namespace) -> int:
     rows = engine.list_workflows(
         **filters_of(args), limit=args.limit or None, offset=args.offset, newest_first=args.newest_first
     )
-    if args.json:
-        _print_json([workflow_dict(row) for row in rows])
-        return 0
-    console = _out()
-    if not rows:
-        console.print(
-            "no workflows match" + (" these filters" if _has_filter(args) else " (the database is empty)")
+    table = output_format(args) == "table" and not args.ids
+    if not rows and output_format(args) != "json":
+        message = "no workflows match" + (
+            " these filters" if _has_filter(args) else " (the database is empty)"
         )
+        _message(message, table)
         return 0
-    console.print(_render.workflows_table(rows))
-    if args.limit and len(rows) == args.limit:
-        console.print(
-            f"[dim]showing {len(rows)} from offset {args.offset}: more may exist "
-            f"(--offset {args.offset + len(rows)}, or --limit 0 for all)[/dim]"
+    _print_workflows(rows, args)
+    if args.limit and len(rows) == args.limit and output_format(args) != "json":
+        more = (
+            f"showing {len(rows)} from offset {args.offset}: more may exist "
+            f"(--offset {args.offset + len(rows)}, or --limit 0 for all)"
         )
+        _message(f"[dim]{more}[/dim]", table)
     return 0
+
+
+STEP_COLUMNS = ["STEP", "NAME", "STATUS", "DURATION", "CHILD", "OUTPUT_OR_ERROR"]
 
 
 def workflows_show(engine: Engine, args: argparse.Namespace) -> int:
     wf = _status(engine, args.workflow_id)
     steps = engine.list_steps(args.workflow_id)
+    fmt = output_format(args)
     if args.step is not None:
         chosen = [s for s in steps if s.step_id == args.step]
         if not chosen:
@@ -94,37 +163,55 @@ def workflows_show(engine: Engine, args: argparse.Namespace) -> int:
             raise CommandError(
                 f"workflow {args.workflow_id!r} has no recorded step {args.step} (recorded: {recorded})"
             )
-        if args.json:
+        if fmt == "json":
             _print_json(step_dict(chosen[0]))
+        elif fmt == "plain":
+            sys.stdout.write(_render.step_plain(chosen[0]) + "\n")
         else:
             _out().print(_render.step_detail(chosen[0]))
         return 0
-    if args.json:
+    if fmt == "json":
         _print_json({"workflow": workflow_dict(wf), "steps": [step_dict(s) for s in steps]})
+        return 0
+    hint = (
+        f"full step: durable workflows show {wf.workflow_id} --step N; everything: --json; rerun from a "
+        f"step: durable workflows fork {wf.workflow_id} --from-step N"
+    )
+    if fmt == "plain":
+        sys.stdout.write(
+            "".join(f"{key}\t{plain_field(value)}\n" for key, value in _render.workflow_fields(wf))
+        )
+        sys.stdout.write("\n")
+        _print_plain(STEP_COLUMNS, [_render.step_row(s) for s in steps], args)
         return 0
     console = _out()
     console.print(_render.workflow_panel(wf))
     console.print(_render.steps_table(steps))
     if steps:
-        console.print(
-            f"[dim]full step: durable workflows show {wf.workflow_id} --step N; "
-            f"everything: --json; rerun from a step: durable workflows fork {wf.workflow_id} "
-            "--from-step N[/dim]"
-        )
+        console.print(f"[dim]{hint}[/dim]")
     return 0
 
 
+def check_usage(args: argparse.Namespace) -> None:
+    """Usage errors found before any database is opened (exit status 2)."""
+    if args.command == "send":
+        load_message(args.message)
+    if args.command == "workflows" and args.action in ("cancel", "resume"):
+        if args.workflow_ids and _has_filter(args):
+            raise CommandError("give workflow ids or filters, not both", code=2)
+        if not args.workflow_ids and not _has_filter(args):
+            raise CommandError(
+                f"say which workflows to {args.action}: one or more ids, or filters such as "
+                f"--status PENDING --name NAME (see --help); ids may come from a pipe: durable workflows "
+                f"list --status ... -q | xargs -r durable workflows {args.action}",
+                code=2,
+            )
+
+
 def _targets(engine: Engine, args: argparse.Namespace, default_status: list[str]) -> list[WorkflowStatus]:
-    if args.workflow_ids and _has_filter(args):
-        raise CommandError("give workflow ids or filters, not both", code=2)
+    check_usage(args)
     if args.workflow_ids:
         return [_status(engine, wid) for wid in args.workflow_ids]
-    if not _has_filter(args):
-        raise CommandError(
-            f"say which workflows to {args.action}: one or more ids, or filters such as "
-            "--status PENDING --name NAME (see --help)",
-            code=2,
-        )
     return engine.list_workflows(**filters_of(args, default_status))
 
 
@@ -132,8 +219,8 @@ def workflows_cancel(engine: Engine, args: argparse.Namespace) -> int:
     targets = _targets(engine, args, ["PENDING", "ENQUEUED"])
     console = _out()
     if args.dry_run:
-        console.print(_render.workflows_table(targets))
-        console.print(f"dry run: would cancel {len(targets)} workflow(s)")
+        _print_workflows(targets, args)
+        _note(f"dry run: would cancel {len(targets)} workflow(s)")
         return 0
     cancelled = 0
     for wf in targets:
@@ -152,8 +239,8 @@ def workflows_resume(engine: Engine, args: argparse.Namespace) -> int:
     targets = _targets(engine, args, ["CANCELLED", "RETRIES_EXCEEDED"])
     console = _out()
     if args.dry_run:
-        console.print(_render.workflows_table(targets))
-        console.print(f"dry run: would resume {len(targets)} workflow(s)")
+        _print_workflows(targets, args)
+        _note(f"dry run: would resume {len(targets)} workflow(s)")
         return 0
     failed = resumed = 0
     for wf in targets:
@@ -220,19 +307,72 @@ def workflows_fork(engine: Engine, args: argparse.Namespace) -> int:
 # -- inbox, send, migrate, dashboard -----------------------------------------------------
 
 
+INBOX_COLUMNS = ["ID", "NAME", "KIND", "TOPIC", "DEADLINE", "WAITING_FOR", "ANSWER_WITH"]
+
+
+def database_option(args: argparse.Namespace) -> str:
+    """The ``--database-url`` part of a command printed for the user: the URL given on this
+    command line (its password hidden), or nothing when it came from the environment."""
+    url = getattr(args, "database_url", None)
+    if not url:
+        return ""
+    safe = redact_url(url)
+    return f" --database-url {shlex.quote(safe)}"
+
+
 def inbox(engine: Engine, args: argparse.Namespace) -> int:
     rows = engine.list_workflows(status="PENDING", waiting=True, limit=args.limit or None)
     if not args.all:
-        rows = [r for r in rows if r.waiting is not None and r.waiting.topic.startswith("recv")]
-    if args.json:
-        _print_json([workflow_dict(row) for row in rows])
+        rows = [r for r in rows if r.waiting is not None and r.waiting.answerable]
+    fmt = output_format(args)
+    suffix = database_option(args)
+
+    def answer(row: WorkflowStatus) -> str:
+        command = answer_command(row.workflow_id, row.waiting)
+        return f"{command}{suffix}" if command else ""
+
+    if args.ids:
+        _print_ids(rows)
+        return 0
+    if fmt == "json":
+        records = [workflow_dict(row) for row in rows]
+        for record, row in zip(records, rows, strict=True):
+            if record["waiting"] is not None and record["waiting"]["answer_with"]:
+                record["waiting"]["answer_with"] = answer(row)
+        _print_json(records)
         return 0
     if not rows:
-        _out().print(
-            "nothing is waiting for input" + ("" if args.all else " (--all also lists timers and events)")
+        message = "nothing is waiting for input" + (
+            "" if args.all else " (--all also lists timers and events)"
+        )
+        _message(message, fmt == "table")
+        return 0
+    if fmt == "plain":
+        _print_plain(
+            INBOX_COLUMNS,
+            [
+                [
+                    row.workflow_id,
+                    row.name,
+                    row.waiting.kind if row.waiting else "",
+                    row.waiting.topic if row.waiting else "",
+                    plain_time(row.waiting.deadline) if row.waiting else "",
+                    describe_wait(row.waiting),
+                    answer(row),
+                ]
+                for row in rows
+            ],
+            args,
         )
         return 0
-    _out().print(_render.inbox_table(rows))
+    console = _out()
+    console.print(_render.inbox_table(rows))
+    commands = [command for command in map(answer, rows) if command]
+    if commands:
+        # one command per line, never wrapped, so each copies and pastes whole
+        console.print("answer with (put the JSON answer in place of <json>):")
+        for command in commands:
+            console.print(f"  {escape(command)}")
     return 0
 
 

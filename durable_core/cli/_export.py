@@ -8,6 +8,7 @@ one-line previews (for tables).
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from .._records import StepInfo, WaitInfo, WorkflowStatus
 from ..errors import RecordedError
 
 __all__ = [
+    "answer_command",
     "describe_wait",
     "duration_text",
     "error_dict",
@@ -24,6 +26,8 @@ __all__ = [
     "format_ms",
     "iso_ms",
     "jsonable",
+    "plain_field",
+    "plain_time",
     "pretty_json",
     "preview",
     "reply_topic",
@@ -72,6 +76,19 @@ def format_ms(value: int | None) -> str:
     return datetime.fromtimestamp(value / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def plain_time(value: int | None) -> str:
+    """Epoch milliseconds as a local ISO time without spaces ('' for None), for plain output."""
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value / 1000, tz=UTC).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def plain_field(value: Any) -> str:
+    """One field of a tab-separated line: never cut; tabs and line breaks become spaces."""
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
 def iso_ms(value: int | None) -> str | None:
     if value is None:
         return None
@@ -111,28 +128,32 @@ def describe_wait(wait: WaitInfo | None) -> str:
     """What a waiting workflow is blocked on, in words."""
     if wait is None:
         return ""
-    topic = wait.topic
-    if topic == "recv":
-        return "a message (default topic)"
-    if topic.startswith("recv:"):
-        return f"a message on topic {topic[5:]!r}"
-    if topic == "sleep":
+    if wait.kind == "recv":
+        return "a message (default topic)" if wait.topic is None else f"a message on topic {wait.topic!r}"
+    if wait.kind == "sleep":
         return "a timer (sleep)"
-    if topic.startswith("event:"):
-        source, _, key = topic[6:].rpartition(":")
+    if wait.kind == "event" and wait.detail is not None:
+        source, _, key = wait.detail.rpartition(":")
         return f"event {key!r} of workflow {source!r}"
-    return topic
+    if wait.kind == "workflow" and wait.detail is not None:
+        return f"the result of workflow {wait.detail!r}"
+    return wait.kind if wait.detail is None else f"{wait.kind} ({wait.detail})"
 
 
 def reply_topic(wait: WaitInfo | None) -> tuple[bool, str | None]:
     """Whether a message answers this wait, and the topic to send it on (None: default topic)."""
-    if wait is None:
+    if wait is None or not wait.answerable:
         return False, None
-    if wait.topic == "recv":
-        return True, None
-    if wait.topic.startswith("recv:"):
-        return True, wait.topic[5:]
-    return False, None
+    return True, wait.topic
+
+
+def answer_command(workflow_id: str, wait: WaitInfo | None, message: str = "<json>") -> str | None:
+    """A complete `durable send` command that answers this wait ('' message placeholder quoted)."""
+    answerable, topic = reply_topic(wait)
+    if not answerable:
+        return None
+    command = f"durable send {shlex.quote(workflow_id)} {shlex.quote(message)}"
+    return command if topic is None else f"{command} --topic {shlex.quote(topic)}"
 
 
 def workflow_dict(status: WorkflowStatus) -> dict[str, Any]:
@@ -140,10 +161,13 @@ def workflow_dict(status: WorkflowStatus) -> dict[str, Any]:
     waiting = None
     if status.waiting is not None:
         waiting = {
+            "kind": status.waiting.kind,
             "topic": status.waiting.topic,
+            "detail": status.waiting.detail,
             "deadline": status.waiting.deadline,
             "deadline_iso": iso_ms(status.waiting.deadline),
             "description": describe_wait(status.waiting),
+            "answer_with": answer_command(status.workflow_id, status.waiting),
         }
     return {
         "workflow_id": status.workflow_id,
@@ -163,6 +187,7 @@ def workflow_dict(status: WorkflowStatus) -> dict[str, Any]:
         "recovery_attempts": status.recovery_attempts,
         "parent_workflow_id": status.parent_workflow_id,
         "forked_from": status.forked_from,
+        "stranded": status.stranded,
         "waiting": waiting,
         "priority": status.priority,
         "deadline_at": status.deadline_at,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-__all__ = ["build_parser", "parse_time"]
+__all__ = ["DASHBOARD_PORT", "FORMATS", "build_parser", "parse_time"]
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+DASHBOARD_PORT = 8790  # not 8765, the agent-inbox example's port
 STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
 
 
@@ -80,41 +82,74 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
+FORMATS = ("table", "plain", "json")
+DATABASE_HELP = "database URL (default: env DURABLE_DATABASE_URL, else sqlite:///durable.db)"
+
+
+def _database_option(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # After a subcommand the option defaults to SUPPRESS, so it never hides one given before it.
+    parser.add_argument(
+        "--database-url", metavar="URL", help=DATABASE_HELP, default=None if top else argparse.SUPPRESS
+    )
+
+
+def _output_options(parser: argparse.ArgumentParser, *, ids: bool) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="table (default on a terminal), plain (tab-separated, nothing wrapped or cut; the default "
+        "when piped) or json (complete records)",
+    )
+    group.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
+    if ids:
+        group.add_argument(
+            "-q", "--ids", action="store_true", help="print workflow ids only, one per line (for xargs)"
+        )
+    group.add_argument("--no-header", action="store_true", help="plain format: no header line")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durable",
-        description="Inspect and repair durable workflows: list, show, cancel, resume, fork, answer waits.",
+        description="Inspect and repair durable workflows: list, show, cancel, resume, fork, answer waits. "
+        "Options go before or after the command.",
     )
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        help="database URL (default: env DURABLE_DATABASE_URL, else sqlite:///durable.db)",
-    )
+    _database_option(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **kwargs: Any
+    ) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, **kwargs)
+        _database_option(sub, top=False)
+        return sub
 
     wf = commands.add_parser(
         "workflows", aliases=["wf"], help="list, show, cancel, resume and fork workflows"
     )
+    _database_option(wf, top=False)
     wf_commands = wf.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    listing = wf_commands.add_parser("list", help="list workflows")
+    listing = command(wf_commands, "list", help="list workflows")
     _add_filters(listing)
     listing.add_argument(
         "--limit", type=_non_negative_int, default=100, help="at most this many (0: all; default 100)"
     )
     listing.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many")
     listing.add_argument("--newest-first", action="store_true", help="newest first (default: oldest first)")
-    listing.add_argument("--json", action="store_true", help="print complete records as JSON")
+    _output_options(listing, ids=True)
 
-    show = wf_commands.add_parser("show", help="a workflow and its steps")
+    show = command(wf_commands, "show", help="a workflow and its steps")
     show.add_argument("workflow_id", metavar="ID")
     show.add_argument("--step", type=_positive_int, metavar="N", help="print step N completely")
-    show.add_argument(
-        "--json", action="store_true", help="print the workflow and every step completely as JSON"
-    )
+    _output_options(show, ids=False)
 
     for action, verb in (("cancel", "cancel"), ("resume", "resume")):
-        sub = wf_commands.add_parser(
+        sub = command(
+            wf_commands,
             action,
             help=f"{verb} workflows by id or by filter",
             description=f"{verb.capitalize()} the given workflows, or every workflow matching the filters "
@@ -122,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "(default --status PENDING,ENQUEUED)."
                 if action == "cancel"
                 else "(default --status CANCELLED,RETRIES_EXCEEDED)."
-            ),
+            )
+            + f" Ids may come from a pipe: durable workflows list --status ... -q | xargs durable workflows {action}",
         )
         sub.add_argument("workflow_ids", nargs="*", metavar="ID")
         _add_filters(sub)
@@ -134,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                 help="also resume PENDING/ENQUEUED workflows (stranded ones: an executor running one loses it)",
             )
 
-    fork = wf_commands.add_parser(
+    fork = command(
+        wf_commands,
         "fork",
         help="rerun a workflow from a step",
         description="Start a new workflow with the same inputs; steps before N are copied, steps "
@@ -151,12 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fork.add_argument("--json", action="store_true", help="print the new workflow record as JSON")
 
-    inbox = commands.add_parser("inbox", help="workflows waiting now: for what, until when")
-    inbox.add_argument("--all", action="store_true", help="also list timers (sleep) and event waits")
+    inbox = command(commands, "inbox", help="workflows waiting now: for what, until when, how to answer")
+    inbox.add_argument("--all", action="store_true", help="also list timers (sleep) and other waits")
     inbox.add_argument("--limit", type=_non_negative_int, default=100, help="at most this many (0: all)")
-    inbox.add_argument("--json", action="store_true", help="print complete records as JSON")
+    _output_options(inbox, ids=True)
 
-    send = commands.add_parser("send", help="send a JSON message to a workflow (answer an inbox item)")
+    send = command(commands, "send", help="send a JSON message to a workflow (answer an inbox item)")
     send.add_argument("workflow_id", metavar="ID")
     send.add_argument(
         "message", metavar="MESSAGE", help="a JSON value, e.g. '{\"approved\": true}' or '\"yes\"'"
@@ -164,11 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--topic", metavar="T", help="message topic (default: the default topic)")
     send.add_argument("--idempotency-key", metavar="KEY", help="sending the same key again is a no-op")
 
-    commands.add_parser("migrate", help="create or upgrade the database schema")
+    command(commands, "migrate", help="create or upgrade the database schema (creates a SQLite file)")
 
-    dash = commands.add_parser("dashboard", help="serve the local web dashboard")
+    dash = command(commands, "dashboard", help="serve the local web dashboard")
     dash.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    dash.add_argument("--port", type=_non_negative_int, default=8765, help="port (default 8765)")
+    dash.add_argument(
+        "--port", type=_non_negative_int, default=DASHBOARD_PORT, help=f"port (default {DASHBOARD_PORT})"
+    )
     dash.add_argument(
         "--token",
         help="require this token (header or ?token=); mandatory off loopback. "

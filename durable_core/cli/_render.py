@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import time
 
 from rich.console import Group
@@ -18,12 +17,21 @@ from ._export import (
     error_dict,
     error_line,
     format_ms,
+    plain_time,
     pretty_json,
     preview,
-    reply_topic,
 )
 
-__all__ = ["inbox_table", "step_detail", "steps_table", "workflow_panel", "workflows_table"]
+__all__ = [
+    "inbox_table",
+    "step_detail",
+    "step_plain",
+    "step_row",
+    "steps_table",
+    "workflow_fields",
+    "workflow_panel",
+    "workflows_table",
+]
 
 STATUS_STYLES = {
     "SUCCESS": "green",
@@ -50,6 +58,7 @@ def workflows_table(rows: list[WorkflowStatus]) -> Table:
     table.add_column("waiting for / error", overflow="fold", ratio=1)
     for row in rows:
         detail = describe_wait(row.waiting) if row.waiting else preview(error_line(row.error), 70)
+        detail = preview(f"stranded: {row.stranded}", 70) if row.stranded else detail
         table.add_row(
             row.workflow_id,
             row.name,
@@ -59,6 +68,64 @@ def workflows_table(rows: list[WorkflowStatus]) -> Table:
             detail,
         )
     return table
+
+
+def workflow_fields(wf: WorkflowStatus) -> list[tuple[str, str]]:
+    """The workflow's fields as (label, text) pairs for plain output; ids and names whole."""
+    fields: list[tuple[str, str]] = [
+        ("workflow_id", wf.workflow_id),
+        ("name", wf.name),
+        ("status", wf.status),
+        ("created", plain_time(wf.created_at)),
+        ("updated", plain_time(wf.updated_at)),
+        ("app_version", wf.app_version),
+        ("executor", wf.executor_id or ""),
+    ]
+    for label, value in (
+        ("queue", wf.queue_name),
+        ("parent", wf.parent_workflow_id),
+        ("forked_from", wf.forked_from),
+    ):
+        if value:
+            fields.append((label, value))
+    if wf.recovery_attempts:
+        fields.append(("recovery_attempts", str(wf.recovery_attempts)))
+    if wf.waiting is not None:
+        fields.append(("waiting_for", describe_wait(wf.waiting)))
+        fields.append(("waiting_until", plain_time(wf.waiting.deadline) or "no deadline"))
+    fields.append(("inputs", preview(wf.inputs, 200)))
+    if wf.status == "SUCCESS":
+        fields.append(("output", preview(wf.output, 200)))
+    if wf.error is not None:
+        fields.append(("error", preview(error_line(wf.error), 300)))
+    return fields
+
+
+def step_row(step: StepInfo) -> list[str]:
+    """One step for plain output: number, name, status, duration, child, a preview of the outcome."""
+    if step.error is not None:
+        status, detail = "ERROR", preview(error_line(step.error), 200)
+    else:
+        status, detail = "OK", preview(step.output, 200)
+    return [
+        str(step.step_id),
+        step.name,
+        status,
+        duration_text(step.started_at, step.completed_at),
+        step.child_workflow_id or "",
+        detail,
+    ]
+
+
+def step_plain(step: StepInfo) -> str:
+    """One step in full, as text: a header line, then its output as JSON or its error and traceback."""
+    head = f"step {step.step_id}: {step.name} ({duration_text(step.started_at, step.completed_at) or 'n/a'})"
+    if step.child_workflow_id:
+        head += f"\nchild workflow: {step.child_workflow_id}"
+    info = error_dict(step.error)
+    if info is not None:
+        return f"{head}\nerror: {info['type']}: {info['message']}\n\n{info['traceback']}".rstrip()
+    return f"{head}\n{pretty_json(step.output)}"
 
 
 def workflow_panel(wf: WorkflowStatus) -> Panel:
@@ -83,6 +150,8 @@ def workflow_panel(wf: WorkflowStatus) -> Panel:
     if wf.waiting is not None:
         until = format_ms(wf.waiting.deadline) if wf.waiting.deadline is not None else "no deadline"
         grid.add_row("waiting for", f"{describe_wait(wf.waiting)} until {until}")
+    if wf.stranded:
+        grid.add_row("stranded", Text(wf.stranded, style="red"))
     grid.add_row("inputs", preview(wf.inputs, 200))
     if wf.status == "SUCCESS":
         grid.add_row("output", preview(wf.output, 200))
@@ -135,13 +204,13 @@ def step_detail(step: StepInfo) -> Group:
 
 
 def inbox_table(rows: list[WorkflowStatus]) -> Table:
+    """Waiting workflows: for what, until when (the commands that answer them are printed below it)."""
     now = int(time.time() * 1000)
     table = Table(title=f"{len(rows)} waiting workflow(s)", title_justify="left")
     table.add_column("id", overflow="fold", style="bold")
     table.add_column("name", overflow="fold")
     table.add_column("waiting for", overflow="fold")
     table.add_column("until", no_wrap=True)
-    table.add_column("answer with", overflow="fold")
     for row in rows:
         wait = row.waiting
         deadline = wait.deadline if wait is not None else None
@@ -150,10 +219,5 @@ def inbox_table(rows: list[WorkflowStatus]) -> Table:
         else:
             left = max(0, (deadline - now) // 1000)
             until = f"{format_ms(deadline)} (in {left // 60}m{left % 60:02d}s)"
-        answerable, topic = reply_topic(wait)
-        how = ""
-        if answerable:
-            how = f"durable send {shlex.quote(row.workflow_id)} '<json>'"
-            how += f" --topic {shlex.quote(topic)}" if topic is not None else ""
-        table.add_row(row.workflow_id, row.name, describe_wait(wait), until, how)
+        table.add_row(row.workflow_id, row.name, describe_wait(wait), until)
     return table

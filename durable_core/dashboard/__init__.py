@@ -2,7 +2,7 @@
 
 Example:
     ```console
-    $ durable dashboard                       # http://127.0.0.1:8765, loopback only
+    $ durable dashboard                       # http://127.0.0.1:8790, loopback only
     $ durable dashboard --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     ```
 

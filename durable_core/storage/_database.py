@@ -21,8 +21,11 @@ import logging
 import os
 import queue
 import re
+import shutil
 import sqlite3
+import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,8 +44,11 @@ __all__ = [
     "Dialect",
     "WriteWouldWait",
     "insert_ignore",
+    "is_memory_url",
     "notify",
+    "parse_url",
     "redact_url",
+    "sqlite_file",
 ]
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -70,6 +76,69 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+_SQLITE_URL_HELP = (
+    "SQLite URLs have three slashes before a relative path ('sqlite:///agents.db', a file in the "
+    "current directory) and four before an absolute one ('sqlite:////var/data/agents.db')"
+)
+_MEMORY = ("", ":memory:")
+
+
+def parse_url(url: str) -> sa.URL:
+    """The SQLAlchemy URL of a database URL, checked, with the forms newcomers meet normalized.
+
+    ``postgres://`` (what hosting providers hand out) and ``postgresql://`` mean PostgreSQL
+    through psycopg 3; ``sqlite://`` and ``sqlite:///:memory:`` an in-memory database. Raises
+    `DatabaseUnavailable` with the right form for a URL that cannot work (``sqlite://agents.db``).
+    """
+    safe = redact_url(url)
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise DatabaseUnavailable(
+            f"Invalid database URL {safe!r}: expected e.g. 'sqlite:///durable.db' or "
+            "'postgresql+psycopg://user:password@host:5432/dbname'."
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.host:
+            right = f"sqlite:///{parsed.host}{'/' + parsed.database if parsed.database else ''}"
+            raise DatabaseUnavailable(
+                f"Invalid SQLite URL {safe!r}: {parsed.host!r} is read as a host name. "
+                f"{_SQLITE_URL_HELP}; did you mean {right!r}?"
+            )
+        unknown = set(parsed.query) - {"mode"}
+        if unknown or parsed.query.get("mode", "ro") != "ro":
+            raise DatabaseUnavailable(
+                f"Unsupported SQLite URL option in {safe!r}: the only one is '?mode=ro' (open read-only)."
+            )
+        return parsed
+    if backend in ("postgresql", "postgres"):
+        driver = parsed.drivername.partition("+")[2] or "psycopg"
+        if driver != "psycopg":
+            raise DatabaseUnavailable(
+                f"Unsupported Postgres driver {driver!r} in {safe!r}: use 'postgresql+psycopg://' "
+                "(psycopg 3), or plain 'postgresql://' / 'postgres://'."
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    raise DatabaseUnavailable(
+        f"Unsupported database {safe!r}: durable_core supports SQLite ('sqlite:///durable.db') and "
+        "PostgreSQL ('postgresql://user:password@host:5432/dbname')."
+    )
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory SQLite); checks the URL."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or (parsed.database or "") in _MEMORY:
+        return None
+    return parsed.database
+
+
+def is_memory_url(url: str) -> bool:
+    parsed = parse_url(url)
+    return parsed.get_backend_name() == "sqlite" and (parsed.database or "") in _MEMORY
 
 
 class Database:
@@ -105,51 +174,106 @@ class Database:
         self.write_seconds = 0.0
         self.schema = schema
         self.retry_seconds = retry_seconds
-        try:
-            parsed = make_url(url)
-        except exc.ArgumentError as error:
-            raise DatabaseUnavailable(
-                f"Invalid database URL {self.safe_url!r}: expected e.g. 'sqlite:///durable.db' or "
-                "'postgresql+psycopg://user:password@host:5432/dbname'."
-            ) from error
-        backend = parsed.get_backend_name()
-        if backend == "sqlite":
+        parsed = parse_url(url)
+        self.read_only = False
+        self._memory_dir: str | None = None
+        self._sqlite_uri = False
+        if parsed.get_backend_name() == "sqlite":
             self.dialect: Dialect = "sqlite"
-            self.sa_engine = self._sqlite_engine(parsed, sqlite_synchronous.upper())
+            self._sqlite_path = self._sqlite_target(parsed)
+            self._sqlite_synchronous = sqlite_synchronous.upper()
+            self.sa_engine = self._sqlite_engine(self._sqlite_path, self._sqlite_synchronous)
             self.autocommit_engine = self.sa_engine
-            if parsed.database and parsed.database != ":memory:":
-                self._sqlite_path = parsed.database
-                self._sqlite_synchronous = sqlite_synchronous.upper()
-        elif backend == "postgresql":
+        else:
             self.dialect = "postgresql"
-            if parsed.get_driver_name() in ("psycopg2", "default") and parsed.drivername == "postgresql":
-                parsed = parsed.set(drivername="postgresql+psycopg")
-            elif parsed.get_driver_name() != "psycopg":
-                raise DatabaseUnavailable(
-                    f"Unsupported Postgres driver in {self.safe_url!r}: use 'postgresql+psycopg://' (psycopg 3)."
-                )
             self.sa_engine = self._postgres_engine(parsed, pool_size, autocommit=False)
             self.autocommit_engine = self._postgres_engine(parsed, pool_size, autocommit=True)
-        else:
-            raise DatabaseUnavailable(
-                f"Unsupported database {self.safe_url!r}: durable_core supports SQLite and PostgreSQL."
-            )
         self._closed = False
 
     # -- engines -------------------------------------------------------------------------
 
-    def _sqlite_engine(self, parsed: sa.URL, synchronous: str) -> sa.Engine:
+    def _sqlite_target(self, parsed: sa.URL) -> str:
+        """The file (or ``file:`` URI when read-only) the connections open; checks it can be opened.
+
+        In-memory (``sqlite://``, ``sqlite:///:memory:``): a private database file in a new
+        temporary directory (on ``/dev/shm``, memory, where it exists), removed by `dispose`, so
+        every connection of this engine sees the same data (a ``:memory:`` database is one per
+        connection) and nothing is left behind.
+        """
         database = parsed.database or ""
-        if database and database != ":memory:":
-            directory = os.path.dirname(os.path.abspath(database))
-            if not os.path.isdir(directory):
+        if database in _MEMORY:
+            shm = "/dev/shm"
+            parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+            self._memory_dir = tempfile.mkdtemp(prefix="durable-memory-", dir=parent)
+            return os.path.join(self._memory_dir, "durable.db")
+        path = os.path.abspath(database)
+        directory = os.path.dirname(path)
+        where = f"Cannot open the SQLite database {self.safe_url!r} ({path})"
+        if not os.path.isdir(directory):
+            raise DatabaseUnavailable(f"{where}: directory {directory!r} does not exist.")
+        if parsed.query.get("mode") == "ro":
+            if not os.path.isfile(path):
+                raise DatabaseUnavailable(f"{where}: no database file exists there.")
+            self.read_only = True
+            self._sqlite_uri = True
+            return self._read_only_uri(path)
+        if not os.path.exists(path):
+            if not os.access(directory, os.W_OK | os.X_OK):
                 raise DatabaseUnavailable(
-                    f"Cannot open {self.safe_url!r}: directory {directory!r} does not exist."
+                    f"{where}: the file does not exist and this process cannot create files in "
+                    f"{directory!r} (permission denied). Choose a writable directory."
                 )
+        elif not os.access(path, os.R_OK | os.W_OK) or not (
+            os.access(directory, os.W_OK | os.X_OK)
+            or all(os.access(path + suffix, os.R_OK | os.W_OK) for suffix in ("-wal", "-shm"))
+        ):
+            raise DatabaseUnavailable(
+                f"{where}: this process cannot write "
+                + (
+                    f"the file {path!r}"
+                    if not os.access(path, os.W_OK)
+                    else f"in the directory {directory!r}"
+                )
+                + " (permission denied; SQLite also needs to create its -wal and -shm files next to it). "
+                "To only read it, open it with '?mode=ro' (e.g. 'sqlite:///agents.db?mode=ro')."
+            )
+        return path
+
+    def _read_only_uri(self, path: str) -> str:
+        """A read-only ``file:`` URI for `path`: ``mode=ro``, or ``immutable=1`` when SQLite cannot
+        read it that way (a WAL database in a directory this process cannot write, without -shm file)."""
+        uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+        try:
+            probe = sqlite3.connect(uri, uri=True, timeout=5.0)
+            try:
+                probe.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as error:
+            immutable = uri + "&immutable=1"
+            try:
+                probe = sqlite3.connect(immutable, uri=True)
+                try:
+                    probe.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                finally:
+                    probe.close()
+            except sqlite3.DatabaseError:
+                raise DatabaseUnavailable(
+                    f"Cannot read the SQLite database {self.safe_url!r} ({path}): {error}."
+                ) from None
+            return immutable
+        return uri
+
+    def _sqlite_engine(self, target: str, synchronous: str) -> sa.Engine:
+        read_only, uri = self.read_only, self._sqlite_uri
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(target, uri=uri, check_same_thread=False, timeout=30.0)
+
         engine = sa.create_engine(
-            parsed,
-            connect_args={"check_same_thread": False, "timeout": 30.0},
-            poolclass=sa.pool.QueuePool if database not in ("", ":memory:") else sa.pool.StaticPool,
+            "sqlite://",
+            creator=connect,
+            poolclass=sa.pool.QueuePool,
             pool_size=8,
             max_overflow=32,
             pool_pre_ping=False,
@@ -159,8 +283,9 @@ class Database:
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # pyright: ignore[reportUnusedFunction]
             dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            if not read_only:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=OFF")
             cursor.close()
@@ -313,10 +438,15 @@ class Database:
     def _sqlite_connect(self, *, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
         assert self._sqlite_path is not None
         conn = sqlite3.connect(
-            self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            self._sqlite_path,
+            uri=self._sqlite_uri,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=busy_timeout_ms / 1000,
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._sqlite_synchronous}")
+        if not self.read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._sqlite_synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         return conn
 
@@ -356,6 +486,11 @@ class Database:
                 conn.exec_driver_sql("SELECT 1")
                 conn.rollback()
         except exc.DBAPIError as error:
+            if self.dialect == "sqlite":
+                raise DatabaseUnavailable(
+                    f"Cannot open the SQLite database {self.safe_url!r} ({self._sqlite_path}): {error.orig}. "
+                    "Check that the path is a SQLite file this process can read and write."
+                ) from None
             raise DatabaseUnavailable(
                 f"Cannot connect to the database {self.safe_url!r}: {error.orig}. Check that the server "
                 "is running and the URL (host, port, database name, user) is right; set it with "
@@ -373,6 +508,8 @@ class Database:
         self.sa_engine.dispose()
         if self.autocommit_engine is not self.sa_engine:
             self.autocommit_engine.dispose()
+        if self._memory_dir is not None:
+            shutil.rmtree(self._memory_dir, ignore_errors=True)
 
     def sql(self, statement: str) -> str:
         """Adapt a statement written with ``:name`` parameters to the driver's paramstyle."""
@@ -394,6 +531,9 @@ _TRANSIENT_MARKERS = (
     "could not receive",
     "consuming input failed",
     "the database system is",
+    "database or disk is full",  # SQLite on a full disk: retried, and never a workflow's outcome
+    "could not extend file",  # PostgreSQL on a full disk
+    "no space left on device",
 )
 
 
@@ -413,7 +553,8 @@ def _is_transient(error: BaseException) -> bool:
         if module.startswith("psycopg"):
             return _driver_disconnect(error)
         if module == "sqlite3":
-            return "database is locked" in str(error).lower()
+            text = str(error).lower()
+            return "database is locked" in text or "database or disk is full" in text
         return False
     if error.connection_invalidated:
         return True

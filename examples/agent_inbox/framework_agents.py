@@ -1,8 +1,8 @@
 """One inbox agent per framework adapter, each waiting for a person in its framework's own way.
 
 - Pydantic AI (`durable_pydantic_ai.DurableAgent`): a tool declared with ``requires_approval=True``;
-  the run publishes its deferred tool requests and waits (topic ``recv``) for the JSON form of
-  `DeferredToolResults`.
+  the run publishes its deferred tool requests and waits (default topic: ``waiting.topic`` is None)
+  for the JSON form of `DeferredToolResults`.
 - LangGraph (`durable_langgraph.DurableGraph`): a node calls ``interrupt(...)``; the run waits on
   topic ``langgraph.resume`` and the answer becomes ``Command(resume=...)``.
 - CrewAI (`durable_crewai.durable_kickoff`): a task with ``human_input=True``; the kickoff waits on
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from page import Request, WaitKind
+from page import Kinds, Request
 
 from durable_core import Engine, WorkflowStatus
 
@@ -38,7 +38,7 @@ os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 class FrameworkAgent:
     framework: str
     workflow_names: list[str]
-    kinds: dict[str, WaitKind]
+    kinds: Kinds  # by status.waiting.topic, the topic each answer is sent on
     start: Callable[[Engine], list[str]]  # starts the demo runs that do not exist yet
     summaries: dict[str, Callable[[WorkflowStatus], str]] = field(default_factory=lambda: {})
 
@@ -75,9 +75,7 @@ class DeferredToolWait:
             f"Pydantic AI agent {status.name.removesuffix('.run')}", "Call " + ", ".join(calls), pending
         )
 
-    def answer(
-        self, engine: Engine, status: WorkflowStatus, approved: bool, note: str
-    ) -> tuple[Any, str | None]:
+    def answer(self, engine: Engine, status: WorkflowStatus, approved: bool, note: str) -> Any:
         from pydantic import TypeAdapter
         from pydantic_ai.tools import DeferredToolResults, ToolDenied
 
@@ -86,7 +84,7 @@ class DeferredToolWait:
         results = DeferredToolResults(
             approvals={c["tool_call_id"]: verdict for c in pending.get("approvals", [])}
         )
-        return TypeAdapter(DeferredToolResults).dump_python(results, mode="json"), None
+        return TypeAdapter(DeferredToolResults).dump_python(results, mode="json")
 
 
 def pydantic_ai_agent() -> FrameworkAgent:
@@ -130,7 +128,7 @@ def pydantic_ai_agent() -> FrameworkAgent:
     return FrameworkAgent(
         "Pydantic AI",
         ["inbox_cleanup.run"],
-        {"recv": DeferredToolWait(DEFERRED_TOOL_REQUESTS_EVENT)},
+        {None: DeferredToolWait(DEFERRED_TOOL_REQUESTS_EVENT)},
         start,
         {"inbox_cleanup.run": summarize},
     )
@@ -157,12 +155,8 @@ class InterruptWait:
         action = value.get("action", "resume") if isinstance(value, dict) else str(value)
         return Request(f"LangGraph graph {status.name.removeprefix('langgraph:')}", str(action), value)
 
-    def answer(
-        self, engine: Engine, status: WorkflowStatus, approved: bool, note: str
-    ) -> tuple[Any, str | None]:
-        from durable_langgraph import RESUME_TOPIC
-
-        return {"approved": approved, "note": note}, RESUME_TOPIC
+    def answer(self, engine: Engine, status: WorkflowStatus, approved: bool, note: str) -> Any:
+        return {"approved": approved, "note": note}
 
 
 class PostState(TypedDict, total=False):
@@ -214,7 +208,7 @@ def langgraph_agent(engine: Engine) -> FrameworkAgent:
     return FrameworkAgent(
         "LangGraph",
         [durable.workflow_name],
-        {f"recv:{RESUME_TOPIC}": InterruptWait()},
+        {RESUME_TOPIC: InterruptWait()},
         start,
         {durable.workflow_name: summarize},
     )
@@ -224,10 +218,10 @@ def langgraph_agent(engine: Engine) -> FrameworkAgent:
 
 
 class HumanInputWait:
-    """CrewAI's ``human_input=True``: event and topic ``crewai.human_input``."""
+    """CrewAI's ``human_input=True``: event (and topic) ``crewai.human_input``."""
 
-    def __init__(self, event: str, topic: str) -> None:
-        self.event, self.topic = event, topic
+    def __init__(self, event: str) -> None:
+        self.event = event
 
     def describe(self, engine: Engine, status: WorkflowStatus) -> Request | None:
         review = engine.get_event(status.workflow_id, self.event, timeout_seconds=0)
@@ -235,10 +229,8 @@ class HumanInputWait:
             return None
         return Request("CrewAI crew", f"Review the answer to: {review.get('task')}", review)
 
-    def answer(
-        self, engine: Engine, status: WorkflowStatus, approved: bool, note: str
-    ) -> tuple[Any, str | None]:
-        return ("" if approved else note or "Please revise."), self.topic  # empty feedback approves
+    def answer(self, engine: Engine, status: WorkflowStatus, approved: bool, note: str) -> Any:
+        return "" if approved else note or "Please revise."  # empty feedback approves
 
 
 def crewai_agent() -> FrameworkAgent:
@@ -292,7 +284,7 @@ def crewai_agent() -> FrameworkAgent:
     return FrameworkAgent(
         "CrewAI",
         [KICKOFF_WORKFLOW],
-        {f"recv:{HUMAN_INPUT_TOPIC}": HumanInputWait(HUMAN_INPUT_EVENT, HUMAN_INPUT_TOPIC)},
+        {HUMAN_INPUT_TOPIC: HumanInputWait(HUMAN_INPUT_EVENT)},
         start,
         {KICKOFF_WORKFLOW: summarize},
     )

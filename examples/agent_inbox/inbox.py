@@ -22,8 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agents import DEMO_AGENTS
-from page import APPROVAL_WAIT, InboxServer, WaitKind
+from agents import APPROVAL_TOPIC, DEMO_AGENTS
+from page import APPROVAL_WAIT, InboxServer, Kinds
 
 from durable_core import Engine, workflow_options
 
@@ -72,7 +72,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     counter = itertools.count(2)
     engine = Engine(args.database_url)
-    kinds: dict[str, WaitKind] = {"recv:approval": APPROVAL_WAIT}
+    kinds: Kinds = {APPROVAL_TOPIC: APPROVAL_WAIT}  # by status.waiting.topic
     names = sorted({agent.__name__ for _, agent, _ in DEMO_AGENTS})
     summaries: dict[str, Any] = {}
     frameworks = [] if args.no_frameworks else _frameworks(engine)  # built before launch(): resumable

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 
 from durable_core import Engine, WorkflowStatus
 
-__all__ = ["APPROVAL_WAIT", "ApprovalWait", "InboxServer", "Request", "WaitKind", "waiting_items"]
+__all__ = ["APPROVAL_WAIT", "ApprovalWait", "InboxServer", "Kinds", "Request", "WaitKind", "waiting_items"]
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,20 @@ class Request:
 
 
 class WaitKind(Protocol):
-    """How the page reads and answers one kind of wait, keyed by its topic (``status.waiting.topic``).
+    """How the page reads and answers the waits on one topic.
 
-    Each framework waits in its own way (a plain `recv`, Pydantic AI's deferred tool requests, a
-    LangGraph `interrupt()`); a kind turns that into a `Request` and a decision into the message
-    the waiting code expects.
+    Every wait here is a message wait (``status.waiting.kind == "recv"``), keyed by
+    ``status.waiting.topic``: exactly the topic the answer is sent on
+    (``engine.send(workflow_id, message, topic=status.waiting.topic)``; None is the default topic).
+    Each framework asks in its own way (a plain `recv`, Pydantic AI's deferred tool requests, a
+    LangGraph `interrupt()`, CrewAI's human input); a kind turns that into a `Request`, and a
+    decision into the message the waiting code expects.
     """
 
     def describe(self, engine: Engine, status: WorkflowStatus) -> Request | None: ...
 
-    def answer(
-        self, engine: Engine, status: WorkflowStatus, approved: bool, note: str
-    ) -> tuple[Any, str | None]:
-        """Return ``(message, topic)`` for ``engine.send``."""
+    def answer(self, engine: Engine, status: WorkflowStatus, approved: bool, note: str) -> Any:
+        """The message for ``engine.send`` (sent on ``status.waiting.topic``)."""
         ...
 
 
@@ -60,10 +61,8 @@ class ApprovalWait:
             str(request.get("agent", status.name)), str(request.get("action")), request.get("details")
         )
 
-    def answer(
-        self, engine: Engine, status: WorkflowStatus, approved: bool, note: str
-    ) -> tuple[Any, str | None]:
-        return {"approved": approved, "reviewer": "inbox page", "note": note}, "approval"
+    def answer(self, engine: Engine, status: WorkflowStatus, approved: bool, note: str) -> Any:
+        return {"approved": approved, "reviewer": "inbox page", "note": note}
 
 
 APPROVAL_WAIT = ApprovalWait()
@@ -75,17 +74,26 @@ class WaitingItem:
     agent: str
     action: str
     details: Any
-    topic: str
+    topic: str | None
     deadline: int | None
     since: int
 
 
-def waiting_items(engine: Engine, kinds: dict[str, WaitKind]) -> list[WaitingItem]:
+Kinds = dict[str | None, WaitKind]
+"""The page's wait kinds by ``status.waiting.topic`` (None: the default topic)."""
+
+
+def _kind(kinds: Kinds, status: WorkflowStatus) -> WaitKind | None:
+    wait = status.waiting
+    return kinds.get(wait.topic) if wait is not None and wait.kind == "recv" else None
+
+
+def waiting_items(engine: Engine, kinds: Kinds) -> list[WaitingItem]:
     """The workflows blocked in a wait this page can answer, with what they asked for."""
     items: list[WaitingItem] = []
     for status in engine.list_workflows(waiting=True):
         assert status.waiting is not None
-        kind = kinds.get(status.waiting.topic)
+        kind = _kind(kinds, status)
         request = kind.describe(engine, status) if kind is not None else None
         if request is None:
             continue
@@ -101,6 +109,10 @@ def waiting_items(engine: Engine, kinds: dict[str, WaitKind]) -> list[WaitingIte
             )
         )
     return items
+
+
+def _topic_text(topic: str | None) -> str:
+    return "topic " + (repr(topic) if topic is not None else "(default)")
 
 
 def _clock(ms: int | None) -> str:
@@ -132,7 +144,7 @@ class InboxServer:
         engine: Engine,
         *,
         agent_names: list[str],
-        kinds: dict[str, WaitKind] | None = None,
+        kinds: Kinds | None = None,
         summaries: dict[str, Callable[[WorkflowStatus], str]] | None = None,
         start_demo: Callable[[], list[str]] | None = None,
         host: str = "127.0.0.1",
@@ -140,7 +152,7 @@ class InboxServer:
     ) -> None:
         self.engine = engine
         self.agent_names = agent_names
-        self.kinds = kinds or {"recv:approval": APPROVAL_WAIT}
+        self.kinds: Kinds = kinds or {"approval": APPROVAL_WAIT}
         self.summaries = summaries or {}  # workflow name -> a one-line outcome for the "Finished" table
         self.start_demo = start_demo
         self.httpd = ThreadingHTTPServer((host, port), self._handler())
@@ -169,7 +181,7 @@ class InboxServer:
             rows.append(
                 f'<tr data-workflow-id="{wid}"><td><b>{html.escape(item.agent)}</b><br>'
                 f'<span class="muted">{wid}</span></td><td class="action">{html.escape(item.action)}'
-                f"<pre>{details}</pre></td><td>{html.escape(item.topic)}<br><span class=muted>started "
+                f"<pre>{details}</pre></td><td>{html.escape(_topic_text(item.topic))}<br><span class=muted>started "
                 f"{_clock(item.since)}<br>until {_clock(item.deadline)}</span></td><td>"
                 f'<form method="post" action="/decide{suffix}"><input type="hidden" name="workflow_id" value="{wid}">'
                 f'<input type="hidden" name="wait" value="{item.deadline}">'
@@ -220,10 +232,13 @@ class InboxServer:
     def decide(self, workflow_id: str, approved: bool, note: str, wait: str) -> str:
         """Send the decision to a waiting workflow; a repeated click on the same wait is a no-op."""
         status = self.engine.get_workflow_status(workflow_id)
-        if status.waiting is None or status.waiting.topic not in self.kinds:
+        kind = _kind(self.kinds, status)
+        if kind is None or status.waiting is None:
             return f"{workflow_id} is not waiting for a decision any more"
-        message, topic = self.kinds[status.waiting.topic].answer(self.engine, status, approved, note)
-        self.engine.send(workflow_id, message, topic, idempotency_key=f"inbox:{workflow_id}:{wait}")
+        message = kind.answer(self.engine, status, approved, note)
+        self.engine.send(
+            workflow_id, message, topic=status.waiting.topic, idempotency_key=f"inbox:{workflow_id}:{wait}"
+        )
         return f"{'approved' if approved else 'rejected'} {workflow_id}"
 
     # -- HTTP ----------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ def test_inbox_lists_waiting_workflows_and_send_answers_one(engine: Engine) -> N
     records = json.loads(run_cli(url, "inbox", "--json").stdout)
     assert [r["workflow_id"] for r in records] == ["ask-1"]
     wait = records[0]["waiting"]
-    assert wait["topic"] == "recv:approval"
+    assert (wait["kind"], wait["topic"]) == ("recv", "approval")
+    assert wait["answer_with"].startswith("durable send ask-1 ")
     now_ms = time.time() * 1000
     assert now_ms + 500_000 < wait["deadline"] < now_ms + 601_000  # recv(timeout_seconds=600)
 

@@ -38,7 +38,7 @@ def test_list_filters_and_json(engine: Engine) -> None:
 
     table, failed, by_name, newest, second, since, until = run_cli_many(
         url,
-        ("workflows", "list"),
+        ("workflows", "list", "--format", "table"),
         ("workflows", "list", "--status", "ERROR", "--json"),
         ("workflows", "list", "--name", "cli_test.child", "--status", "SUCCESS", "--json"),
         ("workflows", "list", "--newest-first", "--limit", "1", "--json"),
@@ -81,7 +81,7 @@ def test_show_truncates_in_the_table_and_is_complete_in_json(engine: Engine) -> 
 
     shown, as_json, one, missing = run_cli_many(
         url,
-        ("workflows", "show", "big-1"),
+        ("workflows", "show", "big-1", "--format", "table"),
         ("workflows", "show", "big-1", "--json"),
         ("workflows", "show", "big-1", "--step", "1", "--json"),
         ("workflows", "show", "big-1", "--step", "9"),
@@ -113,7 +113,7 @@ def test_show_a_failed_step_with_its_error_and_traceback(engine: Engine) -> None
         cli_app.research("volcanoes")
     shown, detail, as_json = run_cli_many(
         url,
-        ("workflows", "show", "bad-2"),
+        ("workflows", "show", "bad-2", "--format", "table"),
         ("workflows", "show", "bad-2", "--step", "2"),
         ("workflows", "show", "bad-2", "--json"),
     )
@@ -144,8 +144,8 @@ def test_show_a_failed_step_with_its_error_and_traceback(engine: Engine) -> None
     ],
     ids=["show", "cancel", "resume", "fork", "send"],
 )
-def test_unknown_id_is_a_clear_error_with_status_1(database_url: str, args: tuple[str, ...]) -> None:
-    result = run_cli(database_url, *args)
+def test_unknown_id_is_a_clear_error_with_status_1(engine: Engine, args: tuple[str, ...]) -> None:
+    result = run_cli(engine.database_url, *args)
     assert result.returncode == 1
     assert "no workflow with id 'nope'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -142,7 +142,8 @@ def test_bulk_cancel_and_resume_by_filter(engine: Engine) -> None:
 
     dry = run_cli(url, "workflows", "cancel", "--name", "cli_test.approval", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "would cancel 3 workflow(s)" in dry.stdout
+    assert "would cancel 3 workflow(s)" in dry.stderr  # a remark, not data: pipes carry only rows
+    assert all(f"bulk-{i}" in dry.stdout for i in range(3))
     assert {w.status for w in engine.list_workflows(name="cli_test.approval")} == {"PENDING"}
 
     bulk = run_cli(url, "workflows", "cancel", "--name", "cli_test.approval", "--status", "PENDING")

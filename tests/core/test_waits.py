@@ -59,7 +59,7 @@ def test_waiting_workflow_is_listed_with_topic_and_deadline(engine: Engine) -> N
         handle = engine.start_workflow(inbox, 1, "approval", 30.0)
     _wait_until(lambda: [w.workflow_id for w in engine.list_workflows(waiting=True)] == ["waiter"])
     status = engine.get_workflow_status("waiter")
-    assert status.waiting is not None and status.waiting.topic == "recv:approval"
+    assert status.waiting is not None and (status.waiting.kind, status.waiting.topic) == ("recv", "approval")
     assert status.waiting.deadline is not None and status.waiting.deadline > time.time() * 1000 + 20_000
     engine.send("waiter", "yes", topic="approval")
     assert handle.get_result(timeout_seconds=10) == ["yes"]

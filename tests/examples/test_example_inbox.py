@@ -108,7 +108,7 @@ def test_an_agent_waits_the_page_shows_it_a_click_approves_it(
     assert rows.count() == 3
     refund = page.locator('#waiting tr[data-workflow-id="refund-ticket-981"]')
     assert "Refund 120.00 EUR on order A-1042" in refund.inner_text()
-    assert "recv:approval" in refund.inner_text()
+    assert "topic 'approval'" in refund.inner_text()
 
     _decide(page, "refund-ticket-981", "Approve")
     assert (
@@ -190,11 +190,11 @@ def test_one_agent_per_framework_waits_in_the_same_inbox_across_a_restart(
     first = Server(database_url)
     servers.append(first)
     before = {item["workflow_id"]: item for item in first.wait_for_waiting(6)}
-    assert before["cleanup-reports-2019"]["topic"] == "recv"
+    assert before["cleanup-reports-2019"]["topic"] is None  # the default topic: engine.send(wid, answer)
     assert before["cleanup-reports-2019"]["action"] == "Call delete_files({'folder': 'reports/2019'})"
     graph_run = next(wid for wid in before if wid.startswith("lg:inbox_blog:"))
-    assert before[graph_run]["topic"] == "recv:langgraph.resume"
-    assert before["crew-launch-tagline"]["topic"] == "recv:crewai.human_input"
+    assert before[graph_run]["topic"] == "langgraph.resume"
+    assert before["crew-launch-tagline"]["topic"] == "crewai.human_input"
     assert before["crew-launch-tagline"]["details"]["output"] == "Durable agents, now in beta!"
     first.kill()
 

@@ -50,7 +50,7 @@ async def test_an_approval_is_a_durable_wait_answered_with_send(engine: Engine, 
     await _until_waiting(engine, f"approve-{form}")
     assert log.calls == ["model"]
     waiting = engine.retrieve_workflow(f"approve-{form}").get_status().waiting
-    assert waiting is not None and waiting.topic.startswith("recv")
+    assert waiting is not None and (waiting.kind, waiting.topic) == ("recv", None)
     if form == "deferred":
         pending = engine.get_event(f"approve-{form}", DEFERRED_TOOL_REQUESTS_EVENT, timeout_seconds=5)
         assert pending["approvals"][0]["tool_name"] == "delete_file"
