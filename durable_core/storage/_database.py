@@ -315,6 +315,12 @@ class Database:
             **kwargs,
         )
 
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite file the engine uses (a private temporary one for an in-memory URL); None on
+        PostgreSQL and for a read-only database, which is opened by ``file:`` URI."""
+        return None if self._sqlite_uri else self._sqlite_path
+
     # -- transactions --------------------------------------------------------------------
 
     @property
