@@ -16,6 +16,7 @@ from importlib.util import find_spec as _find_spec
 if _find_spec("langgraph") is None or _find_spec("langchain_core") is None:  # pragma: no cover
     raise ImportError('durable_langgraph needs LangGraph: pip install "durable-agents[langgraph]"')
 
+from ._codec import display_value
 from ._errors import CheckpointDecodeError, CheckpointerNotReady, GraphNotDurable
 from ._graph import RESUME_TOPIC, DurableGraph, segment_event
 from ._saver import DurableCheckpointer
@@ -28,6 +29,7 @@ __all__ = [
     "DurableCheckpointer",
     "DurableGraph",
     "GraphNotDurable",
+    "display_value",
     "durable_runnable",
     "segment_event",
     "step",

@@ -12,7 +12,15 @@ from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-__all__ = ["ENVELOPE", "decode_value", "encode_value", "is_envelope", "json_safe", "jsonable_items"]
+__all__ = [
+    "ENVELOPE",
+    "decode_value",
+    "display_value",
+    "encode_value",
+    "is_envelope",
+    "json_safe",
+    "jsonable_items",
+]
 
 ENVELOPE = "__durable_langgraph__"
 
@@ -28,6 +36,19 @@ def is_envelope(value: Any) -> bool:
 
 def decode_value(serde: SerializerProtocol, envelope: dict[str, Any]) -> Any:
     return serde.loads_typed((str(envelope["type"]), base64.b64decode(envelope["data"])))
+
+
+def display_value(envelope: dict[str, Any]) -> Any:
+    """The value inside an envelope, for `durable workflows show` and the dashboard.
+
+    Those tools find this hook by the envelope's tag (``__durable_langgraph__`` ->
+    ``durable_langgraph.display_value``). They have no graph, so this decodes with LangGraph's
+    default serializer (the `DurableCheckpointer` default); a custom serde's bytes raise here and
+    the tools show the envelope as stored.
+    """
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    return decode_value(JsonPlusSerializer(), envelope)
 
 
 def json_safe(value: Any) -> Any:

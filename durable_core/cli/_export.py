@@ -7,10 +7,13 @@ one-line previews (for tables).
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 import shlex
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pydantic_core
 
@@ -30,6 +33,7 @@ __all__ = [
     "plain_time",
     "pretty_json",
     "preview",
+    "readable",
     "reply_topic",
     "step_dict",
     "workflow_dict",
@@ -38,10 +42,48 @@ __all__ = [
 _NOTE_PREFIX = "Recorded traceback:\n"
 
 
+_TAG = re.compile(r"^__durable_([a-z][a-z0-9_]*)__$")
+_HOOKS: dict[str, Callable[[dict[str, Any]], Any] | None] = {}
+
+
+def _display_hook(package: str) -> Callable[[dict[str, Any]], Any] | None:
+    """``durable_<package>.display_value``, when that adapter is installed (cached)."""
+    if package not in _HOOKS:
+        try:
+            module = importlib.import_module(f"durable_{package}")
+        except ImportError:
+            module = None
+        _HOOKS[package] = getattr(module, "display_value", None)
+    return _HOOKS[package]
+
+
+def readable(value: Any) -> Any:
+    """`value` with adapters' tagged envelopes decoded for people.
+
+    An adapter that stores opaque bytes (LangGraph's serializer output, say) tags them
+    ``{"__durable_<adapter>__": ..., ...}``; the tools show what ``durable_<adapter>.display_value``
+    makes of it, and the envelope as stored when the adapter is absent or cannot decode it.
+    """
+    if isinstance(value, list):
+        return [readable(item) for item in cast(list[Any], value)]
+    if not isinstance(value, dict):
+        return value
+    mapping = cast(dict[Any, Any], value)
+    for key in mapping:
+        match = _TAG.match(key) if isinstance(key, str) else None
+        hook = _display_hook(match.group(1)) if match else None
+        if hook is not None:
+            try:
+                return hook(mapping)
+            except Exception:
+                return mapping
+    return {key: readable(item) for key, item in mapping.items()}
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-native form of any decoded value (pydantic models, dataclasses, datetimes, bytes...)."""
     try:
-        return pydantic_core.to_jsonable_python(value, bytes_mode="base64", fallback=repr)
+        return pydantic_core.to_jsonable_python(readable(value), bytes_mode="base64", fallback=repr)
     except Exception:  # pragma: no cover - fallback=repr handles nearly everything
         return repr(value)
 
