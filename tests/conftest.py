@@ -189,3 +189,84 @@ def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TracerProvider, In
     finally:
         trace._TRACER_PROVIDER = previous  # pyright: ignore[reportPrivateUsage]
         trace._TRACER_PROVIDER_SET_ONCE = Once()  # pyright: ignore[reportPrivateUsage]
+
+
+# -- a private PostgreSQL cluster, for tests that stop or restart the server ------------------------
+# Never the shared server: restarting it would break every other test (and CI job) using it.
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test alone: initdb into a temporary directory, its own port."""
+
+    def __init__(self, bin_dir: Path, data: Path, port: int) -> None:
+        self.bin_dir, self.data, self.port = bin_dir, data, port
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    def _pg_ctl(self, *args: str) -> None:
+        import subprocess
+
+        subprocess.run(
+            [
+                "runuser", "-u", "postgres", "--", str(self.bin_dir / "pg_ctl"), "-D", str(self.data),
+                "-l", str(self.data.parent / "server.log"), "-w", "-t", "60", *args,
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-o", options, "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._pg_ctl("-m", mode, "stop")
+
+    def restart(self) -> None:
+        """Stop (fast shutdown: sessions are terminated, as in a real restart) and start again."""
+        self.stop("fast")
+        self.start()
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"this test must run under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A running private PostgreSQL cluster (needs root, to run it as the postgres user)."""
+    import contextlib
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    root_dir = Path("/usr/lib/postgresql")
+    versions = sorted(root_dir.iterdir(), reverse=True) if root_dir.is_dir() else []
+    bin_dir = next((v / "bin" for v in versions if (v / "bin" / "initdb").exists()), None)
+    if bin_dir is None or shutil.which("runuser") is None:
+        _unavailable("no PostgreSQL server binaries (initdb, pg_ctl) or runuser on this machine")
+    if os.geteuid() != 0:
+        _unavailable("a private PostgreSQL cluster runs as the postgres user, which needs root")
+    assert bin_dir is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    root = Path(tempfile.mkdtemp(prefix="durable-pg-"))
+    os.chmod(root, 0o755)
+    shutil.chown(root, "postgres", "postgres")
+    server = PrivatePostgres(bin_dir, root / "data", port)
+    try:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(bin_dir / "initdb"), "-D", str(server.data), "-A", "trust",
+             "-U", "postgres", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)

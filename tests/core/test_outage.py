@@ -15,29 +15,22 @@ import contextlib
 import errno
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from durable_core import Engine, step, workflow, workflow_options
 
 pytestmark = pytest.mark.crash
-IN_CI = os.environ.get("CI") == "true"
 STEPS = 6
 executions: collections.Counter[int] = collections.Counter()
 reached: dict[int, threading.Event] = collections.defaultdict(threading.Event)
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"the outage tests must run under CI=true: {reason}")
-    pytest.skip(reason)
 
 
 @step(name="outage_step")
@@ -56,6 +49,12 @@ def outage_workflow() -> int:
 EXPECTED = sum(len(f"{i}:") + 20_000 for i in range(1, STEPS + 1))
 
 
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the outage tests must run under CI=true: {reason}")
+    pytest.skip(reason)
+
+
 def _reset() -> None:
     executions.clear()
     reached.clear()
@@ -68,77 +67,11 @@ def _check_counts() -> None:
     assert len(twice) <= 1 and all(executions[s] == 2 for s in twice), executions
 
 
-# -- a private PostgreSQL cluster ------------------------------------------------------------------
-
-
-def _pg_bin() -> Path | None:
-    root = Path("/usr/lib/postgresql")
-    versions = sorted(root.iterdir(), reverse=True) if root.is_dir() else []
-    for version in versions:
-        if (version / "bin" / "initdb").exists():
-            return version / "bin"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PrivatePostgres:
-    def __init__(self, bin_dir: Path, data: Path, port: int) -> None:
-        self.bin_dir, self.data, self.port = bin_dir, data, port
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-
-    def _pg_ctl(self, *args: str) -> None:
-        subprocess.run(
-            [
-                "runuser", "-u", "postgres", "--", str(self.bin_dir / "pg_ctl"), "-D", str(self.data),
-                "-l", str(self.data.parent / "server.log"), "-w", "-t", "30", *args,
-            ],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._pg_ctl("-o", options, "start")
-
-    def stop(self) -> None:
-        self._pg_ctl("-m", "immediate", "stop")
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    bin_dir = _pg_bin()
-    if bin_dir is None or shutil.which("runuser") is None:
-        _unavailable("no PostgreSQL server binaries (initdb, pg_ctl) or runuser on this machine")
-    if os.geteuid() != 0:
-        _unavailable("a private PostgreSQL cluster is started as the postgres user, which needs root")
-    assert bin_dir is not None
-    root = Path(tempfile.mkdtemp(prefix="durable-pg-"))
-    os.chmod(root, 0o755)
-    shutil.chown(root, "postgres", "postgres")
-    data = root / "data"
-    server = PrivatePostgres(bin_dir, data, _free_port())
-    try:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(bin_dir / "initdb"), "-D", str(data), "-A", "trust",
-             "-U", "postgres", "--no-sync"],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
-        server.start()
-        yield server
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+# -- a private PostgreSQL cluster (tests/conftest.py) -----------------------------------------------
 
 
 def test_postgres_outage_longer_than_the_retries_is_resumed_by_the_live_process(
-    private_postgres: PrivatePostgres,
+    private_postgres: Any,
 ) -> None:
     _reset()
     engine = Engine(private_postgres.url, heartbeat_seconds=0.2, lease_seconds=1.0, db_retry_seconds=1.0)

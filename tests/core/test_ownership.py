@@ -21,7 +21,7 @@ import ownership_app
 import pytest
 import sqlalchemy as sa
 
-from durable_core import Engine
+from durable_core import Engine, workflow_options
 from durable_core.errors import OwnershipLost, WorkflowCancelled
 
 pytestmark = pytest.mark.crash
@@ -202,3 +202,23 @@ def test_a_step_row_written_by_the_new_owner_is_not_taken_as_our_own(database_ur
         assert seen == [1, 2, 1], seen
     finally:
         engine.shutdown()
+
+
+def test_cancel_then_resume_in_the_same_process_replaces_the_cancelled_body(
+    database_url: str, ledger: Path, survivor: Engine
+) -> None:
+    """The cancelled body is still inside a step when the same engine resumes the workflow: the
+    resume runs it (it is not mistaken for 'already running here'), and the old body stops at its
+    next step boundary."""
+    with workflow_options(workflow_id="same-process-wf"):
+        handle = survivor.start_workflow(ownership_app.slow_workflow, "same-process-wf")
+    wait_for_steps(ledger, "same-process-wf", 2)
+    survivor.cancel_workflow("same-process-wf")
+    resumed = survivor.resume_workflow("same-process-wf")
+    assert resumed.get_result(timeout_seconds=60) == EXPECTED
+    assert handle.get_result(timeout_seconds=60) == EXPECTED  # the first caller sees the outcome
+    counts = executions(ledger, "same-process-wf")
+    print(f"same-process cancel/resume: executions per step {dict(sorted(counts.items()))}")
+    assert set(counts) == set(range(1, ownership_app.STEPS + 1))
+    assert sum(counts.values()) <= ownership_app.STEPS + 1, counts
+    assert survivor.get_workflow_status("same-process-wf").status == "SUCCESS"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -173,36 +172,26 @@ def test_json_serializer_readable_and_typed() -> None:
     assert serializer.loads(text, dict[str, Any]) == {"when": [1, 2], "tags": ["a"], "raw": "AQ=="}
 
 
-def _pg_cluster() -> list[str] | None:
-    import shutil
-    from pathlib import Path
+@pytest.fixture
+def private_engine(private_postgres: Any) -> Iterator[Engine]:
+    """A launched engine on a private PostgreSQL cluster that the test may restart (never the
+    shared server, which other tests use at the same time)."""
+    engine = Engine(private_postgres.url, heartbeat_seconds=0.5, lease_seconds=5.0)
+    engine.launch()
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
 
-    clusters = Path("/etc/postgresql")
-    if not shutil.which("pg_ctlcluster") or not clusters.is_dir() or os.geteuid() != 0:
-        return None
-    return [sorted(p.name for p in clusters.iterdir())[0], "main"]
 
-
-@pytest.mark.backends("postgres")
-def test_postgres_server_restarted_mid_run(engine: Engine) -> None:
-    """A real server restart (pg_ctlcluster restart) while a workflow runs: it waits for the server,
-    reconnects and finishes; every step is recorded once."""
-    cluster = _pg_cluster()
-    if cluster is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs pg_ctlcluster (run as root) for the server-restart test")
-        pytest.skip("needs pg_ctlcluster and root to restart the local PostgreSQL server")
+def test_postgres_server_restarted_mid_run(private_engine: Engine, private_postgres: Any) -> None:
+    """A real server restart (pg_ctl restart of a private cluster) while a workflow runs: it waits
+    for the server, reconnects and finishes; every step is recorded once."""
+    engine = private_engine
     with workflow_options(workflow_id="restart-survivor"):
         handle = engine.start_workflow(long_flow, 200)
     time.sleep(0.5)
-    try:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True, timeout=120
-        )
-    finally:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"], timeout=120
-        )  # no-op if up
+    private_postgres.restart()
     assert handle.get_result(timeout_seconds=120) == sum(range(200))
     assert [s.step_id for s in engine.list_steps("restart-survivor")] == list(range(1, 201))
     assert engine.get_workflow_status("restart-survivor").recovery_attempts == 0
@@ -224,24 +213,13 @@ def drain_job(job: int) -> int:
     return sum(drain_part(job, p) for p in range(3))
 
 
-@pytest.mark.backends("postgres")
-def test_postgres_restart_while_queue_workers_drain(engine: Engine) -> None:
+def test_postgres_restart_while_queue_workers_drain(private_engine: Engine, private_postgres: Any) -> None:
     """Queue workers under load across a real server restart: they reconnect, nothing is lost, and
     no step runs twice except one in flight at the restart."""
-    cluster = _pg_cluster()
-    if cluster is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs pg_ctlcluster (run as root) for the server-restart test")
-        pytest.skip("needs pg_ctlcluster and root to restart the local PostgreSQL server")
     _restart_ledger.clear()
     handles = [restart_queue.enqueue(drain_job, j) for j in range(120)]
     time.sleep(0.3)
-    try:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True, timeout=120
-        )
-    finally:
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"], timeout=120)
+    private_postgres.restart()
     assert [h.get_result(timeout_seconds=120) for h in handles] == [3] * 120
     counts = Counter(_restart_ledger)
     assert set(counts) == {f"{j}:{p}" for j in range(120) for p in range(3)}

@@ -1,38 +1,27 @@
-"""The checkpointer and DurableGraph across a real PostgreSQL server restart."""
+"""The checkpointer and DurableGraph across a real PostgreSQL server restart (a private cluster
+started for the test, never the shared server)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import pytest
 from durable_langgraph import DurableCheckpointer, DurableGraph
 from lg_support import FRESH, cfg, chain_builder
 
 from durable_core import Engine
 
-pytestmark = pytest.mark.backends("postgres")
+
+def test_graph_runs_across_a_server_restart(private_postgres: Any) -> None:
+    engine = Engine(private_postgres.url, heartbeat_seconds=0.5, lease_seconds=5.0).launch()
+    try:
+        _run_across_restart(engine, DurableCheckpointer(engine), private_postgres)
+    finally:
+        engine.shutdown()
 
 
-def _cluster() -> list[str] | None:
-    clusters = Path("/etc/postgresql")
-    if not shutil.which("pg_ctlcluster") or not clusters.is_dir() or os.geteuid() != 0:
-        return None
-    return [sorted(p.name for p in clusters.iterdir())[0], "main"]
-
-
-def test_graph_runs_across_a_server_restart(engine: Engine, saver: DurableCheckpointer) -> None:
-    cluster = _cluster()
-    if cluster is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs pg_ctlcluster (run as root) for the server-restart test")
-        pytest.skip("needs pg_ctlcluster and root to restart the local PostgreSQL server")
-
+def _run_across_restart(engine: Engine, saver: DurableCheckpointer, server: Any) -> None:
     def slow(_name: str) -> None:
         time.sleep(0.05)
 
@@ -41,12 +30,7 @@ def test_graph_runs_across_a_server_restart(engine: Engine, saver: DurableCheckp
     runner = threading.Thread(target=lambda: result.update(out=durable.invoke(FRESH, cfg("restart-thread"))))
     runner.start()
     time.sleep(0.5)
-    try:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"], check=True, timeout=120
-        )
-    finally:
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"], timeout=120)
+    server.restart()
     runner.join(timeout=120)
     assert not runner.is_alive()
     assert result["out"]["count"] == 40 and result["out"]["items"] == [f"n{i}" for i in range(1, 41)]
