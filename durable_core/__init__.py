@@ -34,7 +34,13 @@ from ._comms import (
     write_stream_async,
 )
 from ._context import in_workflow
-from ._current import current_engine, current_workflow_started_at, pending_workflow_id, recorded_steps
+from ._current import (
+    current_engine,
+    current_workflow_started_at,
+    execution_state,
+    pending_workflow_id,
+    recorded_steps,
+)
 from ._engine import Engine
 from ._handle import WorkflowHandle
 from ._options import workflow_options
@@ -92,6 +98,7 @@ __all__ = [
     "current_workflow_id",
     "current_workflow_started_at",
     "early_step_span",
+    "execution_state",
     "get_event",
     "get_event_async",
     "in_workflow",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._context import current_context, pending_options
 from .errors import StepOutsideWorkflow
@@ -12,7 +12,13 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._records import StepInfo
 
-__all__ = ["current_engine", "current_workflow_started_at", "pending_workflow_id", "recorded_steps"]
+__all__ = [
+    "current_engine",
+    "current_workflow_started_at",
+    "execution_state",
+    "pending_workflow_id",
+    "recorded_steps",
+]
 
 
 def current_engine() -> Engine:
@@ -39,6 +45,19 @@ def current_workflow_started_at() -> datetime:
     if ctx is None:
         raise StepOutsideWorkflow("current_workflow_started_at() must be called inside a durable workflow.")
     return datetime.fromtimestamp(ctx.created_at / 1000, tz=UTC)
+
+
+def execution_state() -> dict[str, Any]:
+    """A dict private to the running workflow execution, for integrations' replay-stable bookkeeping.
+
+    Shared by every task and thread of the execution (`asyncio.gather` children, an event loop a
+    sync body starts), and fresh on each execution of the workflow (recovery, resume, fork), so a
+    counter kept in it numbers things the same way on every replay. Key it by your package name.
+    """
+    ctx = current_context()
+    if ctx is None:
+        raise StepOutsideWorkflow("execution_state() must be called inside a durable workflow.")
+    return ctx.adapter_state
 
 
 def recorded_steps() -> dict[int, StepInfo]:

@@ -55,6 +55,7 @@ class WorkflowContext:
     """State of one running workflow execution in this process."""
 
     __slots__ = (
+        "adapter_state",
         "cancel_reason",
         "created_at",
         "deadline_ms",
@@ -98,6 +99,8 @@ class WorkflowContext:
         self.executor_id = engine.executor_id
         self.next_step_id = 1
         self.cancel_reason: str | None = None
+        # per-execution state of integrations (`durable_core.execution_state()`), fresh on every execution
+        self.adapter_state: dict[str, Any] = {}
 
     def take_step_id(self) -> int:
         step_id = self.next_step_id
