@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +23,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, RunContext
 
-from durable_core import in_workflow
+from durable_core import execution_state, in_workflow
 from durable_core.errors import WorkflowCancelled
 
 from ._backend import StepBackend, StepConfig, in_step
@@ -37,8 +36,8 @@ ENGINE_NAME = "durable-agents"
 
 _STEP_KEYS = frozenset(StepConfig.__annotations__)
 
-# Agent runs started in each workflow execution, for replay-stable default run ids.
-_runs_in_workflow: ContextVar[dict[str, int] | None] = ContextVar("durable_pydantic_ai_runs", default=None)
+_RUNS_KEY = "durable_pydantic_ai.runs"
+"""Key of the agent-run count in `durable_core.execution_state()`, for replay-stable default run ids."""
 
 
 def _serialization_failure(error: Exception) -> BaseException:
@@ -175,15 +174,17 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         return config
 
     def get_default_run_id(self) -> str | None:
+        """`{workflow_id}` for the first agent run of a workflow execution, then `{workflow_id}:1`, ...
+
+        The count belongs to the workflow execution (shared by all its tasks and threads, e.g. two
+        `run_sync` calls of a sync workflow), so a replay numbers the runs as the first execution did.
+        """
         if not self.in_durable_context:
             return None
         workflow_id = current_workflow_id()
-        runs = _runs_in_workflow.get()
-        if runs is None:
-            runs = {}
-            _runs_in_workflow.set(runs)
-        index = runs.get(workflow_id, 0)
-        runs[workflow_id] = index + 1
+        state = execution_state()
+        index: int = state.get(_RUNS_KEY, 0)
+        state[_RUNS_KEY] = index + 1
         return workflow_id if index == 0 else f"{workflow_id}:{index}"
 
     async def get_run_start_time(self, run_id: str) -> datetime | None:
