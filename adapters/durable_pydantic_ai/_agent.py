@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_ai.workspaces import WorkspaceBackend, WorkspaceRef
 
-from durable_core import Engine, EngineNotLaunched, current_engine, in_workflow, tracing_enabled, workflow
+from durable_core import in_workflow, tracing_enabled, workflow
 
 from ._backend import StepConfig
 from ._core_compat import current_workflow_id, workflow_id_scope
@@ -45,38 +46,36 @@ from ._waits import FOREVER_SECONDS, wait_for_deferred_tool_results
 __all__ = ["DurableAgent"]
 
 
-@dataclass
-class _Registration:
-    agent: weakref.ReferenceType[DurableAgent[Any, Any]]
-    engine: weakref.ReferenceType[Engine] | None
+_agents_by_name: dict[str, Callable[[], AbstractAgent[Any, Any] | None]] = {}
+"""The agent each DurableAgent name belongs to in this process. A name names the workflow and the
+steps of every run, so it belongs to one agent for as long as that agent lives, whatever the engine's
+state (DurableAgents are usually built at import time, before `engine.launch()`)."""
+
+_names_lock = threading.Lock()
 
 
-_agents_by_name: dict[str, _Registration] = {}
-"""Names in use, per engine session: a name may be reused once the engine it was used with is gone
-(each test launches its own), never twice while one engine runs."""
-
-
-def _session_engine() -> Engine | None:
+def _reference(agent: AbstractAgent[Any, Any]) -> Callable[[], AbstractAgent[Any, Any] | None]:
     try:
-        return current_engine()
-    except EngineNotLaunched:
-        return None
+        return weakref.ref(agent)
+    except TypeError:  # an agent type without weak references: held for the life of the process
+        return lambda: agent
 
 
-def _claim_name(name: str, agent: DurableAgent[Any, Any]) -> None:
-    engine = _session_engine()
-    existing = _agents_by_name.get(name)
-    if existing is not None:
-        other = existing.agent()
-        same_session = (existing.engine() if existing.engine is not None else None) is engine
-        if other is not None and other.wrapped is not agent.wrapped and same_session:
-            raise UserError(
-                f"Another DurableAgent is already named {name!r}. Names identify the workflow and "
-                "step records of each agent, so two agents must not share one: pass a different `name=`."
-            )
-    _agents_by_name[name] = _Registration(
-        weakref.ref(agent), weakref.ref(engine) if engine is not None else None
-    )
+def _check_name(name: str, wrapped: AbstractAgent[Any, Any], *, claim: bool = False) -> None:
+    """Refuse `name` if another live agent holds it; with `claim`, take it for `wrapped`.
+
+    Re-wrapping the same agent is allowed (same workflow, same steps).
+    """
+    with _names_lock:
+        existing = _agents_by_name.get(name)
+        other = existing() if existing is not None else None
+        if other is None and claim:
+            _agents_by_name[name] = _reference(wrapped)
+    if other is not None and other is not wrapped:
+        raise UserError(
+            f"Another DurableAgent is already named {name!r}. Names identify the workflow and "
+            "step records of each agent, so two agents must not share one: pass a different `name=`."
+        )
 
 
 @dataclass
@@ -145,7 +144,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
     Args:
         wrapped: The agent to make durable. It needs a `model` and a `name` (or pass `name=`).
         name: Unique name, used in workflow and step names; defaults to `wrapped.name`. Two
-            DurableAgents of different agents cannot share one while an engine runs.
+            different agents cannot share one in a process (wrapping the same agent again is fine).
         models: Extra models a run may select with `run(model=key)` or the registered instance
             (also the way to use `override(model=instance)`: register the instance here).
         event_stream_handler: Handler run inside the durable boundary: model events live inside the
@@ -180,7 +179,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
                 f"DurableAgent {durable_name!r} wraps an agent without a `model`. A durable run records "
                 'which model served it, so set the model on the agent (e.g. `Agent("openai:gpt-5", ...)`).'
             )
-        _claim_name(durable_name, self)
+        _check_name(durable_name, wrapped)
         self._durable_name = durable_name
         self._deferred_timeout = deferred_tool_timeout_seconds
         attached = Durability.from_agent(wrapped)
@@ -198,6 +197,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         self._step_spans = StepSpans[AgentDepsT]()
         self._registry: dict[str, Model] = dict(models or {})
         self._workflow = workflow(name=f"{durable_name}.run")(self._make_workflow())
+        # Only a DurableAgent that was built holds its name: a failed construction leaves it free.
+        _check_name(durable_name, wrapped, claim=True)
 
     @property
     def name(self) -> str | None:

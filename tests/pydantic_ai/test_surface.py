@@ -93,15 +93,28 @@ async def test_override_with_a_registered_model(engine: Engine) -> None:
     assert [s.name.split(".", 1)[1] for s in engine.list_steps("overridden")] == ["model.request"]
 
 
-def test_a_name_is_free_again_in_a_new_engine_session(database_url: str) -> None:
-    # Tests (and apps that relaunch) build their agents per engine: the name is reserved per session.
-    name = unique_name("session")
-    with Engine(database_url):
-        first = DurableAgent(three_tool_agent(name, CallLog()))
-        assert first.run_sync("go", run_id="session-1").output.startswith("done")
+def test_a_failed_construction_leaves_the_name_free() -> None:
+    name = unique_name("failed")
+    with pytest.raises(UserError, match="FunctionToolset\\(id=") as failure:
+        DurableAgent(Agent(TestModel(), name=name, toolsets=[FunctionToolset[Any]()]))
+    # `failure` keeps the half-built DurableAgent alive (its traceback), as a logged error would.
+    durable_agent = DurableAgent(Agent(TestModel(), name=name))  # the name was never taken
+    assert durable_agent.name == name
+    assert failure.value is not None
+
+
+def test_two_agents_with_one_name_are_refused_whatever_the_engine_state(database_url: str) -> None:
+    # One agent built at import time (no engine yet), the other after `launch()`: both would record
+    # their runs as one workflow, and a replay of one's run would execute the other.
+    name = unique_name("import-time")
+    first = DurableAgent(three_tool_agent(name, CallLog()))
     with Engine(database_url) as engine:
-        second = DurableAgent(three_tool_agent(name, CallLog()))
-        assert second.run_sync("go", run_id="session-2").output.startswith("done")
-        assert len(engine.list_steps("session-2")) == 7
         with pytest.raises(UserError, match="already named"):
             DurableAgent(three_tool_agent(name, CallLog()))
+        again = DurableAgent(first.wrapped)  # re-wrapping the same agent stays allowed
+        assert again.run_sync("go", run_id="same-agent").output.startswith("done")
+        assert len(engine.list_steps("same-agent")) == 7
+        later = unique_name("after-launch")
+        DurableAgent(three_tool_agent(later, CallLog()))
+    with pytest.raises(UserError, match="already named"):  # and after the engine is gone
+        DurableAgent(three_tool_agent(later, CallLog()))
