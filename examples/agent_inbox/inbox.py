@@ -1,6 +1,6 @@
 """An inbox for agents that wait for human approval: a local web page over durable waits.
 
-    python examples/agent_inbox/inbox.py            # starts three demo agents and the page
+    python examples/agent_inbox/inbox.py            # starts the demo agents and the page
     # open http://127.0.0.1:8765/ , approve or reject; stop the process (Ctrl-C, kill -9) while
     # agents wait, start it again: they are still waiting, for the same thing, with the same deadline.
 
@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from agents import APPROVAL_TOPIC, DEMO_AGENTS
@@ -27,7 +26,7 @@ from page import APPROVAL_WAIT, InboxServer, Kinds
 
 from durable_core import Engine, workflow_options
 
-HERE = Path(__file__).resolve().parent
+DEFAULT_URL = "sqlite:///inbox.db"  # a file in the current directory
 
 
 def start_demo_agents(engine: Engine, suffix: str = "") -> list[str]:
@@ -61,13 +60,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--database-url", default=os.environ.get("DURABLE_DATABASE_URL") or f"sqlite:///{HERE / 'inbox.db'}"
+        "--database-url",
+        default=os.environ.get("DURABLE_DATABASE_URL") or DEFAULT_URL,
+        help=f"where the agents are recorded (default: env DURABLE_DATABASE_URL, else {DEFAULT_URL})",
     )
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--page-only", action="store_true", help="serve the page; start no agents here")
     parser.add_argument("--no-frameworks", action="store_true", help="only the plain durable_core agents")
     args = parser.parse_args()
 
+    print(f"database: {args.database_url}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     counter = itertools.count(2)

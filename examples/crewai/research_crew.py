@@ -18,6 +18,11 @@ What happens:
 With a real LLM (its API key set in the environment, e.g. OPENAI_API_KEY):
 
     python examples/crewai/research_crew.py --model gpt-4o-mini
+
+The runs are recorded in `research_crew.db` in the current directory (or `--database-url`, or env
+`DURABLE_DATABASE_URL`); `durable workflows list --database-url sqlite:///research_crew.db` shows
+them afterwards. Running the demo again starts a new kickoff (the inputs name the demo run, so
+the kickoff's id differs) and plays out the same way.
 """
 
 from __future__ import annotations
@@ -38,11 +43,12 @@ os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
 
 from crewai import LLM, Agent, BaseLLM, Crew, CrewOutput, Task  # noqa: E402
 from crewai.tools import tool  # noqa: E402
-from durable_crewai import HUMAN_INPUT_EVENT, HUMAN_INPUT_TOPIC, durable_kickoff  # noqa: E402
+from durable_crewai import HUMAN_INPUT_EVENT, KICKOFF_WORKFLOW, durable_kickoff  # noqa: E402
 
 from durable_core import Engine  # noqa: E402
 
 INPUTS = {"topic": "durable execution"}
+DEFAULT_URL = "sqlite:///research_crew.db"  # a file in the current directory
 CALLS = Path(os.environ.get("EXAMPLE_CALL_LOG", os.devnull))
 
 
@@ -131,18 +137,21 @@ def build_crew(model: str | None = None, *, durable: bool = True, review: bool =
     return Crew(agents=[researcher, writer], tasks=[research, write], before_kickoff_callbacks=callbacks)
 
 
-def worker(database_url: str, model: str | None) -> None:
+def worker(database_url: str, model: str | None, demo_run: int) -> None:
     """One worker process: launch the engine, kick off (or resume) the crew."""
     crew = build_crew(model)
     with Engine(database_url):
-        output = crew.kickoff(inputs=INPUTS)
+        output = crew.kickoff(inputs={**INPUTS, "demo_run": demo_run})
     assert isinstance(output, CrewOutput)
     print(f"   result: {output.raw}", flush=True)
 
 
-def run_worker(database_url: str, model: str | None, calls: Path, *, crash: bool) -> subprocess.Popen[str]:
+def run_worker(
+    database_url: str, model: str | None, calls: Path, demo_run: int, *, crash: bool
+) -> subprocess.Popen[str]:
     env = {**os.environ, "EXAMPLE_CALL_LOG": str(calls), "EXAMPLE_CRASH": "1" if crash else "0"}
-    command = [sys.executable, __file__, "--worker", "--db", database_url]
+    env["TMPDIR"] = str(calls.parent)  # CrewAI's lock files go there, removed with it at the end
+    command = [sys.executable, __file__, "--worker", str(demo_run), "--database-url", database_url]
     if model:
         command += ["--model", model]
     return subprocess.Popen(command, env=env, text=True)
@@ -156,21 +165,31 @@ def show_calls(calls: Path) -> None:
 
 
 def demo(database_url: str, model: str | None) -> None:
-    calls = Path(tempfile.mkdtemp()) / "calls.log"
+    print(f"database: {database_url}")
+    with Engine(database_url, app_version="reviewer") as engine:
+        demo_run = len(engine.list_workflows(name=KICKOFF_WORKFLOW)) + 1
+    if demo_run > 1:
+        print(f"(earlier runs of this demo are in the database: this is demo run {demo_run}, a new kickoff)")
+    with tempfile.TemporaryDirectory(prefix="crew-example-") as tmp:  # removed at the end
+        _demo(database_url, model, Path(tmp) / "calls.log", demo_run)
+    print(f"\nsee the runs again: durable workflows list --database-url {database_url}")
+
+
+def _demo(database_url: str, model: str | None, calls: Path, demo_run: int) -> None:
     print("1. A worker kicks off the crew; a tool in the second task crashes the process.")
-    assert run_worker(database_url, model, calls, crash=True).wait() == 17
+    assert run_worker(database_url, model, calls, demo_run, crash=True).wait() == 17
     print("   calls that ran:")
     show_calls(calls)
 
     print("2. A new worker runs the same kickoff; it resumes where the first one crashed.")
-    resumed = run_worker(database_url, model, calls, crash=False)
+    resumed = run_worker(database_url, model, calls, demo_run, crash=False)
     # The reviewer only reads and sends: another app_version, so its engine never takes work.
     with Engine(database_url, app_version="reviewer") as engine:
-        waiting = _wait_for_review(engine)
+        waiting, topic = _wait_for_review(engine)
         review = engine.get_event(waiting, HUMAN_INPUT_EVENT, timeout_seconds=10)
         print(f"3. The crew waits for a human review of: {review['output']!r}")
-        print("   The reviewer approves with engine.send(workflow_id, '', topic=HUMAN_INPUT_TOPIC).")
-        engine.send(waiting, "", topic=HUMAN_INPUT_TOPIC)
+        print(f"   The reviewer approves with engine.send(workflow_id, '', topic={topic!r}) (waiting.topic).")
+        engine.send(waiting, "", topic=topic)
         assert resumed.wait() == 0
         print("   calls that ran on resume (the research task and the first writer call were replayed):")
         show_calls(calls)
@@ -178,16 +197,17 @@ def demo(database_url: str, model: str | None) -> None:
         for info in engine.list_steps(waiting):
             print(f"     {info.step_id:>2} {info.name}")
     print("4. Running the finished kickoff again returns its result with no LLM or tool call.")
-    assert run_worker(database_url, model, calls, crash=False).wait() == 0
+    assert run_worker(database_url, model, calls, demo_run, crash=False).wait() == 0
     show_calls(calls)
 
 
-def _wait_for_review(engine: Engine, timeout: float = 120.0) -> str:
+def _wait_for_review(engine: Engine, timeout: float = 120.0) -> tuple[str, str | None]:
+    """The kickoff waiting for a review, and the topic to answer on (what its wait shows)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        waiting = engine.list_workflows(waiting=True)
-        if waiting:
-            return waiting[0].workflow_id
+        for status in engine.list_workflows(waiting=True, name=KICKOFF_WORKFLOW):
+            if status.waiting is not None and status.waiting.kind == "recv":
+                return status.workflow_id, status.waiting.topic
         time.sleep(0.1)
     raise TimeoutError("the crew never asked for a review")
 
@@ -196,14 +216,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    parser.add_argument(
+        "--database-url",
+        help=f"where the runs are recorded (default: env DURABLE_DATABASE_URL, else {DEFAULT_URL})",
+    )
     parser.add_argument("--model", help="a real CrewAI model name, e.g. gpt-4o-mini (needs its API key)")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    database_url = args.db or f"sqlite:///{Path(tempfile.mkdtemp()) / 'crew.db'}"
+    database_url = args.database_url or os.environ.get("DURABLE_DATABASE_URL") or DEFAULT_URL
     if args.worker:
-        worker(database_url, args.model)
+        worker(database_url, args.model, args.worker)
     else:
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr] - in order with the workers
         demo(database_url, args.model)
 
 

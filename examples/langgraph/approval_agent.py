@@ -19,6 +19,11 @@ What happens:
 With a real model (needs `pip install langchain` plus the provider package and its API key):
 
     python examples/langgraph/approval_agent.py --model openai:gpt-4o-mini
+
+The runs are recorded in `approval_agent.db` in the current directory (or `--database-url`, or env
+`DURABLE_DATABASE_URL`); `durable workflows show weather-1 --database-url sqlite:///approval_agent.db`
+shows the run afterwards. Running the demo again uses a new thread (weather-2, ...) and plays out
+the same way.
 """
 
 from __future__ import annotations
@@ -42,10 +47,14 @@ from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
 
-from durable_core import Engine
+from durable_core import Engine, workflow_options
 
-THREAD = {"configurable": {"thread_id": "weather-1"}}
-CALL_LOG = Path(os.environ.get("EXAMPLE_CALL_LOG", Path(tempfile.gettempdir()) / "lg-example-calls.log"))
+DEFAULT_URL = "sqlite:///approval_agent.db"  # a file in the current directory
+
+
+def thread(run: str) -> Any:
+    """The LangGraph config of a demo run: its thread id is the run's name (weather-1, ...)."""
+    return {"configurable": {"thread_id": run}}
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -73,7 +82,7 @@ class ScriptedChatModel(BaseChatModel):
 
 def log_call(entry: str) -> None:
     """Record an external call, to show which ones a resumed run repeats (none)."""
-    with CALL_LOG.open("a") as f:
+    with Path(os.environ.get("EXAMPLE_CALL_LOG", os.devnull)).open("a") as f:
         f.write(entry + "\n")
 
 
@@ -130,31 +139,32 @@ def build(engine: Engine, model_name: str | None) -> DurableGraph:
     return DurableGraph(graph, name="weather-agent")  # registered before engine.launch()
 
 
-def worker(database_url: str, phase: str, model_name: str | None) -> None:
+def worker(database_url: str, phase: str, model_name: str | None, run: str) -> None:
     engine = Engine(database_url, executor_id="example-worker")  # a restarted worker keeps its id
     agent = build(engine, model_name)
     engine.launch()  # in the resume phase this alone resumes the interrupted thread
     try:
         if phase == "start":
-            out = agent.invoke({"messages": [HumanMessage(content="What's the weather in Berlin?")]}, THREAD)
+            with workflow_options(workflow_id=run):  # the durable run's id (default: derived from the thread)
+                question = {"messages": [HumanMessage(content="What's the weather in Berlin?")]}
+                out = agent.invoke(question, thread(run))
             print(f"  [worker] paused for approval: {out['__interrupt__'][0].value}")
-            waiting = [w.workflow_id for w in engine.list_workflows(waiting=True)]
+            waiting = [w.workflow_id for w in engine.list_workflows(waiting=True, name=agent.workflow_name)]
             print(f"  [worker] waiting runs: {waiting}")
             os.environ["EXAMPLE_CRASH_AFTER_TOOL"] = "1"
-            agent.invoke(Command(resume="approve"), THREAD)  # the process dies inside the tool node
+            agent.invoke(Command(resume="approve"), thread(run))  # the process dies inside the tool node
         else:
-            [run] = engine.list_workflows(name=agent.workflow_name)
-            engine.retrieve_workflow(run.workflow_id).get_result(timeout_seconds=60)
-            final = agent.get_state(THREAD).values["messages"][-1].content
+            engine.retrieve_workflow(run).get_result(timeout_seconds=60)
+            final = agent.get_state(thread(run)).values["messages"][-1].content
             print(f"  [worker] resumed by engine.launch() and finished: {final!r}")
     finally:
         engine.shutdown()
 
 
-def fork(database_url: str, model_name: str | None) -> None:
+def fork(database_url: str, model_name: str | None, run: str) -> None:
     with Engine(database_url, executor_id="example-forker") as engine:
         agent = build(engine, model_name)
-        history = list(agent.get_state_history(THREAD))
+        history = list(agent.get_state_history(thread(run)))
         at_approval = next(h for h in history if h.next == ("approve",))
         call = dict(at_approval.values["messages"][-1].tool_calls[0])
         call["args"] = {"city": "Paris"}
@@ -162,10 +172,19 @@ def fork(database_url: str, model_name: str | None) -> None:
         fork_config = agent.update_state(at_approval.config, {"messages": [edited]})
         out = agent.invoke(None, fork_config)  # runs until the approval interrupt of the fork
         print(f"  [fork] edited tool call awaits approval: {out['__interrupt__'][0].value['args']}")
-        out = agent.invoke(Command(resume="approve"), THREAD)
+        out = agent.invoke(Command(resume="approve"), thread(run))
         print(f"  [fork] answer: {out['messages'][-1].content!r}")
         original = agent.get_state(history[0].config).values["messages"][-1].content
         print(f"  [original branch] still: {original!r}")
+
+
+def next_run(database_url: str) -> str:
+    """weather-1, or the next name no earlier run of this demo used in this database."""
+    with Engine(database_url, app_version="example-observer") as engine:
+        n = 1
+        while engine.list_workflows(workflow_ids=[f"weather-{n}"]):
+            n += 1
+    return f"weather-{n}"
 
 
 def main() -> None:
@@ -173,19 +192,26 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", help="a real model for init_chat_model, e.g. openai:gpt-4o-mini")
-    parser.add_argument("--database-url", help="default: a temporary SQLite file")
+    parser.add_argument(
+        "--database-url",
+        help=f"where the runs are recorded (default: env DURABLE_DATABASE_URL, else {DEFAULT_URL})",
+    )
     parser.add_argument("--phase", choices=["start", "resume"], help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    database_url = args.database_url or os.environ.get("DURABLE_DATABASE_URL") or DEFAULT_URL
     if args.phase:
-        worker(args.database_url, args.phase, args.model)
+        worker(database_url, args.phase, args.model, args.run)
         return
-    with tempfile.TemporaryDirectory(prefix="lg-example-") as tmp:
-        database_url = args.database_url or f"sqlite:///{Path(tmp) / 'durable.db'}"
-        env = {**os.environ, "EXAMPLE_CALL_LOG": str(Path(tmp) / "calls.log")}
-        os.environ["EXAMPLE_CALL_LOG"] = env["EXAMPLE_CALL_LOG"]
-        global CALL_LOG
-        CALL_LOG = Path(env["EXAMPLE_CALL_LOG"])
-        base = [sys.executable, __file__, "--database-url", database_url] + (
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr] - in order with the workers
+    print(f"database: {database_url}")
+    run = next_run(database_url)
+    if run != "weather-1":
+        print(f"(earlier runs of this demo are in the database; this one is {run}, on its own thread)")
+    with tempfile.TemporaryDirectory(prefix="lg-example-") as tmp:  # the call log; removed at the end
+        call_log = Path(tmp) / "calls.log"
+        env = {**os.environ, "EXAMPLE_CALL_LOG": str(call_log)}
+        base = [sys.executable, __file__, "--database-url", database_url, "--run", run] + (
             ["--model", args.model] if args.model else []
         )
         print("1-2. worker: ask, pause for approval, approve, crash inside the tool node")
@@ -193,10 +219,11 @@ def main() -> None:
         print(f"     worker exited with code {first.returncode} (17 = the simulated crash)")
         print("3. a new worker launches the engine: the thread resumes by itself")
         subprocess.run([*base, "--phase", "resume"], env=env, check=True)
-        calls = CALL_LOG.read_text().splitlines()
+        calls = call_log.read_text().splitlines()
         print(f"   external calls across both processes: {json.dumps(calls)}")
         print("4. time travel: fork at the approval with another city")
-        fork(database_url, args.model)
+        fork(database_url, args.model, run)
+    print(f"\nsee the run again: durable workflows show {run} --database-url {database_url}")
 
 
 if __name__ == "__main__":
