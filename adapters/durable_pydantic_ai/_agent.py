@@ -254,7 +254,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             result = await self._run_in_workflow(kwargs)
             if live is not None:
                 live.result = result
-            return encode_result(result)
+            return encode_result(
+                result, output_data_type(kwargs.get("output_type") or self.wrapped.output_type)
+            )
 
         run_agent.__qualname__ = f"DurableAgent[{self._durable_name}].run"
         return run_agent

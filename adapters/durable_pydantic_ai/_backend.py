@@ -15,6 +15,7 @@ from pydantic_ai.durable_exec import (
 
 from durable_core import step
 
+from ._fidelity import LiveValue, live_values
 from ._names import StepNamer
 
 __all__ = ["StepBackend", "StepConfig", "in_step"]
@@ -43,9 +44,10 @@ class StepConfig(TypedDict, total=False):
 class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
     """A `CallableOperationBackend` whose durable unit is a `durable_core` step.
 
-    The body hands back the operation's JSON payload (pydantic-ai encodes it with `JSON_CODEC`
-    inside the unit), so a live call and a replayed one return the same shape and the step
-    needs no return annotation.
+    The body hands back the operation's JSON payload (pydantic-ai encodes it with the capability's
+    codec inside the unit), which is what the step records, so it needs no return annotation. A
+    step that ran here hands pydantic-ai the operation's own result (`LiveValue`); a replayed one
+    its recorded payload, which the codec reads back exactly (see `_fidelity`).
     """
 
     def __init__(
@@ -77,9 +79,19 @@ class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
     ) -> object:
         run = _step_runner(name, tuple(sorted((config or {}).items())))
         executed: list[bool] = []
-        payload = await run(body, executed)
+        produced: list[tuple[Any, Any]] = []
+        token = live_values().set(produced)
+        try:
+            payload = await run(body, executed)
+        finally:
+            live_values().reset(token)
         # Keeps the spans of replayed steps out of traces (pydantic-ai's `replay_scope`).
         record_durable_unit(executed=bool(executed))
+        if executed:
+            # The operation ran here: hand back the object it produced, not its JSON read back.
+            for recorded, value in produced:
+                if recorded is payload:
+                    return LiveValue(value)
         return payload
 
 

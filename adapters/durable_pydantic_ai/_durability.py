@@ -11,7 +11,6 @@ from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.durable_exec import (
-    JSON_CODEC,
     BaseDurabilityCapability,
     DurabilityEngineSpec,
     conversation_id_from_run_id,
@@ -22,12 +21,15 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.toolsets import AbstractToolset
 
 from durable_core import execution_state, in_workflow
 from durable_core.errors import WorkflowCancelled
 
 from ._backend import StepBackend, StepConfig, in_step
 from ._core_compat import current_workflow_id, workflow_started_at
+from ._fidelity import FAITHFUL_JSON_CODEC
+from ._toolsets import refuse_executing_toolsets
 from ._waits import StepEventWaiter
 
 __all__ = ["ENGINE_NAME", "Durability"]
@@ -38,6 +40,14 @@ _STEP_KEYS = frozenset(StepConfig.__annotations__)
 
 _RUNS_KEY = "durable_pydantic_ai.runs"
 """Key of the agent-run count in `durable_core.execution_state()`, for replay-stable default run ids."""
+
+
+REALTIME_REFUSAL = (
+    "A realtime session (`agent.realtime(...).session()`, `.answer_webrtc_offer()`, "
+    "`.create_client_secret()`) cannot be used inside a durable-agents workflow: it runs a long-lived, "
+    "non-deterministic connection that no step can record or replay. Open it outside the workflow, "
+    "or inside a step."
+)
 
 
 def _serialization_failure(error: Exception) -> BaseException:
@@ -91,7 +101,7 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         durable_unit_noun="step",
         durable_unit_plural="steps",
         durable_container_noun="workflow",
-        codec=JSON_CODEC,
+        codec=FAITHFUL_JSON_CODEC,
         serialization_failure=_serialization_failure,
         wrapped_toolset_kinds=frozenset({"function", "mcp", "dynamic"}),
         toolset_lifecycles={
@@ -147,6 +157,19 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         except TypeError:  # an agent type without weak references: bind every time
             self._bound_for = None
         return bound
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT] | None:
+        """Make the bound toolsets' calls steps; refuse toolsets that execute tools and came per run."""
+        if self.in_durable_context:
+            registered = {id(wrapper.wrapped) for wrapper in self._toolsets_by_id.values()}
+            refuse_executing_toolsets([toolset], registered=registered)
+        return super().get_wrapper_toolset(toolset)
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
+        if self.in_durable_context and not isinstance(ctx.model, Model):
+            # Only realtime sessions run on a model that is not a `Model`.
+            raise UserError(REALTIME_REFUSAL)
+        return await super().for_run(ctx)
 
     @property
     def in_durable_context(self) -> bool:

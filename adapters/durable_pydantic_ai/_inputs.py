@@ -27,6 +27,8 @@ from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from ._fidelity import FIDELITY, apply_fixes, find_fixes
+
 __all__ = ["LIVE_ONLY", "RunRequest", "decode_result", "encode_result", "output_data_type"]
 
 _PROMPT: TypeAdapter[str | Sequence[UserContent] | None] = TypeAdapter(str | Sequence[UserContent] | None)
@@ -65,9 +67,18 @@ def encode_request(
     record: dict[str, Any] = {}
     record["user_prompt"] = _PROMPT.dump_python(kwargs.get("user_prompt"), mode="json")
     history = kwargs.get("message_history")
-    record["message_history"] = (
-        None if history is None else ModelMessagesTypeAdapter.dump_python(list(history), mode="json")
-    )
+    record["message_history"] = None
+    if history is not None:
+        messages = list(history)
+        record["message_history"] = ModelMessagesTypeAdapter.dump_python(messages, mode="json")
+        try:
+            fixes = find_fixes(messages, ModelMessagesTypeAdapter.validate_python(record["message_history"]))
+        except TypeError as error:
+            raise UserError(
+                f"`message_history` of a durable run cannot be recorded exactly: {error}"
+            ) from error
+        if fixes:
+            record["message_history_fidelity"] = fixes
     record["deferred_tool_results"] = _dump(
         _RESULTS, kwargs.get("deferred_tool_results"), "deferred_tool_results"
     )
@@ -174,7 +185,11 @@ def decode_request(record: Mapping[str, Any], *, deps_type: type) -> dict[str, A
     history = record.get("message_history")
     kwargs: dict[str, Any] = {
         "user_prompt": _PROMPT.validate_python(record.get("user_prompt")),
-        "message_history": None if history is None else ModelMessagesTypeAdapter.validate_python(history),
+        "message_history": None
+        if history is None
+        else apply_fixes(
+            ModelMessagesTypeAdapter.validate_python(history), record.get("message_history_fidelity") or ()
+        ),
         "deferred_tool_results": _RESULTS.validate_python(record.get("deferred_tool_results")),
         "model": record.get("model"),
         "instructions": record.get("instructions"),
@@ -227,16 +242,7 @@ def output_data_type(spec: object) -> object:
     return Any
 
 
-def encode_result(result: AgentRunResult[Any]) -> dict[str, Any]:
-    """The workflow output: pydantic-ai's public serialized shape of `AgentRunResult`."""
-    try:
-        return _ANY_RESULT.dump_python(result, mode="json")
-    except (PydanticSerializationError, TypeError, ValueError) as error:
-        raise UserError(f"The output of this durable run cannot be recorded as JSON: {error}") from error
-
-
-def decode_result(data: Mapping[str, Any], output_type: object) -> AgentRunResult[Any]:
-    """Rebuild the typed `AgentRunResult` a finished run recorded."""
+def _result_adapter(output_type: object) -> TypeAdapter[AgentRunResult[Any]]:
     adapter = _RESULT_ADAPTERS.get(output_type)
     if adapter is None:
         try:
@@ -244,4 +250,39 @@ def decode_result(data: Mapping[str, Any], output_type: object) -> AgentRunResul
         except Exception:
             adapter = _ANY_RESULT
         _RESULT_ADAPTERS[output_type] = adapter
-    return adapter.validate_python(dict(data))
+    return adapter
+
+
+def _result_parts(result: AgentRunResult[Any]) -> dict[str, Any]:
+    """What a re-run of a finished id hands back: the output and the messages."""
+    return {"output": result.output, "messages": result.all_messages()}
+
+
+def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dict[str, Any]:
+    """The workflow output: pydantic-ai's public serialized shape of `AgentRunResult`.
+
+    Values its JSON does not give back exactly (a `datetime` in `provider_details`, a tool's
+    pydantic-model return value) are recorded beside it, under `"$fidelity"` (see `_fidelity`).
+    """
+    try:
+        data = _ANY_RESULT.dump_python(result, mode="json")
+        fixes = find_fixes(
+            _result_parts(result), _result_parts(_result_adapter(output_type).validate_python(data))
+        )
+    except (PydanticSerializationError, TypeError, ValueError) as error:
+        raise UserError(f"The output of this durable run cannot be recorded as JSON: {error}") from error
+    if fixes:
+        data[FIDELITY] = fixes
+    return data
+
+
+def decode_result(data: Mapping[str, Any], output_type: object) -> AgentRunResult[Any]:
+    """Rebuild the typed `AgentRunResult` a finished run recorded, exactly as the live run returned it."""
+    record = dict(data)
+    fixes = record.pop(FIDELITY, None)
+    result = _result_adapter(output_type).validate_python(record)
+    if fixes:
+        parts = apply_fixes(_result_parts(result), fixes)
+        if parts["output"] is not result.output:
+            object.__setattr__(result, "output", parts["output"])
+    return result
