@@ -499,7 +499,7 @@ def test_exactly_once_under_kills_freezes_and_cancels(
                     cancel_misses.append(f"{wid} was {status}")
                 disruptions.append(Disruption("cancel", at, workflow_id=wid, resumed=status == "CANCELLED"))
 
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 120
         while done() < WORKFLOWS and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)  # a body still running without ownership gets the time to show itself

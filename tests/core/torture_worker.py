@@ -89,7 +89,8 @@ def main() -> None:
     print(f"launched executor {engine.executor_id} pid {os.getpid()}", flush=True)
     with open(os.path.join(ready_dir, str(os.getpid())), "w") as f:
         f.write(engine.executor_id)
-    while not os.path.exists(stop):
+    parent = os.getppid()
+    while not os.path.exists(stop) and os.getppid() == parent:  # the test process died: stop too
         time.sleep(0.05)
     engine.shutdown()
     print("shut down", flush=True)
