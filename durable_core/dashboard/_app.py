@@ -201,7 +201,8 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
                 'Quote text as JSON, e.g. "yes".',
             )
             return _html(page, 400)
-        await call(engine.send, wid, message, form.get("topic") or None)
+        topic = form.get("topic", "") if form.get("has_topic") else None  # as status.waiting.topic
+        await call(engine.send, wid, message, topic)
         return RedirectResponse(f"/inbox?notice={_quote(f'Sent to {wid}.')}", status_code=303)
 
     wid = "{workflow_id:path}"

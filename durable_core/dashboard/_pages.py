@@ -208,7 +208,7 @@ def inbox_page(
     parts = [
         "<h1>Inbox</h1>",
         '<p class="muted">Workflows waiting for a message now. '
-        "The answer is JSON, delivered with <code>engine.send</code>.</p>",
+        "The answer is JSON, delivered with <code>engine.send(id, answer, topic=waiting.topic)</code>.</p>",
     ]
     if notice:
         parts.append(f'<div class="notice">{esc(notice)}</div>')
@@ -228,14 +228,17 @@ def inbox_page(
             f'<div class="notice bad">{esc(error)}</div>' if error and error_for == row.workflow_id else ""
         )
         value = draft if error_for == row.workflow_id else ""
-        fields = hidden("topic", topic) if topic is not None else ""
+        # exactly status.waiting.topic: absent for the default topic (None), "" kept as ""
+        fields = hidden("topic", topic) + hidden("has_topic", "1") if topic is not None else ""
         parts.append(
             f'<div class="card" data-testid="inbox-{esc(row.workflow_id)}">'
             f'<div class="step-head"><a class="mono" href="{esc(wf_url(row.workflow_id))}">'
             f"{esc(row.workflow_id)}</a>"
             f'<span class="name">{esc(row.name)}</span><span class="right muted">until '
             f"{esc(until)}</span></div>"
-            f"<p>Waiting for {esc(describe_wait(row.waiting))}.</p>{problem}"
+            f"<p>Waiting for {esc(describe_wait(row.waiting))}.</p>"
+            f'<p class="muted" data-testid="wait-{esc(row.workflow_id)}">kind <code>{esc(row.waiting.kind if row.waiting else "")}</code>, '
+            f"topic <code>{esc(repr(topic))}</code></p>{problem}"
             f'<form method="post" action="{esc(wf_url(row.workflow_id, "/send"))}">'
             f"{hidden('csrf', secret)}{fields}"
             f'<textarea name="message" placeholder=\'{{"approved": true}}\'>{esc(value)}</textarea>'
