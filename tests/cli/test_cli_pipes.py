@@ -224,3 +224,15 @@ def test_a_database_the_user_can_only_read_can_be_listed_and_shown(shared: Path)
     assert cancel.returncode == 1
     assert "read-only for this user" in cancel.stderr and "Traceback" not in cancel.stderr
     assert sorted(p.name for p in shared.iterdir()) == before  # nothing written next to it
+
+
+@pytest.mark.backends("postgres")
+def test_read_only_commands_create_no_tables_on_postgres(database_url: str) -> None:
+    for args in (("workflows", "list"), ("inbox",), ("workflows", "list", "--json")):
+        result = durable(*args, "--database-url", database_url)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert "no durable-agents database at" in result.stderr and "no durable tables" in result.stderr
+        assert result.stdout == "" and "Traceback" not in result.stderr
+    assert durable("migrate", "--database-url", database_url).returncode == 0
+    listed = durable("workflows", "list", "--json", "--database-url", database_url)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
