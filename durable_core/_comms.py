@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._context import current_context
 from ._records import wait_label
 from ._runtime import WorkflowContext, now_ms
+from ._serialization import reject_nul
 from .errors import SerializationError, StepOutsideWorkflow, WorkflowNotFoundError
 from .storage import StepWrite
 
@@ -276,6 +277,7 @@ def _recv_wait(ctx: WorkflowContext, step_id: int, topic: str | None, timeout: f
 
 def recv(topic: str | None = None, timeout_seconds: float | None = 60.0) -> Any:
     """Wait for the next message on `topic` (FIFO); None at the timeout. Each message is received once."""
+    reject_nul(topic=topic)
     timeout = check_timeout(timeout_seconds)
     ctx, step_id, recorded = _prepare("recv", "durable.recv")
     if recorded is not None:
@@ -284,6 +286,7 @@ def recv(topic: str | None = None, timeout_seconds: float | None = 60.0) -> Any:
 
 
 async def recv_async(topic: str | None = None, timeout_seconds: float | None = 60.0) -> Any:
+    reject_nul(topic=topic)
     timeout = check_timeout(timeout_seconds)
     ctx, step_id, recorded = _prepare("recv", "durable.recv")
     if recorded is not None:
@@ -319,6 +322,7 @@ def _event_wait(
 
 def get_event(workflow_id: str, key: str, timeout_seconds: float | None = 60.0) -> Any:
     """The value of another workflow's event `key`, waiting up to the timeout for it to be set (else None)."""
+    reject_nul(workflow_id=workflow_id, key=key)
     timeout = check_timeout(timeout_seconds)
     ctx = current_context()
     if ctx is None:
@@ -332,6 +336,7 @@ def get_event(workflow_id: str, key: str, timeout_seconds: float | None = 60.0) 
 
 
 async def get_event_async(workflow_id: str, key: str, timeout_seconds: float | None = 60.0) -> Any:
+    reject_nul(workflow_id=workflow_id, key=key)
     timeout = check_timeout(timeout_seconds)
     ctx = current_context()
     if ctx is None:
@@ -374,6 +379,7 @@ def _send_op(
 
 def send(destination_id: str, message: Any, topic: str | None = None) -> None:
     """Send a message to a workflow; inside a workflow the send is a step (never sent twice)."""
+    reject_nul(destination_id=destination_id, topic=topic)
     ctx = current_context()
     if ctx is None:
         from ._starting import resolve_engine
@@ -386,6 +392,7 @@ def send(destination_id: str, message: Any, topic: str | None = None) -> None:
 
 
 async def send_async(destination_id: str, message: Any, topic: str | None = None) -> None:
+    reject_nul(destination_id=destination_id, topic=topic)
     ctx = current_context()
     if ctx is None:
         from ._starting import resolve_engine
@@ -414,6 +421,7 @@ def _set_event_op(ctx: WorkflowContext, step_id: int, key: str, value: Any) -> N
 
 def set_event(key: str, value: Any) -> None:
     """Publish `value` under `key` for this workflow (last write wins; history kept for forks)."""
+    reject_nul(key=key)
     ctx = _workflow_context("set_event")
     step_id = _live_step(ctx, "durable.set_event")
     if step_id is not None:
@@ -421,6 +429,7 @@ def set_event(key: str, value: Any) -> None:
 
 
 async def set_event_async(key: str, value: Any) -> None:
+    reject_nul(key=key)
     ctx = _workflow_context("set_event")
     step_id = _live_step(ctx, "durable.set_event")
     if step_id is not None:
@@ -445,6 +454,7 @@ def _stream_op(ctx: WorkflowContext, step_id: int, name: str, key: str, value: A
 
 def write_stream(key: str, value: Any) -> None:
     """Append a value to this workflow's stream `key` (read with `engine.read_stream`)."""
+    reject_nul(key=key)
     ctx = _workflow_context("write_stream")
     step_id = _live_step(ctx, "durable.write_stream")
     if step_id is not None:
@@ -452,6 +462,7 @@ def write_stream(key: str, value: Any) -> None:
 
 
 async def write_stream_async(key: str, value: Any) -> None:
+    reject_nul(key=key)
     ctx = _workflow_context("write_stream")
     step_id = _live_step(ctx, "durable.write_stream")
     if step_id is not None:
@@ -460,6 +471,7 @@ async def write_stream_async(key: str, value: Any) -> None:
 
 def close_stream(key: str) -> None:
     """Mark stream `key` finished: readers stop after its last value."""
+    reject_nul(key=key)
     ctx = _workflow_context("close_stream")
     step_id = _live_step(ctx, "durable.close_stream")
     if step_id is not None:
@@ -467,6 +479,7 @@ def close_stream(key: str) -> None:
 
 
 async def close_stream_async(key: str) -> None:
+    reject_nul(key=key)
     ctx = _workflow_context("close_stream")
     step_id = _live_step(ctx, "durable.close_stream")
     if step_id is not None:
@@ -479,6 +492,7 @@ async def close_stream_async(key: str) -> None:
 def engine_send(
     engine: Engine, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None
 ) -> None:
+    reject_nul(destination_id=destination_id, topic=topic, idempotency_key=idempotency_key)
     name = topic if topic is not None else DEFAULT_TOPIC
     text = _dumps(engine, message, f"send() to workflow {destination_id!r}")
     state = engine.messages.send(
@@ -518,12 +532,14 @@ class _EventPoll:
 
 
 def engine_get_event(engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None) -> Any:
+    reject_nul(workflow_id=workflow_id, key=key)
     return _drive_sync(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
 
 
 async def engine_get_event_async(
     engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None
 ) -> Any:
+    reject_nul(workflow_id=workflow_id, key=key)
     return await _drive_async(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
 
 
@@ -563,6 +579,7 @@ class _StreamReader:
 
 
 def engine_read_stream(engine: Engine, workflow_id: str, key: str) -> Iterator[Any]:
+    reject_nul(workflow_id=workflow_id, key=key)
     reader = _StreamReader(engine, workflow_id, key)
     with engine.waiters.register(f"stream:{workflow_id}:{key}", f"done:{workflow_id}") as waiter:
         while True:
@@ -576,6 +593,7 @@ def engine_read_stream(engine: Engine, workflow_id: str, key: str) -> Iterator[A
 
 
 async def engine_read_stream_async(engine: Engine, workflow_id: str, key: str) -> AsyncIterator[Any]:
+    reject_nul(workflow_id=workflow_id, key=key)
     reader = _StreamReader(engine, workflow_id, key)
     with engine.waiters.register(f"stream:{workflow_id}:{key}", f"done:{workflow_id}") as waiter:
         while True:

@@ -23,7 +23,7 @@ from . import _comms, _management, _recovery, _starting
 from ._handle import WorkflowHandle
 from ._records import StepInfo, WorkflowStatus
 from ._runtime import Outcome, WorkflowContext, now_ms
-from ._serialization import JsonSerializer, Serializer, encode_error
+from ._serialization import JsonSerializer, Serializer, dumps_checked, encode_error, workflow_return_hint
 from ._waits import Waiters
 from .errors import EngineNotLaunched, SerializationError, WorkflowCancelled
 from .storage import Database, ExecutorStore, MessageStore, StepStore, WorkflowStore, WriteWouldWait, migrate
@@ -340,7 +340,7 @@ class Engine:
                 status, error = "ERROR", encode_error(outcome.error)
             else:
                 try:
-                    output = self.serializer.dumps(outcome.value)
+                    output = dumps_checked(self.serializer, outcome.value, workflow_return_hint(ctx.name))
                 except SerializationError as exc:
                     failure = SerializationError(
                         f"Workflow {ctx.name!r} ({ctx.workflow_id!r}) returned a value of type "

@@ -94,7 +94,10 @@ class WorkflowHandle(Generic[R]):
                 lambda: ctx.record(step_id, GET_RESULT, error=failure, started_at=started)
             )
             raise
-        await self.engine.run_io(lambda: ctx.record(step_id, GET_RESULT, value=value, started_at=started))
+        hint = self._defn.return_hint if self._defn else Any  # the hint its replay decodes by
+        await self.engine.run_io(
+            lambda: ctx.record(step_id, GET_RESULT, value=value, started_at=started, hint=hint)
+        )
         return value
 
     def wait_outcome(self, timeout_seconds: float | None) -> Any:

@@ -11,7 +11,7 @@ from ._handle import WorkflowHandle
 from ._records import StepInfo, WorkflowStatus, parse_wait
 from ._registry import get_workflow
 from ._runtime import now_ms
-from ._serialization import decode_error
+from ._serialization import decode_error, reject_nul
 from ._starting import decode_inputs, run_recovered
 from .errors import DurableError, WorkflowNotFoundError
 from .storage import StepRow, WorkflowRow
@@ -31,6 +31,7 @@ def _ms(value: datetime | int | None) -> int | None:
 
 
 def _require(engine: Engine, workflow_id: str) -> WorkflowRow:
+    reject_nul(workflow_id=workflow_id)
     row = engine.workflows.get(workflow_id)
     if row is None:
         raise WorkflowNotFoundError(workflow_id)
@@ -118,6 +119,7 @@ def list_workflows(
     offset: int,
     newest_first: bool,
 ) -> list[WorkflowStatus]:
+    reject_nul(name=name, queue_name=queue_name, workflow_ids=workflow_ids)
     rows = engine.workflows.list(
         status=status,
         name=name,
@@ -218,6 +220,7 @@ def _run_or_enqueue(
 def fork(
     engine: Engine, workflow_id: str, start_step: int, *, new_workflow_id: str | None, app_version: str | None
 ) -> WorkflowHandle[Any]:
+    reject_nul(new_workflow_id=new_workflow_id)
     source = _require(engine, workflow_id)
     if not isinstance(start_step, int) or start_step < 1:
         raise ValueError(f"start_step must be an integer >= 1, got {start_step!r}")

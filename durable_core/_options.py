@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ._context import _options
+from ._serialization import reject_nul
 
 __all__ = ["WorkflowOptions", "workflow_options"]
 
@@ -53,6 +54,7 @@ def workflow_options(
         raise ValueError(f"priority must be an integer in [0, 2**31), got {priority!r}")
     if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
         raise ValueError("workflow_id must be a non-empty string")
+    reject_nul(workflow_id=workflow_id, deduplication_id=deduplication_id)
     outer = _options.get()  # a nested block inherits what it does not set itself
     options = WorkflowOptions(
         workflow_id=workflow_id,

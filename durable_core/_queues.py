@@ -20,6 +20,7 @@ from ._context import current_context, pending_options
 from ._handle import WorkflowHandle
 from ._registry import WorkflowDef, get_workflow, registered_names
 from ._runtime import Outcome, now_ms
+from ._serialization import reject_nul
 from ._starting import definition_of, insert, make_plan, resolve_engine, run_recovered
 from .errors import DurableError, QueueDeduplicatedError
 from .storage import ClaimRequest, WorkflowRow
@@ -75,6 +76,7 @@ class Queue:
     ) -> None:
         if not name or not isinstance(name, str):
             raise ValueError("a queue needs a non-empty name")
+        reject_nul(queue_name=name)
         for label, value in (("concurrency", concurrency), ("worker_concurrency", worker_concurrency)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Queue {name!r}: {label} must be a positive integer or None, got {value!r}")
@@ -163,6 +165,7 @@ def enqueue_by_name(
     engine: Engine, queue_name: str, workflow_name: str, args: Any, kwargs: Any
 ) -> WorkflowHandle[Any]:
     """`engine.enqueue`: queue a workflow by name, from a process that may not have its code."""
+    reject_nul(queue_name=queue_name, workflow_name=workflow_name)
     if current_context() is not None:
         raise DurableError(
             "engine.enqueue is for client code; inside a workflow use Queue(...).enqueue(fn, ...)"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import _tracing
 from ._context import _current, _in_step, _interceptor, _options
 from ._registry import StepDef, WorkflowDef
-from ._serialization import decode_error, encode_error
+from ._serialization import decode_error, dumps_checked, encode_error
 from .errors import NondeterminismError, SerializationError, StepRetriesExceeded, WorkflowCancelled
 from .storage import StepRow
 
@@ -146,6 +146,7 @@ class WorkflowContext:
         error: BaseException | None = None,
         started_at: int,
         child_workflow_id: str | None = None,
+        hint: Any = Any,
     ) -> None:
         """Commit a step's outcome (one statement). Raise `WorkflowCancelled` if we no longer own the workflow."""
         serializer = self.engine.serializer
@@ -155,7 +156,7 @@ class WorkflowContext:
             error_text = encode_error(error)
         else:
             try:
-                output = serializer.dumps(value)
+                output = dumps_checked(serializer, value, hint)  # a replay decodes it back equal
             except SerializationError as exc:
                 raise SerializationError(
                     f"Step {name!r} of workflow {self.workflow_id!r} returned a value of type "
@@ -257,7 +258,14 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
             _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:
         _in_step.reset(token)
-    ctx.record(step_id, defn.name, value=outcome.value, error=outcome.error, started_at=started)
+    ctx.record(
+        step_id,
+        defn.name,
+        value=outcome.value,
+        error=outcome.error,
+        started_at=started,
+        hint=defn.return_hint,
+    )
     if outcome.error is not None:
         raise outcome.error
     return outcome.value
@@ -289,7 +297,14 @@ async def _run_step_async(defn: StepDef, ctx: WorkflowContext, step_id: int, arg
     finally:
         _in_step.reset(token)
     await ctx.engine.run_write(
-        lambda: ctx.record(step_id, defn.name, value=outcome.value, error=outcome.error, started_at=started)
+        lambda: ctx.record(
+            step_id,
+            defn.name,
+            value=outcome.value,
+            error=outcome.error,
+            started_at=started,
+            hint=defn.return_hint,
+        )
     )
     if outcome.error is not None:
         raise outcome.error
@@ -310,7 +325,7 @@ def run_engine_step_sync(name: str, operation: Callable[[], Any], hint: Any = An
     except Exception as exc:
         ctx.record(step_id, name, error=exc, started_at=started)
         raise
-    ctx.record(step_id, name, value=value, started_at=started)
+    ctx.record(step_id, name, value=value, started_at=started, hint=hint)
     return value
 
 

@@ -23,7 +23,7 @@ from ._runtime import (
     now_ms,
     run_engine_step_sync,
 )
-from ._serialization import JsonSerializer
+from ._serialization import JsonSerializer, dumps_inputs, input_hints
 from ._tracing import capture_context
 from .errors import EngineNotLaunched, SerializationError, WorkflowConflictError
 from .storage import StepRow, WorkflowRow
@@ -61,7 +61,7 @@ def definition_of(fn: Any) -> WorkflowDef:
 
 def encode_inputs(engine: Engine, defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     try:
-        return engine.serializer.dumps({"args": list(args), "kwargs": kwargs})
+        return dumps_inputs(engine.serializer, defn, args, kwargs)  # a replay decodes each back equal
     except SerializationError as exc:
         raise SerializationError(
             f"The inputs of workflow {defn.name!r} cannot be serialized ({exc.message}). Pass JSON-compatible "
@@ -82,31 +82,11 @@ def decode_inputs(
     kwargs: dict[str, Any] = dict(raw.get("kwargs", {}))
     if defn is None or not isinstance(serializer, JsonSerializer):
         return args, kwargs
-    hints = defn.hints
-    params = list(defn.signature.parameters.values())
-    typed_args: list[Any] = []
-    for index, value in enumerate(args):
-        param = params[min(index, len(params) - 1)] if params else None
-        if param is not None and param.kind is param.VAR_POSITIONAL:
-            hint = hints.get(param.name, Any)
-        elif (
-            param is not None
-            and index < len(params)
-            and param.kind
-            in (
-                param.POSITIONAL_ONLY,
-                param.POSITIONAL_OR_KEYWORD,
-            )
-        ):
-            hint = hints.get(params[index].name, Any)
-        else:
-            hint = Any
-        typed_args.append(serializer.from_jsonable(value, hint))
-    var_kw = next((p for p in params if p.kind is p.VAR_KEYWORD), None)
-    typed_kwargs = {
-        key: serializer.from_jsonable(value, hints.get(key, hints.get(var_kw.name, Any) if var_kw else Any))
-        for key, value in kwargs.items()
-    }
+    arg_hints, kwarg_hints = input_hints(defn, len(args), kwargs)  # the hints encode_inputs checked by
+    typed_args = [
+        serializer.from_jsonable(value, hint) for value, (_, hint) in zip(args, arg_hints, strict=True)
+    ]
+    typed_kwargs = {key: serializer.from_jsonable(value, kwarg_hints[key]) for key, value in kwargs.items()}
     return typed_args, typed_kwargs
 
 

@@ -166,7 +166,7 @@ def child_waits() -> Any:
 
 
 @workflow()
-def cancellable() -> Any:
+def cancellable() -> tuple[Any, str]:  # a tuple replays as a tuple only when annotated
     side_effect("before")
     handle = Engine.current().start_workflow(child_waits)
     message = recv(timeout_seconds=60)
