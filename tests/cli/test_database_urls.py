@@ -132,3 +132,12 @@ def test_unsupported_urls_are_clear() -> None:
             Engine(url).launch()
         assert expected in caught.value.message, (url, caught.value.message)
         _not_chained(caught.value)
+
+
+def test_the_cli_explains_an_in_memory_url() -> None:
+    result = _durable("workflows", "list", "--database-url", "sqlite://")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "is an in-memory database: it exists only inside the engine that opened it" in " ".join(
+        result.stderr.split()
+    )
+    _no_raw_traceback(result.stderr)
