@@ -86,6 +86,7 @@ def _step_write(ctx: WorkflowContext, step_id: int, name: str, output: str | Non
     return StepWrite(
         workflow_id=ctx.workflow_id,
         executor_id=ctx.executor_id,
+        owner_epoch=ctx.owner_epoch,
         step_id=step_id,
         name=name,
         output=output,
@@ -137,6 +138,7 @@ class _Wait:
         if not engine.messages.begin_wait(
             workflow_id=self.ctx.workflow_id,
             executor_id=self.ctx.executor_id,
+            owner_epoch=self.ctx.owner_epoch,
             topic=self.label,
             deadline=self.deadline,
             step_id=self.step_id,

@@ -25,8 +25,17 @@ from ._records import StepInfo, WorkflowStatus
 from ._runtime import Outcome, WorkflowContext, now_ms
 from ._serialization import JsonSerializer, Serializer, dumps_checked, encode_error, workflow_return_hint
 from ._waits import Waiters
-from .errors import EngineNotLaunched, SerializationError, WorkflowCancelled
-from .storage import Database, ExecutorStore, MessageStore, StepStore, WorkflowStore, WriteWouldWait, migrate
+from .errors import DurableError, EngineNotLaunched, OwnershipLost, SerializationError, WorkflowCancelled
+from .storage import (
+    Database,
+    ExecutorStore,
+    MessageStore,
+    StepStore,
+    WorkflowRow,
+    WorkflowStore,
+    WriteWouldWait,
+    migrate,
+)
 from .storage.listener import Listener
 from .storage.queues import QueueStore
 
@@ -36,6 +45,18 @@ T = TypeVar("T")
 log = logging.getLogger("durable_core")
 
 _launched: list[Engine] = []
+
+
+def _owned_by(row: WorkflowRow | None, ctx: WorkflowContext) -> bool:
+    """Does the workflow row still name this execution as its owner?"""
+    return (
+        row is not None
+        and row.status == "PENDING"
+        and row.executor_id == ctx.executor_id
+        and row.owner_epoch == ctx.owner_epoch
+    )
+
+
 _launched_lock = threading.Lock()
 _instance_counter = itertools.count(1)
 
@@ -104,6 +125,11 @@ class Engine:
         self.pid = os.getpid()
         self.launched = False
         self.stopping = False
+        self.is_client = False  # opened with connect(): heartbeats only while it runs workflows
+        self._heartbeating = False
+        self._heartbeat_lock = threading.Lock()
+        self._interrupted: set[str] = set()  # workflows stopped by a storage outage, to resume here
+        self._interrupted_lock = threading.Lock()
         self._db: Database | None = None
         self.workflows: WorkflowStore
         self.steps: StepStore
@@ -132,11 +158,13 @@ class Engine:
         return self._db
 
     def connect(self) -> Engine:
-        """A client engine: migrate and open the database, but run nothing in the background.
+        """A client engine: migrate and open the database, but take over nobody's work.
 
-        No heartbeat, no recovery, no queue workers: for processes that inspect, enqueue, send or
-        fork but must never take over other executors' work (the CLI, a web front end).
-        Workflows started directly from a client engine still run in its process.
+        No recovery, no queue workers: for processes that inspect, enqueue, send or fork but must
+        never take over other executors' work (the CLI, a web front end). Workflows started
+        directly from a client engine still run in its process; from the first one on, the client
+        heartbeats as an executor (advertising nothing it could run for others), so launched
+        engines never judge it dead while it runs them.
         """
         return self.launch(_client=True)
 
@@ -169,10 +197,13 @@ class Engine:
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="durable-loop", daemon=True)
         self._loop_thread.start()
         self.launched = True
+        self.is_client = _client
+        self._heartbeating = False
         with _launched_lock:
             _launched.append(self)
         if _client:
             return self
+        self._heartbeating = True
         if db.dialect == "postgresql":
             self._listener = Listener(db, self._deliver)
             self._listener.start()
@@ -265,8 +296,50 @@ class Engine:
 
     def check_still_owner(self, ctx: WorkflowContext, step_id: int) -> None:
         row = self.workflows.get(ctx.workflow_id)
-        if row is None or row.status != "PENDING" or row.executor_id != self.executor_id:
+        if not _owned_by(row, ctx):
             self.resolve_unrecorded_step(ctx, step_id)
+
+    def storage_interrupted(self, ctx: WorkflowContext) -> None:
+        """A body stopped because the database was unreachable (or its disk full) for longer than
+        `db_retry_seconds`: nothing is recorded as its outcome, and the heartbeat loop resumes it
+        in this process once storage answers again (an outage is never a terminal outcome)."""
+        if ctx.cancel_reason is None:
+            ctx.cancel_reason = "interrupted: the database is unavailable"
+        with self._interrupted_lock:
+            first = not self._interrupted
+            self._interrupted.add(ctx.workflow_id)
+        if first:
+            log.warning(
+                "The database %s is unavailable: workflow %s (and any other hit) stops at this step and "
+                "resumes here once the database answers again.",
+                self._db.safe_url if self._db is not None else self.database_url,
+                ctx.workflow_id,
+            )
+
+    def resume_interrupted(self) -> list[WorkflowHandle[Any]]:
+        """Resume the workflows that stopped on a storage outage (called once storage answers)."""
+        with self._interrupted_lock:
+            if not self._interrupted:
+                return []
+            with self.active_lock:
+                ready = {wid for wid in self._interrupted if wid not in self.active}
+            self._interrupted -= ready
+        if not ready:
+            return []
+        handles = _recovery.recover(self, None)  # every workflow of ours that nothing runs here
+        log.warning("The database answers again: resumed %d interrupted workflow(s).", len(handles))
+        return handles
+
+    def ensure_executor(self) -> None:
+        """A process that runs workflow bodies is an executor with a heartbeat (client engines too)."""
+        if self._heartbeating:
+            return
+        with self._heartbeat_lock:
+            if self._heartbeating or not self.launched:
+                return
+            _recovery.heartbeat_once(self, advertise=False)
+            _recovery.start_monitor(self, takeover=False)
+            self._heartbeating = True
 
     def add_service(self, stop: Callable[[], None]) -> None:
         self._services.append(stop)
@@ -333,6 +406,12 @@ class Engine:
         try:
             if outcome.interrupted:
                 return
+            if outcome.error is not None and ctx.deadline_ms is not None and now_ms() >= ctx.deadline_ms:
+                # past its deadline a workflow ends CANCELLED, whatever its body raised (typically
+                # the cancellation of a child that inherited the deadline)
+                self.expire_workflow(ctx.workflow_id)
+                outcome.interrupted = True
+                return
             output = error = None
             status = "SUCCESS"
             serialization = self.serializer.name
@@ -349,15 +428,20 @@ class Engine:
                     )
                     outcome.error, outcome.value = failure, None
                     status, error = "ERROR", encode_error(failure)
-            self.workflows.finish(
+            finished = self.workflows.finish(
                 ctx.workflow_id,
-                self.executor_id,
+                ctx.executor_id,
+                owner_epoch=ctx.owner_epoch,
                 status=status,
                 output=output,
                 error=error,
                 serialization=serialization,
                 now=now_ms(),
             )
+            if not finished:
+                # cancelled or taken over meanwhile: the outcome is the owner's (or the cancellation),
+                # which the caller reads from the database
+                outcome.interrupted = True
         except WriteWouldWait:
             release = False  # nothing written: `run_write` runs this again on an IO thread
             raise
@@ -374,17 +458,42 @@ class Engine:
         self.waiters.notify(f"done:{ctx.workflow_id}")
 
     def resolve_unrecorded_step(self, ctx: WorkflowContext, step_id: int) -> None:
-        """A step insert matched no row: a lost acknowledgement (fine), or the workflow is no longer ours."""
-        existing = self.steps.get(ctx.workflow_id, step_id)
-        if existing is not None:
-            return
+        """An ownership-proving write affected no row: find out why, and stop the body unless it is ours.
+
+        While the workflow row still names this execution (executor and ownership epoch), nobody
+        else can have written its steps, so the write that matched nothing was a retry of our own
+        committed write whose acknowledgement was lost: fine. Otherwise the workflow was cancelled
+        or another execution owns it now; a step row that exists proves nothing (the new owner may
+        have written it), so this body stops here, writes nothing more and runs no further step.
+        """
         row = self.workflows.get(ctx.workflow_id)
+        if _owned_by(row, ctx):
+            if self.steps.get(ctx.workflow_id, step_id) is not None:
+                return
+            raise DurableError(
+                f"Step {step_id} of workflow {ctx.workflow_id!r} could not be recorded although this "
+                "process owns the workflow; its row may have been changed by hand.",
+                workflow_id=ctx.workflow_id,
+                step_id=step_id,
+            )
         if row is None or row.status == "CANCELLED":
             ctx.cancel_reason = "cancelled"
-        elif row.status == "PENDING" and row.executor_id != self.executor_id:
-            ctx.cancel_reason = f"taken over by executor {row.executor_id!r}"
+        elif row.status == "PENDING":
+            ctx.taken_over = True
+            owner = row.executor_id if row.executor_id != ctx.executor_id else "a newer run of this executor"
+            ctx.cancel_reason = f"taken over by {owner!r} at step {step_id}"
         else:
-            ctx.cancel_reason = f"no longer running (status {row.status})"
+            ctx.taken_over = True  # finished, requeued or parked by someone else
+            ctx.cancel_reason = f"no longer owned by this process (status {row.status})"
+        if ctx.taken_over:
+            log.warning(
+                "Workflow %s: this process (executor %s) lost ownership at step %d (%s); its body stops here.",
+                ctx.workflow_id,
+                ctx.executor_id,
+                step_id,
+                ctx.cancel_reason,
+            )
+            raise OwnershipLost(ctx.workflow_id, ctx.cancel_reason)
         raise WorkflowCancelled(ctx.workflow_id, ctx.cancel_reason)
 
     def expire_workflow(self, workflow_id: str) -> None:

@@ -15,7 +15,12 @@ from ._context import current_context
 from ._registry import WorkflowDef, get_workflow
 from ._runtime import Outcome, WorkflowContext, now_ms
 from ._serialization import decode_error
-from .errors import AwaitedWorkflowCancelled, RecoveryAttemptsExceeded, WorkflowNotFoundError
+from .errors import (
+    AwaitedWorkflowCancelled,
+    DatabaseUnavailable,
+    RecoveryAttemptsExceeded,
+    WorkflowNotFoundError,
+)
 from .storage import TERMINAL_STATUSES, WorkflowRow
 
 if TYPE_CHECKING:
@@ -117,7 +122,10 @@ class WorkflowHandle(Generic[R]):
         delay = _POLL_MIN
         with self.engine.waiters.register(f"done:{self.workflow_id}") as waiter:
             while True:
-                row = self.engine.workflows.get(self.workflow_id)
+                row = _read_through_outage(self.engine, self.workflow_id)
+                if row is _OUTAGE:
+                    waiter.wait(_POLL_MAX)
+                    continue
                 if row is None:
                     raise WorkflowNotFoundError(self.workflow_id)
                 if row.status in TERMINAL_STATUSES:
@@ -137,7 +145,10 @@ class WorkflowHandle(Generic[R]):
                 if local.done():  # the usual case after a direct call: no hop through the loop
                     outcome = local.result()
                 else:
-                    outcome = await asyncio.wait_for(asyncio.wrap_future(local), _remaining(deadline))
+                    # shielded: a timeout or a cancelled caller must not cancel the run's own future
+                    outcome = await asyncio.wait_for(
+                        asyncio.shield(asyncio.wrap_future(local)), _remaining(deadline)
+                    )
             except TimeoutError:
                 raise TimeoutError(
                     f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s"
@@ -149,7 +160,10 @@ class WorkflowHandle(Generic[R]):
         delay = _POLL_MIN
         with self.engine.waiters.register(f"done:{self.workflow_id}") as waiter:
             while True:
-                row = await self.engine.run_io(lambda: self.engine.workflows.get(self.workflow_id))
+                row = await self.engine.run_io(lambda: _read_through_outage(self.engine, self.workflow_id))
+                if row is _OUTAGE:
+                    await waiter.wait_async(_POLL_MAX)
+                    continue
                 if row is None:
                     raise WorkflowNotFoundError(self.workflow_id)
                 if row.status in TERMINAL_STATUSES:
@@ -186,6 +200,18 @@ class WorkflowHandle(Generic[R]):
 
     async def get_status_async(self) -> WorkflowStatus:
         return await self.engine.run_io(self.get_status)
+
+
+_OUTAGE: Any = object()
+
+
+def _read_through_outage(engine: Engine, workflow_id: str) -> Any:
+    """The workflow's row, or `_OUTAGE` while the database is unreachable: waiting for an outcome
+    outlives an outage (the run itself resumes once storage is back), so the wait goes on."""
+    try:
+        return engine.workflows.get(workflow_id)
+    except DatabaseUnavailable:
+        return _OUTAGE
 
 
 def _remaining(deadline: float | None) -> float | None:

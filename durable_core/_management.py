@@ -13,6 +13,7 @@ from ._registry import get_workflow
 from ._runtime import now_ms
 from ._serialization import decode_error, reject_nul
 from ._starting import decode_inputs, run_recovered
+from ._stranded import Fleet, stranded_reason
 from .errors import DurableError, WorkflowNotFoundError
 from .storage import StepRow, WorkflowRow
 
@@ -38,7 +39,8 @@ def _require(engine: Engine, workflow_id: str) -> WorkflowRow:
     return row
 
 
-def to_status(engine: Engine, row: WorkflowRow) -> WorkflowStatus:
+def to_status(engine: Engine, row: WorkflowRow, fleet: Fleet | None = None) -> WorkflowStatus:
+    """The public record of a row; `fleet` (the live executors) explains a stranded one."""
     defn = get_workflow(row.name)
     try:
         args, kwargs = decode_inputs(engine, defn, row)
@@ -75,7 +77,15 @@ def to_status(engine: Engine, row: WorkflowRow) -> WorkflowStatus:
         deadline_at=row.deadline_at,
         started_at=row.started_at,
         deduplication_id=row.deduplication_id,
+        stranded=stranded_reason(row, fleet) if fleet is not None else None,
     )
+
+
+def _fleet_for(engine: Engine, rows: Sequence[WorkflowRow]) -> Fleet | None:
+    """The live executors, read only when a row may be stranded (PENDING or ENQUEUED)."""
+    if any(row.status in ("PENDING", "ENQUEUED") for row in rows):
+        return Fleet.read(engine)
+    return None
 
 
 def to_step_info(engine: Engine, row: StepRow) -> StepInfo:
@@ -102,7 +112,8 @@ def retrieve(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
 
 
 def get_status(engine: Engine, workflow_id: str) -> WorkflowStatus:
-    return to_status(engine, _require(engine, workflow_id))
+    row = _require(engine, workflow_id)
+    return to_status(engine, row, _fleet_for(engine, [row]))
 
 
 def list_workflows(
@@ -132,7 +143,8 @@ def list_workflows(
         offset=offset,
         newest_first=newest_first,
     )
-    return [to_status(engine, row) for row in rows]
+    fleet = _fleet_for(engine, rows)
+    return [to_status(engine, row, fleet) for row in rows]
 
 
 def list_steps(engine: Engine, workflow_id: str) -> list[StepInfo]:
@@ -161,8 +173,10 @@ def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
         return WorkflowHandle(engine, workflow_id, defn)
     with engine.active_lock:
         running_here = workflow_id in engine.active
-    if running_here:
+    if running_here and row.status == "PENDING":
         return WorkflowHandle(engine, workflow_id, defn)
+    # a cancelled body may still be inside a step here: the resumed run (a newer ownership epoch)
+    # replaces it, and it stops at its next step boundary without writing anything
     if row.status == "PENDING" and row.executor_id is not None and row.app_version == engine.app_version:
         from ._recovery import is_dead
 

@@ -8,6 +8,7 @@ FIFO order, and runs them like any other workflow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -280,7 +281,18 @@ class Dispatcher:
             )
         )
         for row in result.rows:
-            self._run(queue.name, row)
+            try:
+                self._run(queue.name, row)
+            except Exception:  # one workflow that cannot start never strands the rest of the batch
+                log.exception(
+                    "Queued workflow %s (%s) could not be started; it goes back to queue %r.",
+                    row.workflow_id,
+                    row.name,
+                    queue.name,
+                )
+                self._done(queue.name, row.workflow_id)
+                with contextlib.suppress(Exception):  # else shutdown releases it, or a takeover does
+                    engine.queues.requeue([row.workflow_id], now_ms())
         if result.rate_limited_until is not None:
             self.rate_limited.add(queue.name)
             return max(0.0, (result.rate_limited_until - now_ms()) / 1000)

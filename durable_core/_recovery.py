@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._handle import WorkflowHandle
 from ._registry import get_workflow, registered_names
 from ._runtime import now_ms
 from ._starting import run_recovered
+from ._stranded import report_dead_executor, report_own
 from .storage import ClaimedWorkflow, ExecutorRow
 
 if TYPE_CHECKING:
@@ -28,9 +29,15 @@ __all__ = ["heartbeat_once", "recover", "recover_own", "start_monitor"]
 log = logging.getLogger("durable_core.recovery")
 
 
-def heartbeat_once(engine: Engine) -> None:
+def heartbeat_once(engine: Engine, *, advertise: bool = True) -> None:
+    """Renew this executor's lease; `advertise=False` (client engines) claims no names or queues."""
     from ._queues import served_queue_names
 
+    if not advertise or engine.is_client:
+        names: list[str] = []
+        queue_names: list[str] = []
+    else:
+        names, queue_names = registered_names(), served_queue_names(engine)
     engine.executors.heartbeat(
         engine.executor_id,
         hostname=engine.hostname,
@@ -38,8 +45,8 @@ def heartbeat_once(engine: Engine) -> None:
         app_version=engine.app_version,
         lease_ms=int(engine.lease_seconds * 1000),
         now=now_ms(),
-        workflow_names=registered_names(),
-        queue_names=served_queue_names(engine),
+        workflow_names=names,
+        queue_names=queue_names,
     )
 
 
@@ -93,29 +100,59 @@ def park(engine: Engine, claimed: ClaimedWorkflow, limit: int) -> None:
 
 
 def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle[Any]]:
+    running: list[str] = []
+    if from_executor == engine.executor_id:  # our own workflows that run right now are not orphans
+        with engine.active_lock:
+            running = list(engine.active)
     claimed = engine.executors.claim(
         from_executor=from_executor,
         to_executor=engine.executor_id,
         app_version=engine.app_version,
         now=now_ms(),
         names=recoverable_names(),
+        exclude=running,
     )
-    with engine.active_lock:
-        running = set(engine.active)
-    claimed = [c for c in claimed if c.workflow_id not in running]
     # queue work goes back to its queue, where its limits apply; the rest resumes here
     queued = [c for c in claimed if c.queue_name is not None]
     if queued:
         engine.queues.requeue([c.workflow_id for c in queued], now_ms())
         for queue_name in {c.queue_name for c in queued if c.queue_name is not None}:
             engine.wake_queues(queue_name)
-    return [_resume_claimed(engine, c) for c in claimed if c.queue_name is None] + [
+    return [_resume_isolated(engine, c) for c in claimed if c.queue_name is None] + [
         WorkflowHandle(engine, c.workflow_id, get_workflow(c.name)) for c in queued
     ]
 
 
+def _resume_isolated(engine: Engine, claimed: ClaimedWorkflow) -> WorkflowHandle[Any]:
+    """Resume one claimed workflow: whatever fails is logged with its id and never stops the others.
+
+    (Inputs that cannot be decoded are not a failure here: `run_recovered` records that workflow
+    as ERROR.)
+    """
+    try:
+        return _resume_claimed(engine, claimed)
+    except Exception:
+        log.exception(
+            "Workflow %s (%s) could not be resumed; the other workflows recover as usual. It stays PENDING "
+            "(executor %s): engine.recover() or a relaunch tries again.",
+            claimed.workflow_id,
+            claimed.name,
+            engine.executor_id,
+        )
+        return WorkflowHandle(engine, claimed.workflow_id, get_workflow(claimed.name))
+
+
+def _report(report: Callable[..., None], *args: Any) -> None:
+    """Run a stranded-workflow report; a failure there must never stop recovery."""
+    try:
+        report(*args)
+    except Exception:
+        log.exception("could not check for workflows that cannot be resumed")
+
+
 def recover_own(engine: Engine) -> list[WorkflowHandle[Any]]:
     handles = _claim_and_resume(engine, engine.executor_id)
+    _report(report_own, engine)  # what it owns but cannot run (function renamed, removed, ...)
     handles.extend(takeover_dead(engine))
     return handles
 
@@ -157,18 +194,24 @@ def takeover_dead(engine: Engine) -> list[WorkflowHandle[Any]]:
         if taken:
             log.warning("Executor %s is gone; resumed %d of its workflows here.", executor_id, len(taken))
         handles.extend(taken)
+        _report(report_dead_executor, engine, executor_id)  # left behind: nobody has their code
         if row is not None:
             engine.executors.remove(executor_id)
     return handles
 
 
-def start_monitor(engine: Engine) -> None:
+def start_monitor(engine: Engine, *, takeover: bool = True) -> None:
+    """Heartbeat in the background; with `takeover`, also resume dead executors' work and expire
+    overdue workflows (a client engine only heartbeats)."""
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(engine.heartbeat_seconds):
             try:
                 heartbeat_once(engine)
+                engine.resume_interrupted()  # storage answers: resume what an outage stopped here
+                if not takeover:
+                    continue
                 takeover_dead(engine)
                 for workflow_id in engine.workflows.overdue(now_ms()):
                     engine.cancel_workflow(workflow_id)

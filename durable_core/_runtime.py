@@ -17,16 +17,28 @@ from . import _tracing
 from ._context import _current, _in_step, _interceptor, _options
 from ._registry import StepDef, WorkflowDef
 from ._serialization import decode_error, dumps_checked, encode_error
-from .errors import NondeterminismError, SerializationError, StepRetriesExceeded, WorkflowCancelled
+from .errors import (
+    DatabaseUnavailable,
+    NondeterminismError,
+    OwnershipLost,
+    SerializationError,
+    StepRetriesExceeded,
+    WorkflowCancelled,
+)
 from .storage import StepRow
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["CRASH_POINTS", "Outcome", "WorkflowContext", "now_ms"]
+__all__ = ["CRASH_HOOKS", "CRASH_POINTS", "Outcome", "WorkflowContext", "now_ms"]
 
 # Test helper hook (see durable_core.testing): (workflow_id or None, step_id, exit_code).
 CRASH_POINTS: list[tuple[str | None, int, int]] = []
+# The crash-safety kit's hooks (durable_core.testing), empty unless a check runs: called as
+# hook(phase, ctx, step_id, name) with phase "before" (a step is about to run or replay), "in-flight"
+# (its body ran, its record is not written yet), "after" (its record is committed) or "finish"
+# (the body returned, the workflow's outcome is not recorded yet).
+CRASH_HOOKS: list[Callable[[str, WorkflowContext, int, str], None]] = []
 
 
 def now_ms() -> int:
@@ -63,10 +75,12 @@ class WorkflowContext:
         "executor_id",
         "name",
         "next_step_id",
+        "owner_epoch",
         "queue_name",
         "recorded",
         "recovery_attempts",
         "resume_wait",
+        "taken_over",
         "trace_context",
         "workflow_id",
     )
@@ -84,8 +98,11 @@ class WorkflowContext:
         trace_context: str | None = None,
         queue_name: str | None = None,
         recovery_attempts: int = 0,
+        owner_epoch: int = 0,
     ) -> None:
         self.engine = engine
+        # the ownership generation this execution runs under: every ownership-proving write names it
+        self.owner_epoch = owner_epoch
         self.trace_context = trace_context
         self.queue_name = queue_name
         self.recovery_attempts = recovery_attempts
@@ -101,6 +118,7 @@ class WorkflowContext:
         self.cancel_reason: str | None = None
         # per-execution state of integrations (`durable_core.execution_state()`), fresh on every execution
         self.adapter_state: dict[str, Any] = {}
+        self.taken_over = False  # with cancel_reason: another execution owns the workflow now
 
     def take_step_id(self) -> int:
         step_id = self.next_step_id
@@ -110,6 +128,8 @@ class WorkflowContext:
     def check_alive(self) -> None:
         """Raise `WorkflowCancelled` if the workflow was cancelled, timed out or the engine is stopping."""
         if self.cancel_reason is not None:
+            if self.taken_over:
+                raise OwnershipLost(self.workflow_id, self.cancel_reason)
             raise WorkflowCancelled(self.workflow_id, self.cancel_reason)
         if self.engine.stopping:
             raise WorkflowCancelled(self.workflow_id, "interrupted: the engine is shutting down")
@@ -122,6 +142,8 @@ class WorkflowContext:
         self.check_alive()
         if CRASH_POINTS:
             _maybe_crash(self.workflow_id, step_id)
+        if CRASH_HOOKS:
+            _run_crash_hooks("before", self, step_id, name)
         if not self.recorded:
             return None
         row = self.recorded.get(step_id)
@@ -148,7 +170,13 @@ class WorkflowContext:
         child_workflow_id: str | None = None,
         hint: Any = Any,
     ) -> None:
-        """Commit a step's outcome (one statement). Raise `WorkflowCancelled` if we no longer own the workflow."""
+        """Commit a step's outcome (one statement that also proves ownership).
+
+        Raises `WorkflowCancelled` (cancelled) or `OwnershipLost` (taken over) if this execution no
+        longer owns the workflow: the body stops here and writes nothing more.
+        """
+        if CRASH_HOOKS:
+            _run_crash_hooks("in-flight", self, step_id, name)
         serializer = self.engine.serializer
         output: str | None = None
         error_text: str | None = None
@@ -166,26 +194,40 @@ class WorkflowContext:
                     workflow_id=self.workflow_id,
                     step_id=step_id,
                 ) from exc
-        inserted = self.engine.steps.record(
-            workflow_id=self.workflow_id,
-            executor_id=self.executor_id,
-            step_id=step_id,
-            name=name,
-            output=output,
-            error=error_text,
-            serialization=serializer.name,
-            child_workflow_id=child_workflow_id,
-            started_at=started_at,
-            completed_at=now_ms(),
-        )
+        try:
+            inserted = self.engine.steps.record(
+                workflow_id=self.workflow_id,
+                executor_id=self.executor_id,
+                owner_epoch=self.owner_epoch,
+                step_id=step_id,
+                name=name,
+                output=output,
+                error=error_text,
+                serialization=serializer.name,
+                child_workflow_id=child_workflow_id,
+                started_at=started_at,
+                completed_at=now_ms(),
+            )
+        except DatabaseUnavailable as exc:
+            # storage is gone for longer than the engine retries: stop the body (user code cannot
+            # swallow this) without an outcome; the engine resumes it once the database is back
+            self.engine.storage_interrupted(self)
+            raise WorkflowCancelled(self.workflow_id, self.cancel_reason or "interrupted") from exc
         if not inserted:
             self.engine.resolve_unrecorded_step(self, step_id)
+        if CRASH_HOOKS:
+            _run_crash_hooks("after", self, step_id, name)
 
 
 def _maybe_crash(workflow_id: str, step_id: int) -> None:
     for target, target_step, exit_code in CRASH_POINTS:
         if target_step == step_id and (target is None or target == workflow_id):
             os._exit(exit_code)
+
+
+def _run_crash_hooks(phase: str, ctx: WorkflowContext, step_id: int, name: str) -> None:
+    for hook in CRASH_HOOKS:
+        hook(phase, ctx, step_id, name)
 
 
 # -- steps ---------------------------------------------------------------------------------
@@ -354,6 +396,16 @@ def _exit(tokens: tuple[Any, Any, Any]) -> None:
     _options.reset(tokens[2])
 
 
+def _body_outcome(ctx: WorkflowContext, error: BaseException) -> Outcome:
+    """How a body that raised ended. The engine's own storage failing under it (an outage longer
+    than the engine's retries, a full disk) is never the workflow's outcome: the run is interrupted
+    and this process resumes it when storage is back."""
+    if isinstance(error, DatabaseUnavailable):
+        ctx.engine.storage_interrupted(ctx)
+        return Outcome(interrupted=True)
+    return Outcome(error=error)
+
+
 def execute_workflow_sync(
     ctx: WorkflowContext, defn: WorkflowDef, args: Any, kwargs: Any, future: Future[Outcome]
 ) -> None:
@@ -364,7 +416,7 @@ def execute_workflow_sync(
             try:
                 value = defn.fn(*args, **kwargs)
             except (Exception, NondeterminismError) as exc:
-                outcome = Outcome(error=exc)
+                outcome = _body_outcome(ctx, exc)
             except WorkflowCancelled:
                 outcome = Outcome(interrupted=True)
             except BaseException:
@@ -376,25 +428,56 @@ def execute_workflow_sync(
     finally:
         _exit(tokens)
     try:
+        if CRASH_HOOKS and not outcome.interrupted:
+            _run_crash_hooks("finish", ctx, ctx.next_step_id, ctx.name)
         ctx.engine.finish_workflow(ctx, outcome)
+    except DatabaseUnavailable:
+        ctx.engine.storage_interrupted(ctx)  # the outcome is not recorded: run it again when storage is back
+        outcome = Outcome(interrupted=True)
     except BaseException:
         future.set_result(Outcome(interrupted=True))
         raise
     future.set_result(outcome)
 
 
+def abandon_execution(ctx: WorkflowContext, future: Future[Outcome]) -> None:
+    """The task running this body was cancelled (the caller's `wait_for` timed out, its request was
+    cancelled, its event loop is closing): stop here without waiting for anything.
+
+    Nothing is recorded as finished: the workflow stays PENDING, owned by this executor, and is
+    resumed like any interrupted run (a relaunch, `engine.recover()`, or another executor once
+    this one's lease lapses). It leaves `engine.active`, so a recovery in this process may run it
+    again, and any database call still in flight for it stops at its next step boundary.
+    """
+    if ctx.cancel_reason is None:
+        ctx.cancel_reason = "interrupted: the task running it was cancelled"
+    ctx.engine.finish_workflow(ctx, Outcome(interrupted=True))  # records nothing; releases it here
+    if not future.done():
+        future.set_result(Outcome(interrupted=True))
+
+
 async def execute_workflow_async(
     ctx: WorkflowContext, defn: WorkflowDef, args: Any, kwargs: Any, future: Future[Outcome]
 ) -> None:
+    """Run an async workflow body on the current event loop and record its outcome.
+
+    Cancelling the task that awaits this (e.g. ``asyncio.wait_for`` around a workflow call) ends it
+    promptly: `asyncio.CancelledError` propagates after local cleanup, the workflow stays PENDING in
+    the database and is recovered like any interrupted run (see `abandon_execution`).
+    """
     tokens = _enter(ctx)
     try:
         with _workflow_span(ctx) as span:
             try:
                 value = await defn.fn(*args, **kwargs)
             except (Exception, NondeterminismError) as exc:
-                outcome = Outcome(error=exc)
-            except (WorkflowCancelled, asyncio.CancelledError):
+                outcome = _body_outcome(ctx, exc)
+            except WorkflowCancelled:
                 outcome = Outcome(interrupted=True)
+            except asyncio.CancelledError:
+                abandon_execution(ctx, future)
+                _end_workflow_span(span, Outcome(interrupted=True))
+                raise
             except BaseException:
                 future.set_result(Outcome(interrupted=True))
                 raise
@@ -404,7 +487,15 @@ async def execute_workflow_async(
     finally:
         _exit(tokens)
     try:
+        if CRASH_HOOKS and not outcome.interrupted:
+            _run_crash_hooks("finish", ctx, ctx.next_step_id, ctx.name)
         await ctx.engine.run_write(lambda: ctx.engine.finish_workflow(ctx, outcome))
+    except asyncio.CancelledError:
+        abandon_execution(ctx, future)  # cancelled while recording the outcome: it may have landed
+        raise
+    except DatabaseUnavailable:
+        ctx.engine.storage_interrupted(ctx)  # the outcome is not recorded: run it again when storage is back
+        outcome = Outcome(interrupted=True)
     except BaseException:
         future.set_result(Outcome(interrupted=True))
         raise

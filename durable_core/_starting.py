@@ -7,6 +7,9 @@ same id raises `WorkflowConflictError`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from ._registry import WorkflowDef
 from ._runtime import (
     Outcome,
     WorkflowContext,
+    abandon_execution,
     execute_workflow_async,
     execute_workflow_sync,
     now_ms,
@@ -26,10 +30,12 @@ from ._runtime import (
 from ._serialization import JsonSerializer, dumps_inputs, input_hints
 from ._tracing import capture_context
 from .errors import EngineNotLaunched, SerializationError, WorkflowConflictError
-from .storage import StepRow, WorkflowRow
+from .storage import ParentStep, StepRow, WorkflowRow
 
 if TYPE_CHECKING:
     from ._engine import Engine
+
+log = logging.getLogger("durable_core.recovery")
 
 __all__ = ["Plan", "decode_inputs", "encode_inputs", "resolve_engine"]
 
@@ -160,9 +166,16 @@ def make_plan(
 def insert(engine: Engine, plan: Plan, *, notify: str | None = None) -> bool:
     """Create the row; on an existing id check it belongs to the same workflow function."""
     parent_step = None
-    if plan.parent is not None and plan.parent_step_id is not None and not plan.recorded_child:
-        parent_step = (plan.parent.workflow_id, plan.parent_step_id, plan.defn.name)
+    parent = plan.parent
+    if parent is not None and plan.parent_step_id is not None and not plan.recorded_child:
+        parent_step = ParentStep(
+            parent.workflow_id, plan.parent_step_id, plan.defn.name, parent.executor_id, parent.owner_epoch
+        )
     created = engine.workflows.insert(plan.values, parent_step=parent_step, notify=notify)
+    if created is None:  # the parent is no longer ours: nothing was written, its body stops here
+        assert parent is not None and plan.parent_step_id is not None
+        engine.resolve_unrecorded_step(parent, plan.parent_step_id)
+        raise AssertionError("unreachable: the parent is no longer owned here")
     if not created:
         existing = engine.workflows.get(plan.workflow_id)
         if existing is not None and existing.name != plan.defn.name:
@@ -202,6 +215,7 @@ def context_for_row(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Work
         trace_context=row.trace_context,
         queue_name=row.queue_name,
         recovery_attempts=row.recovery_attempts,
+        owner_epoch=row.owner_epoch,
     )
 
 
@@ -246,17 +260,65 @@ def adopt_orphan(
     future = register_active(engine, ctx)
     if future is None:
         return None
-    args, kwargs = decode_inputs(engine, defn, row)
+    try:
+        args, kwargs = decode_inputs(engine, defn, row)
+    except Exception as exc:
+        fail_undecodable(engine, ctx, row, exc, future)
+        return None  # the caller reads the recorded ERROR
     return ctx, tuple(args), kwargs, future
 
 
+def fail_undecodable(
+    engine: Engine, ctx: WorkflowContext, row: WorkflowRow, exc: Exception, future: Future[Outcome]
+) -> None:
+    """A claimed workflow whose recorded inputs cannot be decoded: record it as ERROR, never raise.
+
+    Its body cannot run, and letting the decode error escape would stop the whole recovery round
+    (the other workflows of a dead executor would stay PENDING). The recorded error is a
+    `SerializationError` naming the workflow, its name and the cause; a log line says the same.
+    """
+    cause = f"{type(exc).__name__}: {exc}"
+    error = SerializationError(
+        f"The recorded inputs of workflow {row.workflow_id!r} ({row.name!r}) cannot be decoded, so it "
+        f"cannot be resumed and is recorded as ERROR. Cause: {cause}",
+        workflow_id=row.workflow_id,
+    )
+    error.__cause__ = exc
+    log.error(
+        "Workflow %s (%s) cannot be resumed: its recorded inputs cannot be decoded (%s); it is recorded "
+        "as ERROR and the other workflows recover as usual.",
+        row.workflow_id,
+        row.name,
+        cause,
+    )
+    outcome = Outcome(error=error)
+    try:
+        engine.finish_workflow(ctx, outcome)  # records ERROR and releases it from engine.active
+    finally:
+        if not future.done():
+            future.set_result(outcome)
+
+
 def register_active(engine: Engine, ctx: WorkflowContext) -> Future[Outcome] | None:
-    """Mark a workflow as running here; None if it already runs in this process."""
+    """Mark a workflow as running here; None if it already runs in this process.
+
+    An execution here under an older ownership epoch lost the workflow (it was cancelled and
+    resumed, requeued, or reclaimed) and only has not noticed yet: the newer one replaces it, and
+    the older body stops at its next step boundary without writing anything.
+    """
+    engine.ensure_executor()
     future: Future[Outcome] = Future()
     with engine.active_lock:
-        if ctx.workflow_id in engine.active:
-            return None
+        entry = engine.active.get(ctx.workflow_id)
+        if entry is not None:
+            if entry[0].owner_epoch >= ctx.owner_epoch:
+                return None
+            stale = entry[0]
+            stale.taken_over = True
+            stale.cancel_reason = "superseded by a newer execution of it in this process"
         engine.active[ctx.workflow_id] = (ctx, future)
+    if entry is not None:
+        engine.waiters.notify(f"wake:{ctx.workflow_id}")  # a stale body blocked in a wait stops now
     return future
 
 
@@ -272,6 +334,7 @@ def launch_background(
 def _check_launched(engine: Engine) -> None:
     if not engine.launched:
         raise EngineNotLaunched()
+    engine.ensure_executor()  # before the row exists, so no launched engine ever judges it orphaned
 
 
 # -- entry points --------------------------------------------------------------------------
@@ -318,7 +381,7 @@ async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> An
         if future is not None:
             await execute_workflow_async(ctx, plan.defn, plan.args, plan.kwargs, future)
     else:
-        orphan = await engine.run_io(lambda: adopt_orphan(engine, plan.defn, plan.workflow_id))
+        orphan = await _adopt_async(engine, plan)
         if orphan is not None:
             ctx, rargs, rkwargs, future = orphan
             await execute_workflow_async(ctx, plan.defn, rargs, rkwargs, future)
@@ -326,6 +389,39 @@ async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> An
     if plan.parent is not None and result_step is not None:
         return await handle.get_result_as_step_async(plan.parent, result_step)
     return await handle.wait_outcome_async(None)
+
+
+async def _adopt_async(
+    engine: Engine, plan: Plan
+) -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
+    """`adopt_orphan` on an IO thread for a caller on an event loop.
+
+    If the caller's task is cancelled meanwhile, an adopted run is let go (released from
+    `engine.active`, left PENDING for recovery) instead of staying registered here with nobody
+    to run it.
+    """
+    lock = threading.Lock()
+    adopted: list[tuple[WorkflowContext, Any, Any, Future[Outcome]]] = []
+    abandoned: list[bool] = []
+
+    def adopt() -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
+        orphan = adopt_orphan(engine, plan.defn, plan.workflow_id)
+        with lock:
+            if orphan is not None and abandoned:
+                abandon_execution(orphan[0], orphan[3])
+                return None
+            if orphan is not None:
+                adopted.append(orphan)
+            return orphan
+
+    try:
+        return await engine.run_io(adopt)
+    except asyncio.CancelledError:
+        with lock:
+            abandoned.append(True)
+            for ctx, _args, _kwargs, future in adopted:
+                abandon_execution(ctx, future)
+        raise
 
 
 def start_background(
@@ -364,10 +460,19 @@ def _start_planned(engine: Engine, plan: Plan) -> Future[Outcome] | None:
 
 
 def run_recovered(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Future[Outcome] | None:
-    """Resume a workflow this executor has just claimed: replay its recorded steps, then run live."""
-    args, kwargs = decode_inputs(engine, defn, row)
+    """Resume a workflow this executor has just claimed: replay its recorded steps, then run live.
+
+    None if it already runs in this process. Inputs that cannot be decoded end it in ERROR
+    (`fail_undecodable`): the returned future then holds that outcome, nothing is raised.
+    """
     ctx = context_for_row(engine, defn, row)
     future = register_active(engine, ctx)
-    if future is not None:
-        launch_background(engine, defn, ctx, tuple(args), kwargs, future)
+    if future is None:
+        return None
+    try:
+        args, kwargs = decode_inputs(engine, defn, row)
+    except Exception as exc:
+        fail_undecodable(engine, ctx, row, exc, future)
+        return future
+    launch_background(engine, defn, ctx, tuple(args), kwargs, future)
     return future

@@ -3,6 +3,7 @@
 ```
 BaseException
 ├── WorkflowCancelled            control flow: the workflow was cancelled, timed out or taken over
+│   └── OwnershipLost            control flow: another executor owns the workflow now
 ├── NondeterminismError          control flow: a replay called another step than the one recorded
 └── Exception
     └── DurableError             base of every ordinary durable_core error
@@ -31,6 +32,7 @@ __all__ = [
     "DurableError",
     "EngineNotLaunched",
     "NondeterminismError",
+    "OwnershipLost",
     "QueueDeduplicatedError",
     "RecordedError",
     "RecoveryAttemptsExceeded",
@@ -184,6 +186,18 @@ class WorkflowCancelled(BaseException):
         super().__init__(f"Workflow {workflow_id!r} {reason}.")
         self.workflow_id = workflow_id
         self.reason = reason
+
+
+class OwnershipLost(WorkflowCancelled):
+    """This process no longer owns the workflow (another executor took it over after this one's
+    lease lapsed, or it was resumed elsewhere): the body stops at this step boundary and writes
+    nothing more; the workflow's outcome is the new owner's."""
+
+    def __init__(self, workflow_id: str, reason: str = "taken over by another executor") -> None:
+        super().__init__(workflow_id, reason)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (OwnershipLost, (self.workflow_id, self.reason))
 
 
 class NondeterminismError(BaseException):
