@@ -71,6 +71,16 @@ def output_format(args: argparse.Namespace) -> str:
     return "table" if sys.stdout.isatty() else "plain"
 
 
+TABLE_LIMIT = 100
+
+
+def limit_of(args: argparse.Namespace) -> int:
+    """--limit, else 100 for a table on a terminal and everything for pipes and scripts (0: all)."""
+    if args.limit is not None:
+        return int(args.limit)
+    return TABLE_LIMIT if output_format(args) == "table" and not getattr(args, "ids", False) else 0
+
+
 def _print_plain(header: list[str], rows: list[list[Any]], args: argparse.Namespace) -> None:
     lines = [] if getattr(args, "no_header", False) else ["\t".join(header)]
     lines += ["\t".join(plain_field(value) for value in row) for row in rows]
@@ -129,8 +139,9 @@ def _print_workflows(rows: list[WorkflowStatus], args: argparse.Namespace) -> No
 
 
 def workflows_list(engine: Engine, args: argparse.Namespace) -> int:
+    limit = limit_of(args)
     rows = engine.list_workflows(
-        **filters_of(args), limit=args.limit or None, offset=args.offset, newest_first=args.newest_first
+        **filters_of(args), limit=limit or None, offset=args.offset, newest_first=args.newest_first
     )
     table = output_format(args) == "table" and not args.ids
     if not rows and output_format(args) != "json":
@@ -140,7 +151,7 @@ def workflows_list(engine: Engine, args: argparse.Namespace) -> int:
         _message(message, table)
         return 0
     _print_workflows(rows, args)
-    if args.limit and len(rows) == args.limit and output_format(args) != "json":
+    if limit and len(rows) == limit and output_format(args) != "json":
         more = (
             f"showing {len(rows)} from offset {args.offset}: more may exist "
             f"(--offset {args.offset + len(rows)}, or --limit 0 for all)"
@@ -321,7 +332,7 @@ def database_option(args: argparse.Namespace) -> str:
 
 
 def inbox(engine: Engine, args: argparse.Namespace) -> int:
-    rows = engine.list_workflows(status="PENDING", waiting=True, limit=args.limit or None)
+    rows = engine.list_workflows(status="PENDING", waiting=True, limit=limit_of(args) or None)
     if not args.all:
         rows = [r for r in rows if r.waiting is not None and r.waiting.answerable]
     fmt = output_format(args)

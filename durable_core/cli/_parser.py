@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = command(wf_commands, "list", help="list workflows")
     _add_filters(listing)
     listing.add_argument(
-        "--limit", type=_non_negative_int, default=100, help="at most this many (0: all; default 100)"
+        "--limit",
+        type=_non_negative_int,
+        help="at most this many (0: all; default: 100 in a table on a terminal, all otherwise)",
     )
     listing.add_argument("--offset", type=_non_negative_int, default=0, help="skip this many")
     listing.add_argument("--newest-first", action="store_true", help="newest first (default: oldest first)")
@@ -190,7 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     inbox = command(commands, "inbox", help="workflows waiting now: for what, until when, how to answer")
     inbox.add_argument("--all", action="store_true", help="also list timers (sleep) and other waits")
-    inbox.add_argument("--limit", type=_non_negative_int, default=100, help="at most this many (0: all)")
+    inbox.add_argument(
+        "--limit",
+        type=_non_negative_int,
+        help="at most this many (0: all; default: 100 in a table on a terminal, all otherwise)",
+    )
     _output_options(inbox, ids=True)
 
     send = command(commands, "send", help="send a JSON message to a workflow (answer an inbox item)")

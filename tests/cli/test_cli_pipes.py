@@ -82,7 +82,7 @@ def test_piped_list_keeps_every_id_whole_and_greppable(engine: Engine) -> None:
         with workflow_options(workflow_id=f"{LONG_PREFIX}doc-{i:04d}"):
             ingest(i)
 
-    found = shell("durable workflows list --limit 0 | grep doc-0299", url)
+    found = shell("durable workflows list | grep doc-0299", url)  # piped: every row, none cut
     assert found.returncode == 0, found.stderr
     [line] = found.stdout.splitlines()
     fields = line.split("\t")
@@ -92,21 +92,22 @@ def test_piped_list_keeps_every_id_whole_and_greppable(engine: Engine) -> None:
         "SUCCESS",
     ]
 
-    plain = durable("workflows", "list", "--limit", "0", env=_env(DURABLE_DATABASE_URL=url))
+    plain = durable("workflows", "list", env=_env(DURABLE_DATABASE_URL=url))
     lines = plain.stdout.splitlines()
     assert lines[0].split("\t") == ["ID", "NAME", "STATUS", "CREATED", "QUEUE", "WAITING_FOR_OR_ERROR"]
     assert len(lines) == 302  # the header and one line per workflow: nothing wrapped
     assert all(line.split("\t")[0].startswith(LONG_PREFIX) for line in lines[1:])
     assert plain.stderr == ""
 
-    ids = durable("workflows", "list", "--limit", "0", "-q", "--database-url", url)
+    ids = durable("workflows", "list", "-q", "--database-url", url)
     assert ids.stdout.splitlines() == [f"{LONG_PREFIX}doc-{i:04d}" for i in range(301)]
     headless = durable("workflows", "list", "--limit", "5", "--no-header", "--database-url", url)
     assert len(headless.stdout.splitlines()) == 5
     assert "more may exist" in headless.stderr  # remarks go to stderr, rows to stdout
 
-    table = durable("workflows", "list", "--limit", "1", "--format", "table", "--database-url", url)
-    assert "1 workflow(s)" in table.stdout  # the table is still there when asked for
+    table = durable("workflows", "list", "--format", "table", "--database-url", url)
+    assert "100 workflow(s)" in table.stdout  # a table (a terminal's default) shows 100 at a time
+    assert "more may exist (--offset 100, or --limit 0 for all)" in table.stdout
 
 
 def test_ids_feed_xargs(engine: Engine) -> None:
