@@ -23,6 +23,7 @@ from durable_core import Engine, step, workflow, workflow_options
 
 DEFAULT_URL = "sqlite:///quickstart.db"  # a file in the current directory
 CRASH_AT = int(os.environ.get("QUICKSTART_CRASH_AT", "0"))
+STEP_SECONDS = float(os.environ.get("QUICKSTART_STEP_SECONDS", "0.5"))  # tests set 0
 
 
 @step()
@@ -30,7 +31,7 @@ def research(topic: str, n: int) -> str:
     if n == CRASH_AT:
         print(f"  step {n}: the process dies here (os._exit), as in a kill -9 or a power cut", flush=True)
         os._exit(1)
-    time.sleep(0.5)
+    time.sleep(STEP_SECONDS)
     note = f"note {n} on {topic}"
     print(f"  step {n}: ran live -> {note!r}", flush=True)
     return note
