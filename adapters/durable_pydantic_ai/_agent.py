@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import threading
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from pydantic_ai import AgentSpec, CancellationToken, Conversation
 from pydantic_ai.agent import (
@@ -20,28 +22,52 @@ from pydantic_ai.agent import (
     EventStreamHandler,
     WrapperAgent,
 )
-from pydantic_ai.agent.abstract import AgentInstructions, AgentMetadata, RunOutputDataT
+from pydantic_ai.agent.abstract import (
+    AgentInstructions,
+    AgentMetadata,
+    RunOutputDataT,
+    _RealtimeSessionResolution,  # pyright: ignore[reportPrivateUsage]
+)
 from pydantic_ai.capabilities import AbstractCapability, AgentCapability
 from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import AgentStreamEvent, ModelMessage, UserContent
+from pydantic_ai.messages import ModelMessage, UserContent
 from pydantic_ai.models import KnownModelName, Model
 from pydantic_ai.output import OutputDataT, OutputSpec
+from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.run import AgentRunResult
-from pydantic_ai.tools import AgentDepsT, DeferredToolRequests, DeferredToolResults, RunContext
+from pydantic_ai.tools import AgentDepsT, DeferredToolResults, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_ai.workspaces import WorkspaceBackend, WorkspaceRef
 
-from durable_core import in_workflow, tracing_enabled, workflow
+from durable_core import (
+    current_engine,
+    in_workflow,
+    recorded_steps,
+    tracing_enabled,
+    workflow,
+)
+from durable_core.errors import WorkflowCancelled
 
 from ._backend import StepConfig
 from ._core_compat import current_workflow_id, workflow_id_scope
-from ._durability import Durability
+from ._durability import Durability, refuse_realtime_here
+from ._events import guarded, ignore_events, run_handler_scope, workflow_side
 from ._inputs import decode_request, decode_result, encode_request, encode_result, output_data_type
-from ._logging import logger
 from ._spans import StepSpans
-from ._waits import FOREVER_SECONDS, wait_for_deferred_tool_results
+from ._toolsets import refuse_executing_toolsets, toolsets_of_capabilities
+from ._waits import allows_deferred_output, deferred_output_scope
+
+if TYPE_CHECKING:
+    from pydantic_ai.realtime import (
+        AudioRetention,
+        KnownRealtimeModelName,
+        RealtimeModel,
+        RealtimeModelSettings,
+        RealtimeProviderSession,
+        RealtimeSession,
+    )
 
 __all__ = ["DurableAgent"]
 
@@ -78,6 +104,20 @@ def _check_name(name: str, wrapped: AbstractAgent[Any, Any], *, claim: bool = Fa
         )
 
 
+class _CallerRun:
+    """The hand-over between `iter()` outside a workflow and the workflow it starts.
+
+    The workflow's body does not run the agent: it hands the caller its execution context (the
+    workflow's context variables) and waits, and the caller's `async with` block runs the agent in
+    it, live, as the body would. The body then records what the block ended with.
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.started: asyncio.Future[contextvars.Context] = loop.create_future()
+        self.finished: asyncio.Future[AgentRunResult[Any] | None] = loop.create_future()
+
+
 @dataclass
 class _LiveCall:
     """The caller's original run arguments, handed to the workflow body it starts in-process."""
@@ -85,23 +125,36 @@ class _LiveCall:
     kwargs: dict[str, Any]
     result: AgentRunResult[Any] | None = None
     claimed: bool = False
+    caller_run: _CallerRun | None = None
 
 
 _live_call: ContextVar[_LiveCall | None] = ContextVar("durable_pydantic_ai_live_call", default=None)
 
+_MISSING = object()
 
-def _safe_handler(handler: EventStreamHandler[Any]) -> EventStreamHandler[Any]:
-    """Keep a per-run event handler from failing the durable run it observes."""
 
-    async def handle(ctx: RunContext[Any], events: AsyncIterable[AgentStreamEvent]) -> None:
-        try:
-            await handler(ctx, events)
-        except Exception:
-            logger.exception("event_stream_handler of a durable run raised; the run continues")
-        async for _ in events:
-            pass
+def _adopt(context: contextvars.Context) -> list[tuple[ContextVar[Any], contextvars.Token[Any]]]:
+    """Set every context variable of `context` here too (undone, in reverse, by `_restore`)."""
+    tokens: list[tuple[ContextVar[Any], contextvars.Token[Any]]] = []
+    for var, value in context.items():
+        if var.get(_MISSING) is not value:
+            tokens.append((var, var.set(value)))
+    return tokens
 
-    return handle
+
+def _restore(tokens: list[tuple[ContextVar[Any], contextvars.Token[Any]]]) -> None:
+    for var, token in reversed(tokens):
+        var.reset(token)
+
+
+def _recorded_streaming() -> bool:
+    """Whether the run being recovered made streamed model requests (so its replay must too)."""
+    return any(info.name.endswith(".model.request_stream") for info in recorded_steps().values())
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, OutputDataT]):
@@ -116,30 +169,38 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
 
     The run's workflow id is the one set with `workflow_options(workflow_id=...)`, else `run_id`,
     else a new UUID. Calling again with the id of a finished run returns its recorded result
-    (same output and messages, typed by the output type) without calling the model or any tool.
-    After a crash, any launched engine resumes the run from its last completed step; the workflow
-    is registered under `f'{name}.run'` when the `DurableAgent` is created, so create it (at
-    import time, like other workflows) before `engine.launch()`.
+    (same output and messages, typed as the live run returned them) without calling the model or
+    any tool. After a crash, any launched engine resumes the run from its last completed step; the
+    workflow is registered under `f'{name}.run'` when the `DurableAgent` is created, so create it
+    (at import time, like other workflows) before `engine.launch()`.
 
     Inside an enclosing `@workflow`, a run does not start a workflow of its own: its steps join
-    the enclosing one.
+    the enclosing one, and its run id is derived from the workflow's (`wf`, then `wf:1`, ...).
+
+    `run_stream()` and `iter()` run live everywhere: outside a workflow, the block of
+    `async with durable_agent.iter(...)` (or `run_stream`) is the body of the run's workflow,
+    each node running as it is iterated, each model request and tool call a step (streamed model
+    requests are `model.request_stream` steps). Leaving `iter()` before the run ends cancels its
+    workflow (a plain agent's run is abandoned there too); an exception ends it in error.
 
     Recorded inputs: the prompt, message history, deferred tool results, model name, settings,
     limits, usage, metadata, and deps (through the agent's `deps_type`). Callables, toolsets,
     capabilities and `output_type` given per run are used live but cannot be recorded; such a run
-    resumes only in the process that started it. The per-run `event_stream_handler` sees live
-    events only, and an exception it raises is logged instead of failing the run.
+    resumes only in the process that started it. Toolsets that execute tools cannot be given per
+    run at all (`run(toolsets=...)` or a per-run capability's toolset): their calls would not be
+    steps. A `UserError` names them; pass them to the agent instead.
 
-    A run that ends with `DeferredToolRequests` output (tools needing approval or external
-    execution) waits durably, up to `deferred_tool_timeout_seconds`, for the JSON form of
-    `DeferredToolResults` sent with `engine.send(workflow_id, payload)`, then continues in the
-    same workflow. Its pending requests are published as the workflow event
-    `'deferred_tool_requests'`. Pass `deferred_tool_timeout_seconds=None` to return the requests
-    as output instead, as a plain agent does.
+    A per-run `event_stream_handler` is live-only and never fails the run (its errors are logged).
+    It sees model events live, inside the model-request step, and the other events (tool calls and
+    results) once their node has finished; it never runs around a step, so a handler that calls
+    steps, or is one, cannot take a model request's place in the run's step sequence.
 
-    Outside a workflow, `iter()` and `run_stream()` run the whole workflow first and then hand
-    back the finished run (the stream replays the final output at once); use them inside your
-    own `@workflow`, or `event_stream_handler=`, for live streaming.
+    Human in the loop follows pydantic-ai: when the output type includes `DeferredToolRequests`, a
+    run that defers tool calls returns them as its output, and you continue with another run,
+    `run(message_history=result.all_messages(), deferred_tool_results=...)`. Runs that wait inside
+    (`RequestInput`, a capability's `handle_deferred_tool_calls`, or an output type without
+    `DeferredToolRequests`) wait durably; `WorkflowStatus.waiting.topic` is the topic to answer on,
+    with the JSON form of `DeferredToolResults`.
 
     Args:
         wrapped: The agent to make durable. It needs a `model` and a `name` (or pass `name=`).
@@ -153,7 +214,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             calls, pass a per-run `event_stream_handler=` to `run()` instead.
         model_step_config: Retry settings for model-request steps.
         tool_step_config: Retry settings for tool steps.
-        deferred_tool_timeout_seconds: How long a run waits for deferred tool results.
+        deferred_tool_timeout_seconds: How long a run waits inside for deferred tool results it
+            cannot return (None, the default: no limit); after it, approvals are denied and
+            external calls fail, with a message to the model.
     """
 
     def __init__(
@@ -165,7 +228,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
         model_step_config: StepConfig | None = None,
         tool_step_config: StepConfig | None = None,
-        deferred_tool_timeout_seconds: float | None = FOREVER_SECONDS,
+        deferred_tool_timeout_seconds: float | None = None,
     ) -> None:
         super().__init__(wrapped)
         durable_name = name or wrapped.name
@@ -181,7 +244,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             )
         _check_name(durable_name, wrapped)
         self._durable_name = durable_name
-        self._deferred_timeout = deferred_tool_timeout_seconds
+        self._event_stream_handler = event_stream_handler
         attached = Durability.from_agent(wrapped)
         self._durability: Durability[AgentDepsT] | None = None
         if attached is None:
@@ -191,6 +254,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
                 name=durable_name,
                 model_step_config=model_step_config,
                 tool_step_config=tool_step_config,
+                deferred_tool_timeout_seconds=deferred_tool_timeout_seconds,
             )
             # Bind once now so a toolset without an `id` (or a missing model) fails here, not mid-run.
             self._durability.for_agent(wrapped)
@@ -212,6 +276,11 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
     def workflow_name(self) -> str:
         """The `durable_core` workflow name runs of this agent are recorded under."""
         return f"{self._durable_name}.run"
+
+    @property
+    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        """The handler given to `DurableAgent(event_stream_handler=...)`, else the wrapped agent's."""
+        return self._event_stream_handler or self.wrapped.event_stream_handler
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -239,9 +308,26 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             'string such as `"openai:gpt-5"`.'
         )
 
+    def _output_type(self, output_type: object) -> object:
+        return output_type if output_type is not None else self.wrapped.output_type
+
+    @staticmethod
+    def _refuse_runtime_toolsets(
+        toolsets: Sequence[AbstractToolset[Any]] | None, capabilities: Sequence[Any] | None
+    ) -> None:
+        """Refuse, before any workflow starts, per-run toolsets whose tool calls could not be steps."""
+        refuse_executing_toolsets([*(toolsets or ()), *toolsets_of_capabilities(capabilities)])
+
+    @contextmanager
+    def _run_scope(self, output_type: object) -> Generator[None]:
+        """What the durability capability needs to know about the run being executed here."""
+        with deferred_output_scope(allows_deferred_output(self._output_type(output_type))):
+            yield
+
     def _make_workflow(self):
         async def run_agent(request: dict[str, Any]) -> dict[str, Any]:
             live = _live_call.get()
+            streamed = False
             if live is not None and not live.claimed:
                 live.claimed = True
                 _live_call.set(None)  # nested workflows started by tools are not this call
@@ -249,52 +335,51 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             else:
                 live = None
                 kwargs = decode_request(request, deps_type=self.wrapped.deps_type)
-            if kwargs.get("run_id") is None:
-                kwargs["run_id"] = current_workflow_id()
-            result = await self._run_in_workflow(kwargs)
+                streamed = _recorded_streaming()
+            if live is not None and live.caller_run is not None:
+                result = await self._run_in_caller(live.caller_run)
+            else:
+                if kwargs.get("run_id") is None:
+                    kwargs["run_id"] = current_workflow_id()
+                result = await self._run_in_workflow(kwargs, streamed=streamed)
             if live is not None:
                 live.result = result
-            return encode_result(
-                result, output_data_type(kwargs.get("output_type") or self.wrapped.output_type)
-            )
+            return encode_result(result, output_data_type(self._output_type(kwargs.get("output_type"))))
 
         run_agent.__qualname__ = f"DurableAgent[{self._durable_name}].run"
         return run_agent
 
-    async def _run_in_workflow(self, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
-        """The body of the workflow: the agent run, plus durable waits for deferred tool results."""
-        base_run_id = kwargs["run_id"]
-        handler = kwargs.get("event_stream_handler")
-        if handler is not None:
-            kwargs["event_stream_handler"] = _safe_handler(handler)
+    async def _run_in_workflow(
+        self, kwargs: dict[str, Any], *, streamed: bool = False
+    ) -> AgentRunResult[Any]:
+        """Run the agent in workflow code: each model request and tool call a step of the workflow.
+
+        `streamed`: make every model request streamed (a recovered run whose record says so).
+        """
+        handler = kwargs.pop("event_stream_handler", None)
         kwargs["capabilities"] = self._capabilities(kwargs.get("capabilities"))
         kwargs.setdefault("infer_name", False)
-        result = await self.wrapped.run(**kwargs)
-        continuation = 0
-        while self._deferred_timeout is not None and isinstance(result.output, DeferredToolRequests):
-            answer = await wait_for_deferred_tool_results(
-                result.output, timeout_seconds=self._deferred_timeout
-            )
-            if answer is None:
-                break
-            continuation += 1
-            kwargs.update(
-                user_prompt=None,
-                message_history=result.all_messages(),
-                deferred_tool_results=answer,
-                run_id=f"{base_run_id}:{continuation}",
-                usage=result.usage,
-            )
-            result = await self.wrapped.run(**kwargs)
+        live_handler = guarded(handler) if handler is not None else None
+        if live_handler is not None:
+            kwargs["event_stream_handler"] = workflow_side(live_handler)
+        elif streamed:
+            kwargs["event_stream_handler"] = ignore_events
+        with self._run_scope(kwargs.get("output_type")), run_handler_scope(live_handler):
+            return await self.wrapped.run(**kwargs)
+
+    async def _run_in_caller(self, caller_run: _CallerRun) -> AgentRunResult[Any]:
+        """The body of a workflow whose caller runs the agent (`iter()` outside a workflow)."""
+        caller_run.started.set_result(contextvars.copy_context())
+        result = await caller_run.finished
+        if result is None:
+            workflow_id = current_workflow_id()
+            await current_engine().cancel_workflow_async(workflow_id)
+            raise WorkflowCancelled(workflow_id, "cancelled: iter() was left before the run ended")
         return result
 
     async def _run_durably(self, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
         """Start (or rejoin) the run's workflow from outside any workflow."""
-        if kwargs.get("cancellation_token") is not None:
-            raise UserError(
-                "A `cancellation_token` cannot cross into a durable run; cancel it with "
-                "`engine.cancel_workflow(workflow_id)` instead."
-            )
+        self._refuse_cancellation_token(kwargs)
         record = encode_request(kwargs, deps_type=self.wrapped.deps_type, model_key=self._model_key)
         live = _LiveCall(kwargs)
         token = _live_call.set(live)
@@ -305,7 +390,80 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             _live_call.reset(token)
         if live.result is not None:
             return live.result
-        return decode_result(data, output_data_type(kwargs.get("output_type") or self.wrapped.output_type))
+        return decode_result(data, output_data_type(self._output_type(kwargs.get("output_type"))))
+
+    @staticmethod
+    def _refuse_cancellation_token(kwargs: dict[str, Any]) -> None:
+        if kwargs.get("cancellation_token") is not None:
+            raise UserError(
+                "A `cancellation_token` cannot cross into a durable run; cancel it with "
+                "`engine.cancel_workflow(workflow_id)` instead."
+            )
+
+    @asynccontextmanager
+    async def _iter_durably(
+        self, kwargs: dict[str, Any], capabilities: Sequence[AgentCapability[AgentDepsT]] | None
+    ) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:
+        """`iter()` outside a workflow: start the run's workflow and run its body in this block."""
+        self._refuse_cancellation_token(kwargs)
+        call_kwargs = {**kwargs, "capabilities": capabilities}
+        record = encode_request(call_kwargs, deps_type=self.wrapped.deps_type, model_key=self._model_key)
+        caller_run = _CallerRun()
+        live = _LiveCall(call_kwargs, caller_run=caller_run)
+        token = _live_call.set(live)
+        try:
+            with workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
+                call = self._workflow(record)  # the workflow id is taken now
+            task: asyncio.Future[Any] = asyncio.ensure_future(call)
+        finally:
+            _live_call.reset(token)
+        task.add_done_callback(_retrieve)
+        try:
+            await asyncio.wait({task, caller_run.started}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        if not caller_run.started.done():
+            # A finished run (or one another process is running, awaited): hand back its result.
+            data = await task
+            result = live.result or decode_result(
+                data, output_data_type(self._output_type(kwargs.get("output_type")))
+            )
+            shell: dict[str, Any] = {
+                **kwargs,
+                "cancellation_token": None,
+                "capabilities": [*(capabilities or []), _CompletedRun[AgentDepsT](result)],
+            }
+            async with self.wrapped.iter(**shell) as agent_run:
+                yield agent_run
+            return
+        tokens = _adopt(caller_run.started.result())
+        result: AgentRunResult[Any] | None = None
+        try:
+            run_kwargs: dict[str, Any] = {**kwargs, "run_id": kwargs.get("run_id") or current_workflow_id()}
+            with self._run_scope(kwargs.get("output_type")):
+                async with self.wrapped.iter(
+                    **run_kwargs, capabilities=self._capabilities(capabilities)
+                ) as run:
+                    yield run
+                result = run.result
+        except (asyncio.CancelledError, GeneratorExit):
+            _restore(tokens)
+            task.cancel()  # the workflow stays PENDING, and is recovered like any interrupted run
+            raise
+        except BaseException as error:
+            _restore(tokens)
+            caller_run.finished.set_exception(error)
+            with suppress(BaseException):
+                await task  # records the error as the run's outcome
+            raise
+        _restore(tokens)
+        caller_run.finished.set_result(result)
+        if result is None:
+            with suppress(BaseException):
+                await task  # cancels the workflow: the run was abandoned
+            return
+        await task
 
     # --- the Agent surface ---------------------------------------------------------------------
 
@@ -395,6 +553,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AgentRunResult[Any]:
         """Run the agent as a durable workflow (see the class docstring); arguments as `Agent.run`."""
+        self._refuse_runtime_toolsets(toolsets, capabilities)
         kwargs: dict[str, Any] = dict(
             user_prompt=user_prompt,
             output_type=output_type,
@@ -421,9 +580,132 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             spec=spec,
         )
         if in_workflow():
-            kwargs["capabilities"] = self._capabilities(capabilities)
-            return await self.wrapped.run(**kwargs)
+            return await self._run_in_workflow(kwargs)
         return await self._run_durably(kwargs)
+
+    @overload
+    def run_stream(
+        self,
+        user_prompt: str | Sequence[UserContent] | None = None,
+        *,
+        output_type: None = None,
+        conversation: Conversation | None = None,
+        message_history: Sequence[ModelMessage] | None = None,
+        deferred_tool_results: DeferredToolResults | None = None,
+        conversation_id: str | None = None,
+        run_id: str | None = None,
+        model: Model | KnownModelName | str | None = None,
+        instructions: AgentInstructions[AgentDepsT] = None,
+        deps: AgentDepsT = None,
+        model_settings: AgentModelSettings[AgentDepsT] | None = None,
+        usage_limits: UsageLimits | None = None,
+        cancellation_token: CancellationToken | None = None,
+        timeout: float | None = None,
+        usage: RunUsage | None = None,
+        metadata: AgentMetadata[AgentDepsT] | None = None,
+        retries: int | AgentRetries | None = None,
+        infer_name: bool = True,
+        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
+        spec: dict[str, Any] | AgentSpec | None = None,
+    ) -> AbstractAsyncContextManager[StreamedRunResult[AgentDepsT, OutputDataT]]: ...
+
+    @overload
+    def run_stream(
+        self,
+        user_prompt: str | Sequence[UserContent] | None = None,
+        *,
+        output_type: OutputSpec[RunOutputDataT],
+        conversation: Conversation | None = None,
+        message_history: Sequence[ModelMessage] | None = None,
+        deferred_tool_results: DeferredToolResults | None = None,
+        conversation_id: str | None = None,
+        run_id: str | None = None,
+        model: Model | KnownModelName | str | None = None,
+        instructions: AgentInstructions[AgentDepsT] = None,
+        deps: AgentDepsT = None,
+        model_settings: AgentModelSettings[AgentDepsT] | None = None,
+        usage_limits: UsageLimits | None = None,
+        cancellation_token: CancellationToken | None = None,
+        timeout: float | None = None,
+        usage: RunUsage | None = None,
+        metadata: AgentMetadata[AgentDepsT] | None = None,
+        retries: int | AgentRetries | None = None,
+        infer_name: bool = True,
+        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
+        spec: dict[str, Any] | AgentSpec | None = None,
+    ) -> AbstractAsyncContextManager[StreamedRunResult[AgentDepsT, RunOutputDataT]]: ...
+
+    @asynccontextmanager
+    async def run_stream(
+        self,
+        user_prompt: str | Sequence[UserContent] | None = None,
+        *,
+        output_type: OutputSpec[RunOutputDataT] | None = None,
+        conversation: Conversation | None = None,
+        message_history: Sequence[ModelMessage] | None = None,
+        deferred_tool_results: DeferredToolResults | None = None,
+        conversation_id: str | None = None,
+        run_id: str | None = None,
+        model: Model | KnownModelName | str | None = None,
+        instructions: AgentInstructions[AgentDepsT] = None,
+        deps: AgentDepsT = None,
+        model_settings: AgentModelSettings[AgentDepsT] | None = None,
+        usage_limits: UsageLimits | None = None,
+        cancellation_token: CancellationToken | None = None,
+        timeout: float | None = None,
+        usage: RunUsage | None = None,
+        metadata: AgentMetadata[AgentDepsT] | None = None,
+        retries: int | AgentRetries | None = None,
+        infer_name: bool = True,
+        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
+        workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
+        spec: dict[str, Any] | AgentSpec | None = None,
+    ) -> AsyncGenerator[StreamedRunResult[AgentDepsT, Any]]:
+        """Stream the run live (see the class docstring); arguments as `Agent.run_stream`.
+
+        Model requests are streamed (`model.request_stream` steps) and their text reaches the
+        stream as the run goes; outside a workflow the run is a durable workflow all the same.
+        """
+        self._refuse_runtime_toolsets(toolsets, capabilities)
+        live_handler = guarded(event_stream_handler) if event_stream_handler is not None else None
+        # pydantic-ai calls this one in workflow code, per node; `ignore_events` rather than None,
+        # which would fall back to `self.event_stream_handler`, the one already run inside steps.
+        node_handler = workflow_side(live_handler) if live_handler is not None else ignore_events
+        with run_handler_scope(live_handler) if live_handler is not None else nullcontext():
+            async with super().run_stream(
+                user_prompt,
+                output_type=output_type,
+                conversation=conversation,
+                message_history=message_history,
+                deferred_tool_results=deferred_tool_results,
+                conversation_id=conversation_id,
+                run_id=run_id,
+                model=model,
+                instructions=instructions,
+                deps=deps,
+                model_settings=model_settings,
+                usage_limits=usage_limits,
+                cancellation_token=cancellation_token,
+                timeout=timeout,
+                usage=usage,
+                metadata=metadata,
+                retries=retries,
+                infer_name=False,
+                toolsets=toolsets,
+                event_stream_handler=node_handler,
+                capabilities=capabilities,
+                workspace=workspace,
+                spec=spec,
+            ) as stream:
+                yield stream
 
     @overload
     def iter(
@@ -508,11 +790,12 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         workspace: WorkspaceBackend | WorkspaceRef | Literal["new"] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:
-        """Iterate over the run's nodes; arguments as `Agent.iter`.
+        """Iterate over the run's nodes, live; arguments as `Agent.iter`.
 
-        Inside a `@workflow` the nodes run live, each model request and tool call a step of it.
-        Outside one, the durable run completes first and the `AgentRun` yielded holds its result.
+        Each node runs as it is iterated, its model requests and tool calls steps: of the enclosing
+        workflow inside one; outside one, of the run's own workflow, whose body is this block.
         """
+        self._refuse_runtime_toolsets(toolsets, capabilities)
         kwargs: dict[str, Any] = dict(
             user_prompt=user_prompt,
             output_type=output_type,
@@ -537,30 +820,109 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             spec=spec,
         )
         if in_workflow():
-            async with self.wrapped.iter(
-                **kwargs, capabilities=self._capabilities(capabilities)
-            ) as agent_run:
-                yield agent_run
+            with self._run_scope(output_type):
+                async with self.wrapped.iter(**kwargs, capabilities=self._capabilities(capabilities)) as run:
+                    yield run
             return
-        shell = _CompletedRun[AgentDepsT](self, {**kwargs, "capabilities": capabilities})
-        shell_kwargs: dict[str, Any] = {
-            **kwargs,
-            "cancellation_token": None,
-            "capabilities": [*(capabilities or []), shell],
-        }
-        async with self.wrapped.iter(**shell_kwargs) as agent_run:
-            yield agent_run
+        async with self._iter_durably(kwargs, capabilities) as run:
+            yield run
+
+    def _check_realtime_signaling(self) -> None:
+        refuse_realtime_here()
+        super()._check_realtime_signaling()
+
+    @asynccontextmanager
+    async def _resolve_realtime_session(
+        self,
+        model: RealtimeModel | KnownRealtimeModelName | str,
+        *,
+        deps: AgentDepsT = None,
+        model_settings: RealtimeModelSettings | None = None,
+        instructions: AgentInstructions[AgentDepsT] = None,
+        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
+        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
+        usage: RunUsage | None = None,
+        usage_limits: UsageLimits | None = None,
+        metadata: AgentMetadata[AgentDepsT] | None = None,
+        conversation_id: str | None = None,
+        run_id: str | None = None,
+        message_history: Sequence[ModelMessage] | None = None,
+        run_lifecycle: bool = False,
+    ) -> AsyncGenerator[_RealtimeSessionResolution[AgentDepsT]]:
+        """Realtime signaling (`answer_webrtc_offer()`, `create_client_secret()`): refused in workflow code."""
+        refuse_realtime_here()
+        async with super()._resolve_realtime_session(
+            model,
+            deps=deps,
+            model_settings=model_settings,
+            instructions=instructions,
+            toolsets=toolsets,
+            capabilities=capabilities,
+            usage=usage,
+            usage_limits=usage_limits,
+            metadata=metadata,
+            conversation_id=conversation_id,
+            run_id=run_id,
+            message_history=message_history,
+            run_lifecycle=run_lifecycle,
+        ) as resolved:
+            yield resolved
+
+    @asynccontextmanager
+    async def _open_realtime_session(
+        self,
+        model: RealtimeModel | KnownRealtimeModelName | str,
+        *,
+        deps: AgentDepsT = None,
+        model_settings: RealtimeModelSettings | None = None,
+        instructions: AgentInstructions[AgentDepsT] = None,
+        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
+        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
+        usage: RunUsage | None = None,
+        usage_limits: UsageLimits | None = None,
+        metadata: AgentMetadata[AgentDepsT] | None = None,
+        conversation_id: str | None = None,
+        run_id: str | None = None,
+        message_history: Sequence[ModelMessage] | None = None,
+        audio_retention: AudioRetention = "transcript_only",
+        handle_barge_in: bool = False,
+        retain_images_every_n: int = 1,
+        retain_images_max: int | None = 100,
+        retain_audio_max_seconds: float | None = 1800,
+        provider_session: RealtimeProviderSession | None = None,
+    ) -> AsyncGenerator[RealtimeSession]:
+        """A realtime session of the wrapped agent: live and unrecorded, so refused in workflow code."""
+        refuse_realtime_here()
+        async with super()._open_realtime_session(
+            model,
+            deps=deps,
+            model_settings=model_settings,
+            instructions=instructions,
+            toolsets=toolsets,
+            capabilities=capabilities,
+            usage=usage,
+            usage_limits=usage_limits,
+            metadata=metadata,
+            conversation_id=conversation_id,
+            run_id=run_id,
+            message_history=message_history,
+            audio_retention=audio_retention,
+            handle_barge_in=handle_barge_in,
+            retain_images_every_n=retain_images_every_n,
+            retain_images_max=retain_images_max,
+            retain_audio_max_seconds=retain_audio_max_seconds,
+            provider_session=provider_session,
+        ) as session:
+            yield session
 
 
 class _CompletedRun(AbstractCapability[AgentDepsT]):
-    """Short-circuits a non-durable `iter()` with the result of the durable run (`wrap_run` protocol)."""
+    """Short-circuits `iter()` with the recorded result of a finished run (`wrap_run` protocol)."""
 
-    def __init__(self, agent: DurableAgent[AgentDepsT, Any], kwargs: dict[str, Any]) -> None:
-        self._agent = agent
-        self._kwargs = kwargs
+    def __init__(self, result: AgentRunResult[Any]) -> None:
+        self._result = result
 
     async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
-        result = await self._agent._run_durably(dict(self._kwargs))  # pyright: ignore[reportPrivateUsage]
         # `run_stream()` reads a short-circuited run's messages from the run's own history list.
-        ctx.messages[:] = result.all_messages()
-        return result
+        ctx.messages[:] = self._result.all_messages()
+        return self._result

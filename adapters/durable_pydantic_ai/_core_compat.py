@@ -16,7 +16,14 @@ from durable_core import (
     workflow_options,
 )
 
-__all__ = ["current_workflow_id", "recv_async", "set_event_async", "workflow_id_scope", "workflow_started_at"]
+__all__ = [
+    "current_workflow_id",
+    "recv_async",
+    "set_event_async",
+    "steps_inline",
+    "workflow_id_scope",
+    "workflow_started_at",
+]
 
 
 def _enclosing_options() -> dict[str, Any]:
@@ -55,3 +62,27 @@ def workflow_id_scope(workflow_id: str) -> Generator[None]:
 def workflow_started_at() -> datetime:
     """When the running workflow was first started, from its record (stable across recoveries)."""
     return current_workflow_started_at()
+
+
+def _call_inline(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return defn.fn(*args, **kwargs)
+
+
+@contextmanager
+def steps_inline() -> Generator[None]:
+    """Inside this block, `@step` functions called in workflow code run as plain calls, unrecorded.
+
+    For live-only code (a per-run event handler) that a replay would not run: steps it called in
+    the workflow's sequence would make the replay nondeterministic. Inside a step's body, steps
+    already run inline. (Uses the core's step interceptor, the hook adapters use for this.)
+    """
+    try:
+        from durable_core._context import reset_step_interceptor, set_step_interceptor
+    except ImportError:  # pragma: no cover - a core that moved it
+        yield
+        return
+    token = set_step_interceptor(_call_inline)
+    try:
+        yield
+    finally:
+        reset_step_interceptor(token)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
-from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, RequestInput
 from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.durable_exec import (
     BaseDurabilityCapability,
@@ -20,7 +21,7 @@ from pydantic_ai.durable_exec import (
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 from pydantic_ai.run import AgentRunResult
-from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.tools import AgentDepsT, DeferredToolRequests, DeferredToolResults, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 
 from durable_core import execution_state, in_workflow
@@ -28,11 +29,12 @@ from durable_core.errors import WorkflowCancelled
 
 from ._backend import StepBackend, StepConfig, in_step
 from ._core_compat import current_workflow_id, workflow_started_at
+from ._events import current_run_handler, fan_out
 from ._fidelity import FAITHFUL_JSON_CODEC
 from ._toolsets import refuse_executing_toolsets
-from ._waits import StepEventWaiter
+from ._waits import StepEventWaiter, run_allows_deferred_output, wait_for_deferred_tool_results
 
-__all__ = ["ENGINE_NAME", "Durability"]
+__all__ = ["ENGINE_NAME", "REALTIME_REFUSAL", "Durability", "refuse_realtime_here"]
 
 ENGINE_NAME = "durable-agents"
 
@@ -48,6 +50,12 @@ REALTIME_REFUSAL = (
     "non-deterministic connection that no step can record or replay. Open it outside the workflow, "
     "or inside a step."
 )
+
+
+def refuse_realtime_here() -> None:
+    """Raise `UserError` in workflow code (outside any step), where a realtime session cannot run."""
+    if in_workflow() and not in_step():
+        raise UserError(REALTIME_REFUSAL)
 
 
 def _serialization_failure(error: Exception) -> BaseException:
@@ -82,11 +90,19 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
     Event handlers: the capability's `event_stream_handler` runs inside steps and sees live events
     only (model events inside model-request steps, each tool event as an `event_stream_handler`
     step). A per-run `agent.run(event_stream_handler=...)` runs in workflow code, so a replay after
-    a crash delivers the replayed steps' events to it again.
+    a crash delivers the replayed steps' events to it again (`DurableAgent` runs handle a per-run
+    handler differently; see there).
 
-    In-run waits (`RequestInput`, `wait_for_external_event`) become durable `recv` waits on the
-    workflow, answered with `engine.send(workflow_id, payload)`; see `DurableAgent` for the
-    JSON the answer takes.
+    Per-run toolsets that execute tools (`FunctionToolset`, `MCPToolset`, `DynamicToolset`, passed
+    to `run(toolsets=...)` or contributed by a capability passed per run) are refused inside a
+    workflow with a `UserError`: their calls would not be steps. Non-executing ones such as
+    `ExternalToolset` are fine. Realtime sessions are refused inside a workflow too.
+
+    Human in the loop: a run whose output type includes `DeferredToolRequests` returns them as its
+    output, as a plain agent's does. In-run waits are durable `recv` waits (see
+    `WorkflowStatus.waiting` for the topic to answer on): `RequestInput` and `wait_for_external_event`,
+    and deferred tool calls of a run whose output type lacks `DeferredToolRequests`, which this
+    capability waits for (the JSON form of `DeferredToolResults`, topic `'deferred_tool_calls'`).
 
     Args:
         models: Extra models a run may switch to with `run(model=...)`, by key.
@@ -94,6 +110,8 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         name: Name used in step names; defaults to the agent's `name`.
         model_step_config: Retry settings for model-request steps.
         tool_step_config: Retry settings for tool steps (tool metadata `durable` overrides it).
+        deferred_tool_timeout_seconds: How long a run waits for deferred tool results it cannot
+            return (None: no limit); after it, approvals are denied and external calls fail.
     """
 
     engine_spec = DurabilityEngineSpec(
@@ -126,10 +144,12 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         name: str | None = None,
         model_step_config: StepConfig | None = None,
         tool_step_config: StepConfig | None = None,
+        deferred_tool_timeout_seconds: float | None = None,
     ) -> None:
         super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
         self._model_step_config: StepConfig = model_step_config or {}
         self._tool_step_config: StepConfig = tool_step_config or {}
+        self._deferred_timeout = deferred_tool_timeout_seconds
         self._backend: StepBackend | None = None
         self._bound_for: (
             tuple[
@@ -166,9 +186,8 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         return super().get_wrapper_toolset(toolset)
 
     async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
-        if self.in_durable_context and not isinstance(ctx.model, Model):
-            # Only realtime sessions run on a model that is not a `Model`.
-            raise UserError(REALTIME_REFUSAL)
+        if not isinstance(ctx.model, Model):  # only realtime sessions run on a model that is not a `Model`
+            refuse_realtime_here()
         return await super().for_run(ctx)
 
     @property
@@ -219,6 +238,37 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
 
     def get_default_conversation_id(self, run_id: str) -> str | None:
         return conversation_id_from_run_id(run_id) if self.in_durable_context else None
+
+    def get_ordering(self) -> CapabilityOrdering:
+        """Innermost, as pydantic-ai's durability capabilities are, and inside `RequestInput`: a
+        run's deferred tool calls reach every other handler before this one waits for them."""
+        base = super().get_ordering()
+        return replace(base, wrapped_by=(*base.wrapped_by, RequestInput))
+
+    def _model_stream_event_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        # Inside a model-request step: the capability's own handler, and the durable run's per-run
+        # handler (see `_events`), both see the model's events live, while it streams.
+        own = super()._model_stream_event_handler()
+        run = current_run_handler()
+        if run is None:
+            return own
+        return run if own is None else fan_out([own, run])
+
+    async def handle_deferred_tool_calls(
+        self, ctx: RunContext[AgentDepsT], *, requests: DeferredToolRequests
+    ) -> DeferredToolResults | None:
+        """Wait durably for deferred tool results, for runs whose output type cannot carry them.
+
+        A run whose output type includes `DeferredToolRequests` ends with them instead, as a plain
+        agent's does; and every other handler (`RequestInput`, `HandleDeferredToolCalls`, ...) is
+        asked first.
+        """
+        if not self.in_durable_context:
+            return None
+        agent_output = ctx.agent.output_type if ctx.agent is not None else None
+        if run_allows_deferred_output(agent_output):
+            return None
+        return await wait_for_deferred_tool_results(requests, timeout_seconds=self._deferred_timeout)
 
     async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """Install the durable waiter for in-run waits and keep replayed steps out of traces."""

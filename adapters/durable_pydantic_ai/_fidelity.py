@@ -40,6 +40,7 @@ PAYLOAD = "$payload"
 FIDELITY = "$fidelity"
 
 _NATIVE = (str, int, float, bool, type(None))
+_NUMBERS = (int, float)
 
 
 class FidelityError(TypeError):
@@ -82,6 +83,8 @@ def _walk(live: Any, loaded: Any, path: list[Any], fixes: list[list[Any]]) -> No
         return
     kind = type(live)
     if kind is not type(loaded):
+        if kind in _NUMBERS and type(loaded) in _NUMBERS and live == loaded:
+            return  # 0 for a field declared float (pydantic-ai's own defaults): equal, not worth a record
         fixes.append([list(path), _tag(live, path)])
         return
     if isinstance(live, BaseModel):

@@ -35,7 +35,9 @@ class StepSpans(AbstractCapability[AgentDepsT]):
     outside, while durability capabilities run innermost, at the call itself. With this capability
     (ordered to wrap `Instrumentation`) the trace reads `step <agent>.model.request` >
     `chat <model>` and `step <agent>.tool.<name>` > `execute_tool <name>`: the durable step is the
-    parent, as in the rest of the workflow's trace. A step replayed from the record leaves no span
+    parent, as in the rest of the workflow's trace. A streamed request (`run_stream`, event
+    handlers) is consumed in another task than the one `chat` is opened in, so its one step span,
+    `step <agent>.model.request_stream`, is the child of `chat` instead. A step replayed from the record leaves no span
     (neither ours nor Pydantic AI's). `DurableAgent` adds it by itself; with the `Durability`
     capability in your own workflow, add it beside: `capabilities=[Durability(), StepSpans()]`.
 
@@ -53,7 +55,10 @@ class StepSpans(AbstractCapability[AgentDepsT]):
         request_context: ModelRequestContext,
         handler: WrapModelRequestHandler,
     ) -> ModelResponse:
-        if not _journaled():
+        if not _journaled() or request_context.streaming:
+            # A streamed request's step starts in the task that consumes the stream, not in this one,
+            # so it could not adopt a span opened here: it opens its own, under `chat`, and a span
+            # opened here would only be a second, unrecorded one.
             return await handler(request_context)
         agent_name = ctx.agent.name if ctx.agent is not None else None
         with early_step_span(f"{agent_name or 'agent'}.model.request"):

@@ -1,47 +1,98 @@
-"""Human-in-the-loop as durable waits on the workflow's message inbox.
+"""Human-in-the-loop as pydantic-ai defines it, made durable.
 
-Both forms wait with `durable_core.recv` on the default topic, so one call answers either:
+- An agent whose output type includes `DeferredToolRequests` ends a run that defers tool calls
+  with them as its output, like a plain agent; the caller continues with
+  `run(message_history=..., deferred_tool_results=...)`, another durable run.
+- An agent that asks to wait inside the run waits durably: `RequestInput` (or any
+  `wait_for_external_event`), a capability's `handle_deferred_tool_calls` that waits, or an output
+  type without `DeferredToolRequests` (the run then waits for the results itself, where a plain
+  agent would raise). Each is a `durable_core.recv` on a named topic: the wait shows in
+  `WorkflowStatus.waiting`, and the answer is the JSON form of `DeferredToolResults`::
 
-```python
-engine.send(workflow_id, results_json)   # results_json: the JSON form of DeferredToolResults
-```
+      status = engine.retrieve_workflow(run_id).get_status()
+      engine.send(run_id, results_json, topic=status.waiting.topic)
 
-`recv` records the message it returns as a step, so an answer received before a crash is
-replayed after it, and a wait pending at a crash is still pending (with its deadline) after a
-restart. A cancelled waiting run stops at the wait and never runs the tool it waited on.
+`recv` records the message it returns as a step, so an answer received before a crash is replayed
+after it, and a wait pending at a crash is still pending (with its deadline) after a restart. A
+cancelled waiting run stops at the wait and never runs the tool it waited on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import types
+import typing
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import JsonValue, TypeAdapter, ValidationError
 from pydantic_ai.durable_exec import ExternalEventError, ExternalEventWaiter
-from pydantic_ai.exceptions import UserError
-from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
+from pydantic_ai.exceptions import ToolFailed, UserError
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 
 from durable_core import step
 
 from ._core_compat import current_workflow_id, recv_async, set_event_async
 
 __all__ = [
+    "DEFERRED_TOOL_CALLS_TOPIC",
     "DEFERRED_TOOL_REQUESTS_EVENT",
     "FOREVER_SECONDS",
     "StepEventWaiter",
+    "allows_deferred_output",
     "decode_deferred_tool_results",
+    "deferred_output_scope",
+    "run_allows_deferred_output",
     "wait_for_deferred_tool_results",
 ]
 
 DEFERRED_TOOL_REQUESTS_EVENT = "deferred_tool_requests"
 """Event key under which a waiting run publishes its pending `DeferredToolRequests` (as JSON)."""
 
+DEFERRED_TOOL_CALLS_TOPIC = "deferred_tool_calls"
+"""The `recv` topic of a run waiting for deferred tool results (also `RequestInput`'s default name)."""
+
 FOREVER_SECONDS = 10 * 365 * 24 * 3600.0
 """The deadline used for a wait without a timeout."""
 
 _REQUESTS = TypeAdapter(DeferredToolRequests)
 _RESULTS = TypeAdapter(DeferredToolResults)
+
+
+def allows_deferred_output(output_spec: object) -> bool:
+    """Whether a run with this output spec ends with `DeferredToolRequests` when tools are deferred."""
+    from ._inputs import output_data_type
+
+    def members(tp: object) -> tuple[object, ...]:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            return members(typing.get_args(tp)[0])
+        if origin is typing.Union or origin is types.UnionType:
+            return tuple(member for arg in typing.get_args(tp) for member in members(arg))
+        return (tp,)
+
+    return DeferredToolRequests in members(output_data_type(output_spec))
+
+
+_deferred_output: ContextVar[bool | None] = ContextVar("durable_pydantic_ai_deferred_output", default=None)
+
+
+@contextmanager
+def deferred_output_scope(allowed: bool) -> Generator[None]:
+    """Tell the durability capability whether this run's output type includes `DeferredToolRequests`."""
+    token = _deferred_output.set(allowed)
+    try:
+        yield
+    finally:
+        _deferred_output.reset(token)
+
+
+def run_allows_deferred_output(agent_output_spec: object) -> bool:
+    """For the run being executed: set by `DurableAgent`, else from the agent's own output type."""
+    allowed = _deferred_output.get()
+    return allows_deferred_output(agent_output_spec) if allowed is None else allowed
 
 
 def decode_deferred_tool_results(payload: Any, *, workflow_id: str) -> DeferredToolResults:
@@ -60,17 +111,35 @@ def decode_deferred_tool_results(payload: Any, *, workflow_id: str) -> DeferredT
 
 
 async def wait_for_deferred_tool_results(
-    requests: DeferredToolRequests, *, timeout_seconds: float
-) -> DeferredToolResults | None:
+    requests: DeferredToolRequests, *, timeout_seconds: float | None
+) -> DeferredToolResults:
     """Publish pending deferred tool calls and wait durably for their results.
 
-    Returns `None` when nothing arrived before the deadline.
+    The requests are published as the workflow event `DEFERRED_TOOL_REQUESTS_EVENT`; the answer is
+    received on `DEFERRED_TOOL_CALLS_TOPIC`. When nothing arrives in time, approvals are denied and
+    external calls fail, with a message to the model, as `RequestInput` does.
     """
     await set_event_async(DEFERRED_TOOL_REQUESTS_EVENT, _REQUESTS.dump_python(requests, mode="json"))
-    payload = await recv_async(timeout_seconds=timeout_seconds)
+    seconds = FOREVER_SECONDS if timeout_seconds is None else timeout_seconds
+    payload = await recv_async(topic=DEFERRED_TOOL_CALLS_TOPIC, timeout_seconds=seconds)
     if payload is None:
-        return None
-    return decode_deferred_tool_results(payload, workflow_id=current_workflow_id())
+        message = f"No decision on this tool call arrived within {timedelta(seconds=seconds)}."
+        return requests.build_results(
+            approvals={call.tool_call_id: ToolDenied(message) for call in requests.approvals},
+            calls={call.tool_call_id: ToolFailed(message) for call in requests.calls},
+        )
+    decision = decode_deferred_tool_results(payload, workflow_id=current_workflow_id())
+    try:
+        return requests.build_results(
+            approvals=decision.approvals,
+            calls=decision.calls,
+            metadata=decision.metadata,
+            answered_by=decision.answered_by,
+        )
+    except ValueError as error:
+        raise UserError(
+            f"The decision sent for the pending deferred tool calls is not valid: {error}"
+        ) from error
 
 
 class StepEventWaiter(ExternalEventWaiter):
@@ -78,7 +147,8 @@ class StepEventWaiter(ExternalEventWaiter):
 
     The resume token is `"{workflow_id}:{name}:{n}"`, `n` counting this run's waits, so a replay
     hands out the same token. `ask` runs once, as a step; if it answered, that answer is the
-    payload. Otherwise the run waits with `recv` until `engine.send(workflow_id, payload)`.
+    payload. Otherwise the run waits with `recv` on the topic `name` (`RequestInput`'s `name`,
+    `'deferred_tool_calls'` by default) until `engine.send(workflow_id, payload, topic=name)`.
     """
 
     def __init__(self, agent_name: str) -> None:
@@ -95,16 +165,16 @@ class StepEventWaiter(ExternalEventWaiter):
         self._waits += 1
         token = f"{current_workflow_id()}:{name}:{self._waits}"
 
-        async def ask_once():
+        async def ask_once() -> Any:
             return await ask(token)
 
         answer = await step(name=f"{self._agent_name}.wait.{name}.ask")(ask_once)()
         if answer is not None:
-            return answer
+            return cast(JsonValue, answer)
         seconds = FOREVER_SECONDS if timeout is None else timeout.total_seconds()
-        payload = await recv_async(timeout_seconds=seconds)
+        payload = await recv_async(topic=name, timeout_seconds=seconds)
         if payload is None:
             raise ExternalEventError(
                 f"No answer to wait {name!r} (token {token!r}) arrived within {timeout}."
             )
-        return payload
+        return cast(JsonValue, payload)

@@ -1,7 +1,7 @@
 """A process whose durable agent waits for a human; run by test_hitl.py, killed while it waits.
 
 argv: database_url agent_name call_log_path phase form
-  form: 'deferred' (tool needs approval, output DeferredToolRequests) or 'request_input' (RequestInput)
+  form: 'request_input' (RequestInput waits in the run) or 'in_run' (output type without DeferredToolRequests)
 """
 
 from __future__ import annotations

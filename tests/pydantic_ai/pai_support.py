@@ -89,8 +89,10 @@ class CallLog:
 def approval_agent(name: str, record: Callable[[str], None], *, form: str) -> Agent[None, object]:
     """A model that asks to delete a file (a tool needing approval), then reports what happened.
 
-    `form='deferred'`: the run's output type includes `DeferredToolRequests` (the two-run pattern).
+    `form='deferred'`: the output type includes `DeferredToolRequests`: a run that defers returns
+    them (the two-run pattern of pydantic-ai).
     `form='request_input'`: a `RequestInput` capability waits inside the run.
+    `form='in_run'`: the output type is plain `str`, so the run waits inside for the results.
     """
     from pydantic_ai.capabilities import RequestInput
     from pydantic_ai.tools import DeferredToolRequests
@@ -101,16 +103,19 @@ def approval_agent(name: str, record: Callable[[str], None], *, form: str) -> Ag
             return ModelResponse(
                 parts=[ToolCallPart("delete_file", {"path": "report.txt"}, tool_call_id="del-1")]
             )
-        return ModelResponse(parts=[TextPart("finished")])
+        returns = [part for message in messages for part in message.parts if part.part_kind == "tool-return"]
+        return ModelResponse(parts=[TextPart(f"finished: {returns[-1].content if returns else 'nothing'}")])
 
     if form == "deferred":
         agent: Agent[None, object] = Agent(
             FunctionModel(model), name=name, output_type=[str, DeferredToolRequests]
         )
-    else:
+    elif form == "request_input":
         agent = Agent(
             FunctionModel(model), name=name, capabilities=[RequestInput(lambda ctx, requests, token: None)]
         )
+    else:
+        agent = Agent(FunctionModel(model), name=name)
 
     @agent.tool_plain(requires_approval=True)
     def delete_file(path: str) -> str:

@@ -1,4 +1,10 @@
-"""Human-in-the-loop as durable waits: deferred tool requests and RequestInput, across a restart."""
+"""Human in the loop as pydantic-ai defines it, made durable.
+
+- Output type with `DeferredToolRequests`: a deferring run returns them, like a plain agent; the
+  caller continues in another run with `deferred_tool_results`.
+- `RequestInput`, or an output type without `DeferredToolRequests`: the run waits inside, durably
+  (`WorkflowStatus.waiting`), answered with `engine.send(run_id, results, topic=waiting.topic)`.
+"""
 
 from __future__ import annotations
 
@@ -15,65 +21,119 @@ import pytest
 from durable_pydantic_ai import DEFERRED_TOOL_REQUESTS_EVENT, DurableAgent
 from pai_support import CallLog, approval_agent, unique_name
 from pydantic import TypeAdapter
-from pydantic_ai.tools import DeferredToolResults
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 
-import durable_core
-from durable_core import Engine
+from durable_core import Engine, WaitInfo
 
 HERE = Path(__file__).parent
 APPROVE = TypeAdapter(DeferredToolResults).dump_python(
     DeferredToolResults(approvals={"del-1": True}), mode="json"
 )
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(durable_core, "recv_async"), reason="durable_core has no recv/send yet (durable waits)"
-)
+
+def _waiting(engine: Engine, workflow_id: str) -> WaitInfo | None:
+    for status in engine.list_workflows(waiting=True, workflow_ids=[workflow_id]):
+        return status.waiting
+    return None
 
 
-def _waiting(engine: Engine, workflow_id: str) -> bool:
-    return any(w.workflow_id == workflow_id for w in engine.list_workflows(waiting=True))
-
-
-async def _until_waiting(engine: Engine, workflow_id: str, timeout: float = 20.0) -> None:
+async def _until_waiting(engine: Engine, workflow_id: str, timeout: float = 20.0) -> WaitInfo:
     deadline = time.monotonic() + timeout
-    while not _waiting(engine, workflow_id):
+    while (waiting := _waiting(engine, workflow_id)) is None:
         assert time.monotonic() < deadline, f"{workflow_id} never started waiting"
         await asyncio.sleep(0.05)
+    return waiting
 
 
-@pytest.mark.parametrize("form", ["deferred", "request_input"])
-async def test_an_approval_is_a_durable_wait_answered_with_send(engine: Engine, form: str) -> None:
+async def test_deferred_requests_are_the_output_and_the_caller_continues_in_another_run(
+    engine: Engine,
+) -> None:
+    log = CallLog()
+    name = unique_name("twostep")
+    plain = await approval_agent(f"{name}-plain", CallLog(), form="deferred").run("delete the report")
+    durable_agent = DurableAgent(approval_agent(name, log, form="deferred"))
+
+    first = await durable_agent.run("delete the report", run_id="ask")
+
+    # Exactly what a plain agent returns: the pending approval, as the run's output. No wait.
+    assert isinstance(first.output, DeferredToolRequests)
+    assert first.output == plain.output
+    assert log.calls == ["model"]
+    status = engine.retrieve_workflow("ask").get_status()
+    assert status.status == "SUCCESS" and status.waiting is None
+
+    approvals = first.output.build_results(approve_all=True)
+    second = await durable_agent.run(
+        message_history=first.all_messages(), deferred_tool_results=approvals, run_id="continue"
+    )
+    assert second.output == "finished: deleted report.txt"
+    assert log.calls == ["model", "delete_file", "model"]
+    assert second.run_id == "continue" and second.run_id != first.run_id
+    assert second.conversation_id == first.conversation_id
+
+    # Both runs replay from their records: the same typed results, no model or tool call.
+    log.calls.clear()
+    again_first = await durable_agent.run("delete the report", run_id="ask")
+    again_second = await durable_agent.run(
+        message_history=first.all_messages(), deferred_tool_results=approvals, run_id="continue"
+    )
+    assert log.calls == []
+    assert again_first.output == first.output and isinstance(again_first.output, DeferredToolRequests)
+    assert again_second.all_messages() == second.all_messages()
+
+    # A fork re-runs the second run from its recorded inputs (what recovery in another process does).
+    fork = await engine.fork_workflow_async("continue", 2)
+    assert (await fork.get_result_async(timeout_seconds=30))["output"] == "finished: deleted report.txt"
+    assert log.calls == ["model"]
+
+
+@pytest.mark.parametrize("form", ["request_input", "in_run"])
+async def test_an_in_run_wait_is_answered_with_send_on_the_waiting_topic(engine: Engine, form: str) -> None:
     log = CallLog()
     durable_agent = DurableAgent(approval_agent(unique_name(form), log, form=form))
 
     run = asyncio.create_task(durable_agent.run("delete the report", run_id=f"approve-{form}"))
-    await _until_waiting(engine, f"approve-{form}")
+    waiting = await _until_waiting(engine, f"approve-{form}")
+    assert waiting.kind == "recv"
     assert log.calls == ["model"]
-    waiting = engine.retrieve_workflow(f"approve-{form}").get_status().waiting
-    assert waiting is not None and (waiting.kind, waiting.topic) == ("recv", None)
-    if form == "deferred":
+    if form == "in_run":
         pending = engine.get_event(f"approve-{form}", DEFERRED_TOOL_REQUESTS_EVENT, timeout_seconds=5)
         assert pending["approvals"][0]["tool_name"] == "delete_file"
-    engine.send(f"approve-{form}", APPROVE)
+    engine.send(f"approve-{form}", APPROVE, topic=waiting.topic)
     result = await asyncio.wait_for(run, 30)
 
-    assert result.output == "finished"
+    assert result.output == "finished: deleted report.txt"
     assert log.calls == ["model", "delete_file", "model"]
+    log.calls.clear()
+    again = await durable_agent.run("delete the report", run_id=f"approve-{form}")
+    assert again.output == result.output and log.calls == []
 
 
-async def test_a_cancelled_waiting_run_never_runs_the_tool(engine: Engine) -> None:
+@pytest.mark.parametrize("form", ["request_input", "in_run"])
+async def test_a_cancelled_waiting_run_never_runs_the_tool(engine: Engine, form: str) -> None:
     log = CallLog()
-    durable_agent = DurableAgent(approval_agent(unique_name("cancel"), log, form="request_input"))
+    durable_agent = DurableAgent(approval_agent(unique_name(f"cancel-{form}"), log, form=form))
 
-    run = asyncio.create_task(durable_agent.run("delete the report", run_id="to-cancel"))
-    await _until_waiting(engine, "to-cancel")
-    engine.cancel_workflow("to-cancel")
-    engine.send("to-cancel", APPROVE)
+    run = asyncio.create_task(durable_agent.run("delete the report", run_id=f"to-cancel-{form}"))
+    waiting = await _until_waiting(engine, f"to-cancel-{form}")
+    engine.cancel_workflow(f"to-cancel-{form}")
+    engine.send(f"to-cancel-{form}", APPROVE, topic=waiting.topic)
     with pytest.raises(BaseException):  # noqa: B017 - the awaited run ends cancelled, however the core reports it
         await asyncio.wait_for(run, 30)
 
     assert "delete_file" not in log.calls
-    assert engine.retrieve_workflow("to-cancel").get_status().status == "CANCELLED"
+    assert engine.retrieve_workflow(f"to-cancel-{form}").get_status().status == "CANCELLED"
+
+
+async def test_an_unanswered_in_run_wait_denies_the_call_after_its_timeout(engine: Engine) -> None:
+    log = CallLog()
+    agent = approval_agent(unique_name("timeout"), log, form="in_run")
+    durable_agent = DurableAgent(agent, deferred_tool_timeout_seconds=0.5)
+
+    result = await durable_agent.run("delete the report", run_id="unanswered")
+
+    assert log.calls == ["model", "model"]  # the tool never ran; the model heard why
+    assert str(result.output).startswith("finished: No decision on this tool call arrived")
 
 
 def _app(database_url: str, name: str, log: Path, phase: str, form: str) -> subprocess.Popen[str]:
@@ -92,7 +152,7 @@ def _app(database_url: str, name: str, log: Path, phase: str, form: str) -> subp
 
 
 @pytest.mark.crash
-@pytest.mark.parametrize("form", ["deferred", "request_input"])
+@pytest.mark.parametrize("form", ["request_input", "in_run"])
 def test_an_approval_asked_before_a_restart_is_answered_after_it(
     database_url: str, tmp_path: Path, form: str
 ) -> None:
@@ -103,46 +163,18 @@ def test_an_approval_asked_before_a_restart_is_answered_after_it(
         waiting = _app(database_url, name, log, "before", form)
         try:
             deadline = time.monotonic() + 30
-            while not _waiting(observer, "approval-run"):
+            while (info := _waiting(observer, "approval-run")) is None:
                 assert waiting.poll() is None, waiting.communicate()[1]
                 assert time.monotonic() < deadline, "the run never started waiting"
                 time.sleep(0.05)
         finally:
             waiting.send_signal(signal.SIGKILL)
             waiting.wait()
-        observer.send("approval-run", APPROVE)
+        observer.send("approval-run", APPROVE, topic=info.topic)
 
     resumed = _app(database_url, name, log, "after", form)
     out, err = resumed.communicate(timeout=90)
     assert resumed.returncode == 0, err
-    assert json.loads(out.strip().splitlines()[-1])["output"] == "finished"
+    assert json.loads(out.strip().splitlines()[-1])["output"] == "finished: deleted report.txt"
     # No repeated model call: the first request is replayed, the tool runs once, after the approval.
     assert log.read_text().split() == ["before:model", "after:delete_file", "after:model"]
-
-
-async def test_unanswered_deferred_requests_become_the_output_after_the_timeout(engine: Engine) -> None:
-    from pydantic_ai.tools import DeferredToolRequests
-
-    log = CallLog()
-    agent = approval_agent(unique_name("timeout"), log, form="deferred")
-    durable_agent = DurableAgent(agent, deferred_tool_timeout_seconds=0.5)
-
-    result = await durable_agent.run("delete the report", run_id="unanswered")
-
-    assert isinstance(result.output, DeferredToolRequests)
-    assert [call.tool_name for call in result.output.approvals] == ["delete_file"]
-    assert log.calls == ["model"]
-    again = await durable_agent.run("delete the report", run_id="unanswered")
-    assert isinstance(again.output, DeferredToolRequests)  # typed back from the record
-
-
-async def test_deferred_requests_are_returned_at_once_when_waiting_is_off(engine: Engine) -> None:
-    from pydantic_ai.tools import DeferredToolRequests
-
-    agent = approval_agent(unique_name("nowait"), CallLog(), form="deferred")
-    durable_agent = DurableAgent(agent, deferred_tool_timeout_seconds=None)
-
-    result = await durable_agent.run("delete the report", run_id="no-wait")
-
-    assert isinstance(result.output, DeferredToolRequests)
-    assert [s.name.split(".", 1)[1] for s in engine.list_steps("no-wait")] == ["model.request"]

@@ -134,3 +134,37 @@ def test_capability_form_with_step_spans(
     assert len([s for s in spans if s.name.startswith(f"step {name}.")]) == 7
     assert len([s for s in spans if s.name.startswith("chat ")]) == 4
     _assert_step_parents(spans, name)
+
+
+def test_a_streamed_model_request_is_one_step_span(
+    engine: Engine, traced: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    """`run_stream` (streamed requests): one `step <agent>.model.request_stream` span per request,
+    recorded, tied to its `chat` span (its child: pydantic-ai consumes the stream in another task
+    than the one `chat` is opened in), and no second, unrecorded `model.request` span around it."""
+    tracer_provider, exporter = traced
+    log = CallLog()
+    name, durable = _traced_agent(tracer_provider, log, "streamspans")
+
+    async def stream() -> str:
+        async with durable.run_stream("go", run_id="stream-spans") as result:
+            return await result.get_output()
+
+    assert asyncio.run(stream()).startswith("done")
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    step_spans = [s for s in spans if s.name.startswith(f"step {name}.")]
+    assert sorted(s.name for s in step_spans) == sorted(
+        [f"step {name}.model.request_stream"] * 4 + [f"step {name}.tool.tool_{x}" for x in "abc"]
+    )
+    assert all(
+        s.attributes is not None and s.attributes.get("durable.step.recorded") is not False
+        for s in step_spans
+    )
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert len(chats) == 4
+    model_steps = [s for s in step_spans if s.name.endswith(".model.request_stream")]
+    assert sorted(id(by_id[s.parent.span_id]) for s in model_steps if s.parent) == sorted(
+        id(c) for c in chats
+    )
+    assert sorted(s.attributes["durable.step.id"] for s in step_spans if s.attributes) == list(range(1, 8))
