@@ -241,3 +241,27 @@ def test_no_hook_stays_installed_after_a_check(tmp_path: Path) -> None:
     check_crash_safety(app.place_order, "o-4", database_url=_url(tmp_path), process="in-process")
     assert _runtime.CRASH_HOOKS == []  # the hot path is back to a falsy-list check
     assert not any((tmp_path / "kit").iterdir())  # the kit's databases and ledgers are gone
+
+
+def test_a_completed_step_executed_again_is_not_allowed() -> None:
+    """The comparison itself: a step that started in the crashed run and was recorded before the crash
+    must not run again (a durability bug); one that was still in flight may."""
+    from durable_core.testing import PointResult, _compare, _FinalState, _RunResult
+
+    state = _FinalState("wf", "SUCCESS", '"done"', None, None, ((1, "a"), (2, "b")))
+    baseline = _RunResult(result="done", states={"w": state})
+    recovery = _RunResult(result="done", states={"w": state}, recorded_at_start=frozenset({("w", 1)}))
+    entries = [
+        {"t": "run", "wf": "w", "step": 1, "name": "a", "phase": "crash"},
+        {"t": "run", "wf": "w", "step": 2, "name": "b", "phase": "crash"},
+        {"t": "crash", "wf": "w", "step": 2, "phase": "crash"},
+        {"t": "run", "wf": "w", "step": 1, "name": "a", "phase": "recovery"},  # recorded, yet ran again
+        {"t": "run", "wf": "w", "step": 2, "name": "b", "phase": "recovery"},  # in flight: allowed
+    ]
+    result = PointResult(CrashPoint("w", 2, "in-flight", "b"), reached=True)
+    _compare(result, baseline, recovery, entries, [])
+    assert result.result_equal
+    assert [str(s) for s in result.allowed_again] == ["w:2 b"]
+    assert [str(s) for s in result.unexpected_again] == ["w:1 a"]
+    assert not result.ok
+    assert "step executed again although it had completed: w:1 a" in result.problems()
