@@ -99,7 +99,9 @@ def park(engine: Engine, claimed: ClaimedWorkflow, limit: int) -> None:
     )
 
 
-def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle[Any]]:
+def _claim_and_resume(
+    engine: Engine, from_executor: str, unless_alive_at: int | None = None
+) -> list[WorkflowHandle[Any]]:
     running: list[str] = []
     if from_executor == engine.executor_id:  # our own workflows that run right now are not orphans
         with engine.active_lock:
@@ -111,6 +113,7 @@ def _claim_and_resume(engine: Engine, from_executor: str) -> list[WorkflowHandle
         now=now_ms(),
         names=recoverable_names(),
         exclude=running,
+        unless_alive_at=unless_alive_at,
     )
     # queue work goes back to its queue, where its limits apply; the rest resumes here
     queued = [c for c in claimed if c.queue_name is not None]
@@ -179,8 +182,21 @@ def is_dead(engine: Engine, row: ExecutorRow | None, now: int) -> bool:
         return True
     if row.heartbeat_at + row.lease_ms < now:
         return True
+    return process_gone(engine, row)
+
+
+def process_gone(engine: Engine, row: ExecutorRow) -> bool:
+    """The executor ran on this host in a process that no longer exists (a certain death)."""
     same_host = row.hostname == engine.hostname and row.pid is not None and row.pid != engine.pid
     return same_host and row.pid is not None and _process_gone(row.pid)
+
+
+def lease_recheck(engine: Engine, row: ExecutorRow | None, now: int) -> int | None:
+    """For a claim of `row`'s work: the time its lease must still be expired at when the claim
+    runs (None when its death is certain: no lease row at all, or its local process is gone)."""
+    if row is None or process_gone(engine, row):
+        return None
+    return now
 
 
 def takeover_dead(engine: Engine) -> list[WorkflowHandle[Any]]:
@@ -190,7 +206,7 @@ def takeover_dead(engine: Engine) -> list[WorkflowHandle[Any]]:
     for executor_id, row in engine.executors.owners_of_pending(engine.app_version, engine.executor_id):
         if not is_dead(engine, row, now):
             continue
-        taken = _claim_and_resume(engine, executor_id)
+        taken = _claim_and_resume(engine, executor_id, lease_recheck(engine, row, now_ms()))
         if taken:
             log.warning("Executor %s is gone; resumed %d of its workflows here.", executor_id, len(taken))
         handles.extend(taken)

@@ -227,7 +227,7 @@ def adopt_orphan(
     Used when a caller starts an id that exists: rather than wait on a run that will never
     progress, the caller resumes it (one guarded UPDATE decides among racing callers).
     """
-    from ._recovery import is_dead
+    from ._recovery import is_dead, lease_recheck
 
     row = engine.workflows.get(workflow_id)
     if row is None or row.status != "PENDING" or row.executor_id is None:
@@ -235,16 +235,20 @@ def adopt_orphan(
     with engine.active_lock:
         if workflow_id in engine.active:
             return None
-    if row.executor_id != engine.executor_id and not is_dead(
-        engine, engine.executors.get(row.executor_id), now_ms()
-    ):
-        return None
+    recheck: int | None = None
+    if row.executor_id != engine.executor_id:
+        owner = engine.executors.get(row.executor_id)
+        now = now_ms()
+        if not is_dead(engine, owner, now):
+            return None
+        recheck = lease_recheck(engine, owner, now)
     claimed = engine.executors.claim(
         from_executor=row.executor_id,
         to_executor=engine.executor_id,
         app_version=row.app_version,
         now=now_ms(),
         workflow_id=workflow_id,
+        unless_alive_at=recheck,
     )
     if not claimed:
         return None

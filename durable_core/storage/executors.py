@@ -190,6 +190,7 @@ class ExecutorStore:
         workflow_id: str | None = None,
         names: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
+        unless_alive_at: int | None = None,
     ) -> list[ClaimedWorkflow]:
         """Move `from_executor`'s PENDING workflows of this version to `to_executor`, counting a recovery."""
         stmt = (
@@ -219,6 +220,16 @@ class ExecutorStore:
             stmt = stmt.where(workflows.c.name.in_(list(names)))
         if exclude:  # workflows the claimer runs right now: claiming them would stop their bodies
             stmt = stmt.where(workflows.c.workflow_id.notin_(list(exclude)))
+        if unless_alive_at is not None:
+            # the owner was judged dead by its lease on an earlier read: re-check it in this very
+            # statement, so a process that heartbeat meanwhile (thawed, or back from a pause) keeps
+            # its work
+            stmt = stmt.where(
+                ~sa.exists().where(
+                    executors.c.executor_id == from_executor,
+                    executors.c.heartbeat_at + executors.c.lease_ms >= unless_alive_at,
+                )
+            )
 
         def run() -> list[ClaimedWorkflow]:
             with self.db.write() as conn:

@@ -46,7 +46,9 @@ def survivor(database_url: str, ledger: Path) -> Iterator[Engine]:
         engine.shutdown()
 
 
-def spawn(url: str, ledger: Path, mode: str, workflow_id: str, step_seconds: float = 0.3) -> subprocess.Popen[str]:
+def spawn(
+    url: str, ledger: Path, mode: str, workflow_id: str, step_seconds: float = 0.3
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, APP, url, str(ledger), mode, workflow_id],
         stdout=subprocess.PIPE,
@@ -65,7 +67,9 @@ def wait_for_steps(ledger: Path, workflow_id: str, count: int, timeout: float = 
         if len([r for r in ownership_app.read_ledger(str(ledger)) if r[0] == workflow_id]) >= count:
             return
         time.sleep(0.02)
-    raise AssertionError(f"{workflow_id} did not reach {count} steps: {ownership_app.read_ledger(str(ledger))}")
+    raise AssertionError(
+        f"{workflow_id} did not reach {count} steps: {ownership_app.read_ledger(str(ledger))}"
+    )
 
 
 def executions(ledger: Path, workflow_id: str) -> collections.Counter[int]:
@@ -119,7 +123,9 @@ def test_cancel_then_resume_elsewhere_stops_the_first_body(
     rows = [r for r in ownership_app.read_ledger(str(ledger)) if r[0] == "cancel-wf"]
     counts = collections.Counter(r[1] for r in rows)
     by_worker_after = [r[1] for r in rows[3:] if r[2] == pid]
-    print(f"cancel/resume: executions per step {dict(sorted(counts.items()))}; worker after cancel: {by_worker_after}")
+    print(
+        f"cancel/resume: executions per step {dict(sorted(counts.items()))}; worker after cancel: {by_worker_after}"
+    )
     assert set(counts) == set(range(1, ownership_app.STEPS + 1))
     assert len(by_worker_after) <= 1, f"the cancelled body kept running steps {by_worker_after}"
     duplicates = [s for s, n in counts.items() if n > 1]
@@ -148,7 +154,9 @@ def test_a_frozen_executor_taken_over_runs_no_further_step_when_thawed(
     rows = ownership_app.read_ledger(str(ledger))
     after_thaw = [r[1] for r in rows[before_thaw:] if r[2] == pid]
     counts = executions(ledger, "frozen-wf")
-    print(f"freeze/takeover: executions per step {dict(sorted(counts.items()))}; thawed body ran {after_thaw}")
+    print(
+        f"freeze/takeover: executions per step {dict(sorted(counts.items()))}; thawed body ran {after_thaw}"
+    )
     assert len(after_thaw) <= 1, f"the thawed body kept running steps {after_thaw}"
     assert all(n == 1 for s, n in counts.items() if s not in (3,)), counts
     status = survivor.get_workflow_status("frozen-wf")
@@ -222,3 +230,41 @@ def test_cancel_then_resume_in_the_same_process_replaces_the_cancelled_body(
     assert set(counts) == set(range(1, ownership_app.STEPS + 1))
     assert sum(counts.values()) <= ownership_app.STEPS + 1, counts
     assert survivor.get_workflow_status("same-process-wf").status == "SUCCESS"
+
+
+def test_a_claim_rechecks_the_lease_it_judged_expired(database_url: str) -> None:
+    """The takeover decides 'dead' on an earlier read; the claim itself re-checks the lease, so an
+    executor that heartbeat in between (a thawed process) keeps its workflows."""
+    from durable_core._runtime import now_ms
+
+    engine = Engine(database_url, heartbeat_seconds=0.2, lease_seconds=1.0, executor_id="claimer").launch()
+    try:
+        now = now_ms()
+        engine.workflows.insert(
+            {
+                "workflow_id": "thawed-wf",
+                "name": "slow_workflow",
+                "status": "PENDING",
+                "serialization": "json",
+                "created_at": now,
+                "updated_at": now,
+                "executor_id": "thawed",
+                "app_version": engine.app_version,
+                "recovery_attempts": 0,
+                "priority": 0,
+            }
+        )
+        # its heartbeat is fresh again (it was judged dead a moment ago, on a stale read)
+        engine.executors.heartbeat(
+            "thawed", hostname="elsewhere", pid=1, app_version="x", lease_ms=1000, now=now
+        )
+        claim = {"from_executor": "thawed", "to_executor": "claimer", "app_version": engine.app_version}
+        assert engine.executors.claim(**claim, now=now, unless_alive_at=now) == []
+        assert engine.workflows.get("thawed-wf").executor_id == "thawed"  # type: ignore[union-attr]
+        # once the lease has really lapsed, the same claim succeeds, once
+        later = now + 5_000
+        claimed = engine.executors.claim(**claim, now=later, unless_alive_at=later)
+        assert [c.workflow_id for c in claimed] == ["thawed-wf"]
+        assert engine.executors.claim(**claim, now=later, unless_alive_at=later) == []
+    finally:
+        engine.shutdown()
