@@ -71,7 +71,6 @@ def pydantic_ai_run(form: str, run_id: str, calls: list[str]) -> Callable[[], An
     from pydantic_ai.capabilities import RequestInput
     from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
     from pydantic_ai.models.function import AgentInfo, FunctionModel
-    from pydantic_ai.tools import DeferredToolRequests
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
@@ -82,10 +81,8 @@ def pydantic_ai_run(form: str, run_id: str, calls: list[str]) -> Callable[[], An
         return ModelResponse(parts=[TextPart(f"finished: {returns[-1].content}")])
 
     name = f"protocol-{form}-{uuid.uuid4().hex[:8]}"
-    if form == "deferred":  # DurableAgent waits for the DeferredToolResults inside the workflow
-        agent: Agent[None, Any] = Agent(
-            FunctionModel(model), name=name, output_type=[str, DeferredToolRequests]
-        )
+    if form == "in_run":  # no DeferredToolRequests in the output type: the run waits for the results
+        agent: Agent[None, Any] = Agent(FunctionModel(model), name=name)
     else:  # RequestInput: pydantic-ai's own in-run wait, made durable
         agent = Agent(
             FunctionModel(model), name=name, capabilities=[RequestInput(lambda ctx, req, token: None)]
@@ -176,7 +173,7 @@ def test_list_waiting_then_send_to_waiting_topic_answers_every_kind(
     errors: dict[str, BaseException] = {}
     graph_run, durable_graph = langgraph_run(engine, "lg-interrupt")
     runs: dict[str, Callable[[], Any]] = {
-        "pai-deferred": pydantic_ai_run("deferred", "pai-deferred", calls),
+        "pai-in-run": pydantic_ai_run("in_run", "pai-in-run", calls),
         "pai-request-input": pydantic_ai_run("request_input", "pai-request-input", calls),
         "crew-human-input": crewai_run("crew-human-input"),
         "lg-interrupt": graph_run,
@@ -205,7 +202,7 @@ def test_list_waiting_then_send_to_waiting_topic_answers_every_kind(
     answers: dict[str, Any] = {
         "core-approval": {"approved": True},
         "core-default": "hello",
-        "pai-deferred": {"approvals": {"del-1": True}},  # the JSON form of DeferredToolResults
+        "pai-in-run": {"approvals": {"del-1": True}},  # the JSON form of DeferredToolResults
         "pai-request-input": {"approvals": {"del-1": True}},
         "crew-human-input": "",  # empty feedback approves
         "lg-interrupt": "yes",  # becomes Command(resume="yes")
@@ -217,7 +214,7 @@ def test_list_waiting_then_send_to_waiting_topic_answers_every_kind(
     assert shown == {
         "core-approval": ("recv", "approval"),
         "core-default": ("recv", None),
-        "pai-deferred": ("recv", None),
+        "pai-in-run": ("recv", None),
         "pai-request-input": ("recv", None),
         "crew-human-input": ("recv", "crewai.human_input"),
         "lg-interrupt": ("recv", "langgraph.resume"),
@@ -245,9 +242,9 @@ def test_list_waiting_then_send_to_waiting_topic_answers_every_kind(
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
-    assert results["pai-deferred"] == "finished: deleted report.txt"
+    assert results["pai-in-run"] == "finished: deleted report.txt"
     assert results["pai-request-input"] == "finished: deleted report.txt"
-    assert sorted(calls) == ["deferred:delete_file", "request_input:delete_file"]
+    assert sorted(calls) == ["in_run:delete_file", "request_input:delete_file"]
     assert results["crew-human-input"] == "Durable agents, now in beta!"
     lg = engine.retrieve_workflow("lg-interrupt").get_result(timeout_seconds=30)
     assert lg["status"] == "done"

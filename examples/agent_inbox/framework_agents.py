@@ -1,8 +1,8 @@
 """One inbox agent per framework adapter, each waiting for a person in its framework's own way.
 
-- Pydantic AI (`durable_pydantic_ai.DurableAgent`): a tool declared with ``requires_approval=True``;
-  the run publishes its deferred tool requests and waits (default topic: ``waiting.topic`` is None)
-  for the JSON form of `DeferredToolResults`.
+- Pydantic AI (`durable_pydantic_ai.DurableAgent`): a tool declared with ``requires_approval=True``
+  and a plain ``str`` output type; the run publishes its deferred tool requests and waits inside
+  itself (default topic: ``waiting.topic`` is None) for the JSON form of `DeferredToolResults`.
 - LangGraph (`durable_langgraph.DurableGraph`): a node calls ``interrupt(...)``; the run waits on
   topic ``langgraph.resume`` and the answer becomes ``Command(resume=...)``.
 - CrewAI (`durable_crewai.durable_kickoff`): a task with ``human_input=True``; the kickoff waits on
@@ -92,7 +92,6 @@ def pydantic_ai_agent() -> FrameworkAgent:
     from pydantic_ai import Agent
     from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
     from pydantic_ai.models.function import AgentInfo, FunctionModel
-    from pydantic_ai.tools import DeferredToolRequests
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
@@ -101,9 +100,9 @@ def pydantic_ai_agent() -> FrameworkAgent:
             return ModelResponse(parts=[call])
         return ModelResponse(parts=[TextPart(f"cleanup done: {returns[-1].content}")])
 
-    agent: Agent[None, str | DeferredToolRequests] = Agent(
-        FunctionModel(model), name="inbox_cleanup", output_type=[str, DeferredToolRequests]
-    )
+    # The output type is plain `str` (no `DeferredToolRequests`): the run waits for the approval
+    # inside itself, durably, instead of returning the pending calls to its caller.
+    agent: Agent[None, str] = Agent(FunctionModel(model), name="inbox_cleanup")
 
     @agent.tool_plain(requires_approval=True)
     def delete_files(folder: str) -> str:  # pyright: ignore[reportUnusedFunction]

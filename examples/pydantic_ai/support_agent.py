@@ -37,7 +37,7 @@ from pydantic import TypeAdapter
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
+from pydantic_ai.tools import DeferredToolResults
 
 from durable_core import Engine
 
@@ -62,12 +62,13 @@ def scripted_model(messages: list[ModelMessage], info: AgentInfo) -> ModelRespon
     return ModelResponse(parts=[TextPart(f"Sorry about the headphones! {returns[-1].content}.")])
 
 
-def build_agent(model: str | None) -> DurableAgent[None, object]:
-    agent: Agent[None, object] = Agent(
+def build_agent(model: str | None) -> DurableAgent[None, str]:
+    # A plain `str` output type: a refund that needs approval makes the run wait inside itself,
+    # durably (with `DeferredToolRequests` in the output type it would return them instead).
+    agent: Agent[None, str] = Agent(
         model or FunctionModel(scripted_model),
         name="support",
         instructions="You are a support agent. Look orders up before refunding them.",
-        output_type=[str, DeferredToolRequests],
     )
 
     @agent.tool_plain
