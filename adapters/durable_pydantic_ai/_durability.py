@@ -102,7 +102,7 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
     output, as a plain agent's does. In-run waits are durable `recv` waits (see
     `WorkflowStatus.waiting` for the topic to answer on): `RequestInput` and `wait_for_external_event`,
     and deferred tool calls of a run whose output type lacks `DeferredToolRequests`, which this
-    capability waits for (the JSON form of `DeferredToolResults`, topic `'deferred_tool_calls'`).
+    capability waits for (the JSON form of `DeferredToolResults`, on the run's default topic).
 
     Args:
         models: Extra models a run may switch to with `run(model=...)`, by key.

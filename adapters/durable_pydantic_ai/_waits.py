@@ -6,11 +6,11 @@
 - An agent that asks to wait inside the run waits durably: `RequestInput` (or any
   `wait_for_external_event`), a capability's `handle_deferred_tool_calls` that waits, or an output
   type without `DeferredToolRequests` (the run then waits for the results itself, where a plain
-  agent would raise). Each is a `durable_core.recv` on a named topic: the wait shows in
+  agent would raise). Each is a `durable_core.recv` on the run's default topic: the wait shows in
   `WorkflowStatus.waiting`, and the answer is the JSON form of `DeferredToolResults`::
 
       status = engine.retrieve_workflow(run_id).get_status()
-      engine.send(run_id, results_json, topic=status.waiting.topic)
+      engine.send(run_id, results_json, topic=status.waiting.topic)   # None: the default topic
 
 `recv` records the message it returns as a step, so an answer received before a crash is replayed
 after it, and a wait pending at a crash is still pending (with its deadline) after a restart. A
@@ -37,7 +37,6 @@ from durable_core import step
 from ._core_compat import current_workflow_id, recv_async, set_event_async
 
 __all__ = [
-    "DEFERRED_TOOL_CALLS_TOPIC",
     "DEFERRED_TOOL_REQUESTS_EVENT",
     "FOREVER_SECONDS",
     "StepEventWaiter",
@@ -50,9 +49,6 @@ __all__ = [
 
 DEFERRED_TOOL_REQUESTS_EVENT = "deferred_tool_requests"
 """Event key under which a waiting run publishes its pending `DeferredToolRequests` (as JSON)."""
-
-DEFERRED_TOOL_CALLS_TOPIC = "deferred_tool_calls"
-"""The `recv` topic of a run waiting for deferred tool results (also `RequestInput`'s default name)."""
 
 FOREVER_SECONDS = 10 * 365 * 24 * 3600.0
 """The deadline used for a wait without a timeout."""
@@ -116,12 +112,12 @@ async def wait_for_deferred_tool_results(
     """Publish pending deferred tool calls and wait durably for their results.
 
     The requests are published as the workflow event `DEFERRED_TOOL_REQUESTS_EVENT`; the answer is
-    received on `DEFERRED_TOOL_CALLS_TOPIC`. When nothing arrives in time, approvals are denied and
+    received on the run's default topic. When nothing arrives in time, approvals are denied and
     external calls fail, with a message to the model, as `RequestInput` does.
     """
     await set_event_async(DEFERRED_TOOL_REQUESTS_EVENT, _REQUESTS.dump_python(requests, mode="json"))
     seconds = FOREVER_SECONDS if timeout_seconds is None else timeout_seconds
-    payload = await recv_async(topic=DEFERRED_TOOL_CALLS_TOPIC, timeout_seconds=seconds)
+    payload = await recv_async(timeout_seconds=seconds)
     if payload is None:
         message = f"No decision on this tool call arrived within {timedelta(seconds=seconds)}."
         return requests.build_results(
@@ -147,8 +143,8 @@ class StepEventWaiter(ExternalEventWaiter):
 
     The resume token is `"{workflow_id}:{name}:{n}"`, `n` counting this run's waits, so a replay
     hands out the same token. `ask` runs once, as a step; if it answered, that answer is the
-    payload. Otherwise the run waits with `recv` on the topic `name` (`RequestInput`'s `name`,
-    `'deferred_tool_calls'` by default) until `engine.send(workflow_id, payload, topic=name)`.
+    payload. Otherwise the run waits with `recv` on its default topic until
+    `engine.send(workflow_id, payload)`.
     """
 
     def __init__(self, agent_name: str) -> None:
@@ -172,7 +168,7 @@ class StepEventWaiter(ExternalEventWaiter):
         if answer is not None:
             return cast(JsonValue, answer)
         seconds = FOREVER_SECONDS if timeout is None else timeout.total_seconds()
-        payload = await recv_async(topic=name, timeout_seconds=seconds)
+        payload = await recv_async(timeout_seconds=seconds)
         if payload is None:
             raise ExternalEventError(
                 f"No answer to wait {name!r} (token {token!r}) arrived within {timeout}."

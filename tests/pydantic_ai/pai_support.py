@@ -7,9 +7,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from pydantic_ai import Agent
+from pydantic import TypeAdapter
+from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 
 TOOLS = ("tool_a", "tool_b", "tool_c")
 
@@ -86,6 +88,18 @@ class CallLog:
         return self.path.read_text().split() if self.path.exists() else []
 
 
+async def wait_for_decision(ctx: RunContext[None], requests: DeferredToolRequests) -> DeferredToolResults:
+    """A `handle_deferred_tool_calls` handler that waits for a decision from elsewhere."""
+    from pydantic_ai.external_events import wait_for_external_event
+
+    async def ask(token: str) -> None:
+        return None  # a real one would post the token somewhere
+
+    payload = await wait_for_external_event("approval", ask=ask, timeout=None)
+    decision = TypeAdapter(DeferredToolResults).validate_python(payload)
+    return requests.build_results(approvals=decision.approvals, calls=decision.calls)
+
+
 def approval_agent(name: str, record: Callable[[str], None], *, form: str) -> Agent[None, object]:
     """A model that asks to delete a file (a tool needing approval), then reports what happened.
 
@@ -93,9 +107,9 @@ def approval_agent(name: str, record: Callable[[str], None], *, form: str) -> Ag
     them (the two-run pattern of pydantic-ai).
     `form='request_input'`: a `RequestInput` capability waits inside the run.
     `form='in_run'`: the output type is plain `str`, so the run waits inside for the results.
+    `form='handler'`: a `HandleDeferredToolCalls` capability waits (`wait_for_external_event`).
     """
-    from pydantic_ai.capabilities import RequestInput
-    from pydantic_ai.tools import DeferredToolRequests
+    from pydantic_ai.capabilities import HandleDeferredToolCalls, RequestInput
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         record("model")
@@ -113,6 +127,10 @@ def approval_agent(name: str, record: Callable[[str], None], *, form: str) -> Ag
     elif form == "request_input":
         agent = Agent(
             FunctionModel(model), name=name, capabilities=[RequestInput(lambda ctx, requests, token: None)]
+        )
+    elif form == "handler":
+        agent = Agent(
+            FunctionModel(model), name=name, capabilities=[HandleDeferredToolCalls(wait_for_decision)]
         )
     else:
         agent = Agent(FunctionModel(model), name=name)

@@ -87,7 +87,7 @@ async def test_deferred_requests_are_the_output_and_the_caller_continues_in_anot
     assert log.calls == ["model"]
 
 
-@pytest.mark.parametrize("form", ["request_input", "in_run"])
+@pytest.mark.parametrize("form", ["request_input", "handler", "in_run"])
 async def test_an_in_run_wait_is_answered_with_send_on_the_waiting_topic(engine: Engine, form: str) -> None:
     log = CallLog()
     durable_agent = DurableAgent(approval_agent(unique_name(form), log, form=form))
