@@ -48,13 +48,16 @@ from ._queues import Queue, RateLimit
 from ._records import StepInfo, WaitInfo, WorkflowStatus
 from ._serialization import JsonSerializer, PickleSerializer, Serializer
 from ._tracing import WorkflowLogFilter, early_step_span, tracing_enabled
+from ._usage import Budget, ModelUsage, Usage, UsageTotals, record_usage
 from ._workflow import step, workflow
 from .errors import (
     AwaitedWorkflowCancelled,
+    BudgetExceeded,
     DatabaseUnavailable,
     DurableError,
     EngineNotLaunched,
     NondeterminismError,
+    OwnershipLost,
     QueueDeduplicatedError,
     RecordedError,
     RecoveryAttemptsExceeded,
@@ -68,12 +71,16 @@ from .errors import (
 
 __all__ = [
     "AwaitedWorkflowCancelled",
+    "Budget",
+    "BudgetExceeded",
     "DatabaseUnavailable",
     "DurableError",
     "Engine",
     "EngineNotLaunched",
     "JsonSerializer",
+    "ModelUsage",
     "NondeterminismError",
+    "OwnershipLost",
     "PickleSerializer",
     "Queue",
     "QueueDeduplicatedError",
@@ -85,6 +92,8 @@ __all__ = [
     "StepInfo",
     "StepOutsideWorkflow",
     "StepRetriesExceeded",
+    "Usage",
+    "UsageTotals",
     "WaitInfo",
     "WorkflowCancelled",
     "WorkflowConflictError",
@@ -103,6 +112,7 @@ __all__ = [
     "get_event_async",
     "in_workflow",
     "pending_workflow_id",
+    "record_usage",
     "recorded_steps",
     "recv",
     "recv_async",

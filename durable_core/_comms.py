@@ -607,3 +607,10 @@ async def engine_read_stream_async(engine: Engine, workflow_id: str, key: str) -
             if not values:
                 await waiter.wait_async(engine.poll_interval)
                 waiter.clear()
+
+
+# for other services of the core (budgets) that wait the same way
+Wait = _Wait
+drive_sync = _drive_sync
+drive_async = _drive_async
+lost_ownership = _lost_ownership

@@ -24,6 +24,7 @@ from ._handle import WorkflowHandle
 from ._records import StepInfo, WorkflowStatus
 from ._runtime import Outcome, WorkflowContext, now_ms
 from ._serialization import JsonSerializer, Serializer, dumps_checked, encode_error, workflow_return_hint
+from ._usage import Budget, UsageTotals
 from ._waits import Waiters
 from .errors import DurableError, EngineNotLaunched, OwnershipLost, SerializationError, WorkflowCancelled
 from .storage import (
@@ -31,6 +32,7 @@ from .storage import (
     ExecutorStore,
     MessageStore,
     StepStore,
+    UsageStore,
     WorkflowRow,
     WorkflowStore,
     WriteWouldWait,
@@ -45,6 +47,10 @@ T = TypeVar("T")
 log = logging.getLogger("durable_core")
 
 _launched: list[Engine] = []
+
+
+def _nothing() -> None:
+    return None
 
 
 def _owned_by(row: WorkflowRow | None, ctx: WorkflowContext) -> bool:
@@ -128,6 +134,8 @@ class Engine:
         self.is_client = False  # opened with connect(): heartbeats only while it runs workflows
         self._heartbeating = False
         self._heartbeat_lock = threading.Lock()
+        self._model_calls: dict[str, int] = {}  # budget owner -> model calls in flight here
+        self._model_calls_lock = threading.Lock()
         self._interrupted: set[str] = set()  # workflows stopped by a storage outage, to resume here
         self._interrupted_lock = threading.Lock()
         self._db: Database | None = None
@@ -190,6 +198,7 @@ class Engine:
         self.executors = ExecutorStore(db)
         self.messages = MessageStore(db)
         self.queues = QueueStore(db)
+        self.usage_records = UsageStore(db)
         self.stopping = False
         self._pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix="durable-wf")
         self._io_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="durable-io")
@@ -329,6 +338,61 @@ class Engine:
         handles = _recovery.recover(self, None)  # every workflow of ours that nothing runs here
         log.warning("The database answers again: resumed %d interrupted workflow(s).", len(handles))
         return handles
+
+    # -- usage and budgets ---------------------------------------------------------------
+
+    def model_call_started(self, budget_owner: str | None) -> Callable[[], None]:
+        """Count a live model call against its budget until it is recorded; returns the release."""
+        if budget_owner is None:
+            return _nothing
+        with self._model_calls_lock:
+            self._model_calls[budget_owner] = self._model_calls.get(budget_owner, 0) + 1
+
+        def release() -> None:
+            with self._model_calls_lock:
+                left = self._model_calls.get(budget_owner, 1) - 1
+                if left:
+                    self._model_calls[budget_owner] = left
+                else:
+                    self._model_calls.pop(budget_owner, None)
+
+        return release
+
+    def model_calls_in_flight(self, budget_owner: str) -> int:
+        with self._model_calls_lock:
+            return self._model_calls.get(budget_owner, 0)
+
+    def usage(
+        self,
+        workflow_ids: Sequence[str] | None = None,
+        name: str | Sequence[str] | None = None,
+        since: datetime | int | None = None,
+        group_by: str = "workflow",
+    ) -> dict[str, UsageTotals]:
+        """What model calls consumed, from recorded steps (a replay never counts twice).
+
+        Trees: each workflow counts with its descendants. Without `workflow_ids`, every top-level
+        workflow (optionally only those named `name`). `since`: steps completed since then.
+        `group_by`: ``"workflow"`` (the top workflow's id), ``"name"`` (its name), ``"model"`` or
+        ``"day"`` (UTC date of the step, ``YYYY-MM-DD``).
+        """
+        from ._usage_report import usage_report
+
+        return usage_report(self, workflow_ids=workflow_ids, name=name, since=since, group_by=group_by)
+
+    def raise_budget(
+        self,
+        workflow_id: str,
+        *,
+        max_cost_usd: float | None = None,
+        max_tokens: int | None = None,
+        max_model_calls: int | None = None,
+    ) -> Budget:
+        """Raise the limits of the budget governing `workflow_id` (set on it or inherited); a run
+        paused by that budget continues once it allows a model call again. Returns the new budget."""
+        from ._usage_report import raise_budget
+
+        return raise_budget(self, workflow_id, max_cost_usd, max_tokens, max_model_calls)
 
     def ensure_executor(self) -> None:
         """A process that runs workflow bodies is an executor with a heartbeat (client engines too)."""

@@ -14,6 +14,8 @@ from ._runtime import now_ms
 from ._serialization import decode_error, reject_nul
 from ._starting import decode_inputs, run_recovered
 from ._stranded import Fleet, stranded_reason
+from ._usage import UsageTotals
+from ._usage_report import tree_usage
 from .errors import DurableError, WorkflowNotFoundError
 from .storage import StepRow, WorkflowRow
 
@@ -39,7 +41,9 @@ def _require(engine: Engine, workflow_id: str) -> WorkflowRow:
     return row
 
 
-def to_status(engine: Engine, row: WorkflowRow, fleet: Fleet | None = None) -> WorkflowStatus:
+def to_status(
+    engine: Engine, row: WorkflowRow, fleet: Fleet | None = None, usage: UsageTotals | None = None
+) -> WorkflowStatus:
     """The public record of a row; `fleet` (the live executors) explains a stranded one."""
     defn = get_workflow(row.name)
     try:
@@ -78,6 +82,7 @@ def to_status(engine: Engine, row: WorkflowRow, fleet: Fleet | None = None) -> W
         started_at=row.started_at,
         deduplication_id=row.deduplication_id,
         stranded=stranded_reason(row, fleet) if fleet is not None else None,
+        usage=usage,
     )
 
 
@@ -113,7 +118,7 @@ def retrieve(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
 
 def get_status(engine: Engine, workflow_id: str) -> WorkflowStatus:
     row = _require(engine, workflow_id)
-    return to_status(engine, row, _fleet_for(engine, [row]))
+    return to_status(engine, row, _fleet_for(engine, [row]), tree_usage(engine, [workflow_id])[workflow_id])
 
 
 def list_workflows(
@@ -144,7 +149,8 @@ def list_workflows(
         newest_first=newest_first,
     )
     fleet = _fleet_for(engine, rows)
-    return [to_status(engine, row, fleet) for row in rows]
+    usage = tree_usage(engine, [row.workflow_id for row in rows])
+    return [to_status(engine, row, fleet, usage.get(row.workflow_id)) for row in rows]
 
 
 def list_steps(engine: Engine, workflow_id: str) -> list[StepInfo]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ._context import _options
 from ._serialization import reject_nul
+from ._usage import Budget
 
 __all__ = ["WorkflowOptions", "workflow_options"]
 
@@ -19,6 +20,7 @@ class WorkflowOptions:
     deduplication_id: str | None = None
     priority: int | None = None
     queue_name: str | None = None
+    budget: Budget | None = None
     _id_used: bool = field(default=False, repr=False)
 
     def take_workflow_id(self) -> str | None:
@@ -36,6 +38,7 @@ def workflow_options(
     timeout_seconds: float | None = None,
     deduplication_id: str | None = None,
     priority: int | None = None,
+    budget: Budget | None = None,
 ) -> Generator[WorkflowOptions, None, None]:
     """Apply options to the workflows started (or enqueued) inside the block.
 
@@ -46,8 +49,12 @@ def workflow_options(
         ```
 
     `workflow_id` names the first workflow started in the block; `timeout_seconds` sets a deadline
-    that its children inherit; `deduplication_id` and `priority` apply to queue enqueues.
+    that its children inherit; `deduplication_id` and `priority` apply to queue enqueues;
+    `budget` limits the model calls of the first workflow started in the block and of its
+    descendants, counted over that whole tree.
     """
+    if budget is not None and not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a durable_core.Budget, got {type(budget).__name__}")
     if timeout_seconds is not None and not timeout_seconds > 0:
         raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds!r}")
     if priority is not None and not 0 <= priority < 2**31:
@@ -63,6 +70,7 @@ def workflow_options(
         if deduplication_id is not None
         else (outer and outer.deduplication_id),
         priority=priority if priority is not None else (outer and outer.priority),
+        budget=budget,
     )
     token = _options.set(options)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._usage import UsageTotals
+
 __all__ = ["WAIT_KINDS", "StepInfo", "WaitInfo", "WorkflowStatus", "parse_wait", "wait_label"]
 
 
@@ -95,6 +97,8 @@ class WorkflowStatus:
     registered in any live executor of its app version, none runs that version, ...); None when
     one runs it or will. Read from the executors' heartbeats, so any process (the CLI too) sees the
     same. A stranded workflow resumes once an executor with its code is launched."""
+    usage: UsageTotals | None = None
+    """What the model calls of this workflow and its descendants consumed (from recorded steps)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -73,6 +73,7 @@ class StepDef:
     interval_seconds: float
     backoff_rate: float
     retry_on: tuple[type[BaseException], ...]
+    model_call: bool = False  # a model request: budget-checked first, its usage recorded with it
     _return_hint: Any = field(default=None, repr=False)
     _hint_loaded: bool = field(default=False, repr=False)
 

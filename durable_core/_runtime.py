@@ -17,6 +17,7 @@ from . import _tracing
 from ._context import _current, _in_step, _interceptor, _options
 from ._registry import StepDef, WorkflowDef
 from ._serialization import decode_error, dumps_checked, encode_error
+from ._usage import Usage, _step_usage, encode_usage
 from .errors import (
     DatabaseUnavailable,
     NondeterminismError,
@@ -68,6 +69,7 @@ class WorkflowContext:
 
     __slots__ = (
         "adapter_state",
+        "budget_owner",
         "cancel_reason",
         "created_at",
         "deadline_ms",
@@ -99,8 +101,11 @@ class WorkflowContext:
         queue_name: str | None = None,
         recovery_attempts: int = 0,
         owner_epoch: int = 0,
+        budget_owner: str | None = None,
     ) -> None:
         self.engine = engine
+        # the workflow whose budget governs this one (None: no budget): model calls are checked
+        self.budget_owner = budget_owner
         # the ownership generation this execution runs under: every ownership-proving write names it
         self.owner_epoch = owner_epoch
         self.trace_context = trace_context
@@ -169,6 +174,7 @@ class WorkflowContext:
         started_at: int,
         child_workflow_id: str | None = None,
         hint: Any = Any,
+        usage: str | None = None,
     ) -> None:
         """Commit a step's outcome (one statement that also proves ownership).
 
@@ -207,6 +213,7 @@ class WorkflowContext:
                 child_workflow_id=child_workflow_id,
                 started_at=started_at,
                 completed_at=now_ms(),
+                usage=usage,
             )
         except DatabaseUnavailable as exc:
             # storage is gone for longer than the engine retries: stop the body (user code cannot
@@ -287,6 +294,8 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     ctx = _current.get()
     if ctx is None or _in_step.get():
         return defn.fn(*args, **kwargs)
+    if defn.model_call:
+        return _run_model_step_sync(defn, ctx, args, kwargs)
     step_id = ctx.take_step_id()
     row = ctx.begin_step(step_id, defn.name)
     if row is not None:
@@ -313,6 +322,46 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     return outcome.value
 
 
+def _run_model_step_sync(defn: StepDef, ctx: WorkflowContext, args: Any, kwargs: Any) -> Any:
+    """A model-call step: the budget check first (under a budget), its usage recorded with it."""
+    if ctx.budget_owner is not None:
+        from ._budget import gate_sync
+
+        gate_sync(ctx)
+    step_id = ctx.take_step_id()
+    row = ctx.begin_step(step_id, defn.name)
+    if row is not None:
+        _tracing.replayed_step(step_id, defn.name)
+        return ctx.replay(row, defn.return_hint)
+    started = now_ms()
+    collected: list[Usage] = []
+    token = _in_step.set(True)
+    usage_token = _step_usage.set(collected)
+    release = ctx.engine.model_call_started(ctx.budget_owner)
+    try:
+        with _tracing.step_span(ctx, step_id, defn.name) as span:
+            outcome = _attempts_sync(defn, ctx, args, kwargs)
+            _tracing.end_step_span(span, outcome.attempts, outcome.error)
+    finally:
+        _step_usage.reset(usage_token)
+        _in_step.reset(token)
+    try:
+        ctx.record(
+            step_id,
+            defn.name,
+            value=outcome.value,
+            error=outcome.error,
+            started_at=started,
+            hint=defn.return_hint,
+            usage=encode_usage(collected),
+        )
+    finally:
+        release()
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
+
+
 def start_step_async(defn: StepDef, args: Any, kwargs: Any) -> Any:
     """Take the step id now (at call time) and return the awaitable that runs the step."""
     interceptor = _interceptor.get()
@@ -321,8 +370,53 @@ def start_step_async(defn: StepDef, args: Any, kwargs: Any) -> Any:
     ctx = _current.get()
     if ctx is None or _in_step.get():
         return defn.fn(*args, **kwargs)
+    if defn.model_call:
+        gate_id = ctx.take_step_id() if ctx.budget_owner is not None else None
+        return _run_model_step_async(defn, ctx, gate_id, ctx.take_step_id(), args, kwargs)
     step_id = ctx.take_step_id()
     return _run_step_async(defn, ctx, step_id, args, kwargs)
+
+
+async def _run_model_step_async(
+    defn: StepDef, ctx: WorkflowContext, gate_id: int | None, step_id: int, args: Any, kwargs: Any
+) -> Any:
+    if gate_id is not None:
+        from ._budget import gate_async
+
+        await gate_async(ctx, gate_id)
+    row = ctx.begin_step(step_id, defn.name)
+    if row is not None:
+        _tracing.replayed_step(step_id, defn.name)
+        return ctx.replay(row, defn.return_hint)
+    started = now_ms()
+    collected: list[Usage] = []
+    token = _in_step.set(True)
+    usage_token = _step_usage.set(collected)
+    release = ctx.engine.model_call_started(ctx.budget_owner)
+    try:
+        with _tracing.step_span(ctx, step_id, defn.name) as span:
+            outcome = await _attempts_async(defn, ctx, args, kwargs)
+            _tracing.end_step_span(span, outcome.attempts, outcome.error)
+    finally:
+        _step_usage.reset(usage_token)
+        _in_step.reset(token)
+    try:
+        await ctx.engine.run_write(
+            lambda: ctx.record(
+                step_id,
+                defn.name,
+                value=outcome.value,
+                error=outcome.error,
+                started_at=started,
+                hint=defn.return_hint,
+                usage=encode_usage(collected),
+            )
+        )
+    finally:
+        release()
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
 
 
 async def _run_step_async(defn: StepDef, ctx: WorkflowContext, step_id: int, args: Any, kwargs: Any) -> Any:

@@ -34,6 +34,7 @@ from .storage import ParentStep, StepRow, WorkflowRow
 
 if TYPE_CHECKING:
     from ._engine import Engine
+    from ._options import WorkflowOptions
 
 log = logging.getLogger("durable_core.recovery")
 
@@ -159,8 +160,19 @@ def make_plan(
         "priority": (options.priority if options is not None and options.priority is not None else 0),
         "deduplication_id": options.deduplication_id if options is not None else None,
         "trace_context": capture_context(),
+        **_budget_values(workflow_id, options, parent),
     }
     return Plan(defn, workflow_id, args, kwargs, values, parent, parent_step_id, recorded_child)
+
+
+def _budget_values(
+    workflow_id: str, options: WorkflowOptions | None, parent: WorkflowContext | None
+) -> dict[str, Any]:
+    """A budget set for this workflow governs it and its descendants; else it inherits its parent's."""
+    if options is not None and options.budget is not None:
+        options_budget, options.budget = options.budget, None  # the first workflow of the block only
+        return {"budget": options_budget.to_json(), "budget_owner": workflow_id}
+    return {"budget": None, "budget_owner": parent.budget_owner if parent is not None else None}
 
 
 def insert(engine: Engine, plan: Plan, *, notify: str | None = None) -> bool:
@@ -197,6 +209,7 @@ def new_context(engine: Engine, plan: Plan, recorded: dict[int, StepRow] | None 
         created_at=plan.values["created_at"],
         trace_context=plan.values.get("trace_context"),
         queue_name=plan.values.get("queue_name"),
+        budget_owner=plan.values.get("budget_owner"),
     )
 
 
@@ -216,6 +229,7 @@ def context_for_row(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Work
         queue_name=row.queue_name,
         recovery_attempts=row.recovery_attempts,
         owner_epoch=row.owner_epoch,
+        budget_owner=row.budget_owner,
     )
 
 

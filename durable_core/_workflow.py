@@ -130,6 +130,7 @@ def step(
     interval_seconds: float = 1.0,
     backoff_rate: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
+    model_call: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 def step(
     fn: Callable[P, R] | None = None,
@@ -140,6 +141,7 @@ def step(
     interval_seconds: float = 1.0,
     backoff_rate: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
+    model_call: bool = False,
 ) -> Any:
     """Make a function a step: inside a workflow its outcome is recorded and replayed, never re-run.
 
@@ -156,6 +158,8 @@ def step(
             `.errors`) when more than one attempt was allowed, else the exception itself.
         interval_seconds, backoff_rate: the wait before the second attempt, and its growth factor.
         retry_on: exception types worth retrying; any other exception is raised after one attempt.
+        model_call: the step is a model request: a workflow's budget is checked before it runs, and
+            the usage its body reports with `record_usage` is recorded with its outcome.
     """
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
@@ -174,6 +178,7 @@ def step(
             interval_seconds=interval_seconds,
             backoff_rate=backoff_rate,
             retry_on=retry_types,
+            model_call=model_call,
         )
         wrapper: Any
         if is_async:

@@ -15,6 +15,7 @@ BaseException
         ├── SerializationError        a value the serializer cannot encode or decode
         ├── QueueDeduplicatedError    a deduplication id is held by a queued or running workflow
         ├── AwaitedWorkflowCancelled  awaiting a workflow that was cancelled
+        ├── BudgetExceeded            a workflow tree reached its budget (on_exceeded="fail")
         ├── RecoveryAttemptsExceeded  awaiting a workflow parked after max_recovery_attempts
         ├── StepOutsideWorkflow       a workflow-only operation (recv, sleep...) called outside a workflow
         └── RecordedError             a recorded exception whose class is not importable here
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "AwaitedWorkflowCancelled",
+    "BudgetExceeded",
     "DatabaseUnavailable",
     "DurableError",
     "EngineNotLaunched",
@@ -140,6 +142,10 @@ class AwaitedWorkflowCancelled(DurableError):
 
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"Workflow {workflow_id!r} was cancelled.", workflow_id=workflow_id)
+
+
+class BudgetExceeded(DurableError):
+    """A workflow tree reached its `Budget` (``on_exceeded="fail"``): no further model call is made."""
 
 
 class RecoveryAttemptsExceeded(DurableError):

@@ -11,6 +11,7 @@ from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
 from .messages import MessageStore, StepWrite
 from .queues import ClaimRequest, QueueStore
 from .steps import StepStore
+from .usage import UsageRow, UsageStore
 from .workflows import TERMINAL_STATUSES, ParentStep, WorkflowStore
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "StepRow",
     "StepStore",
     "StepWrite",
+    "UsageRow",
+    "UsageStore",
     "WorkflowRow",
     "WorkflowStore",
     "WriteWouldWait",

@@ -47,11 +47,24 @@ def _v4_owner_epoch(conn: sa.Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE workflows ADD COLUMN owner_epoch INTEGER NOT NULL DEFAULT 0")
 
 
+def _v5_usage_and_budgets(conn: sa.Connection) -> None:
+    """steps.usage (what a model call consumed), workflows.budget and workflows.budget_owner."""
+    inspector = sa.inspect(conn)
+    for table, column in (("steps", "usage"), ("workflows", "budget"), ("workflows", "budget_owner")):
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "core tables: workflows, steps, messages, events, streams, executors", _v1_core),
     (2, "LangGraph checkpoint tables", _v2_checkpoints),
     (3, "LangGraph checkpoint bodies keep channel versions as given", _v3_checkpoint_versions),
-    (4, "workflows.owner_epoch: ownership generations, so a body that lost a workflow writes nothing", _v4_owner_epoch),
+    (
+        4,
+        "workflows.owner_epoch: ownership generations, so a body that lost a workflow writes nothing",
+        _v4_owner_epoch,
+    ),
+    (5, "usage of model-call steps; budgets over workflow trees", _v5_usage_and_budgets),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -34,6 +34,8 @@ class WorkflowRow:
     wait_step: int | None
     trace_context: str | None
     owner_epoch: int = 0
+    budget: str | None = None
+    budget_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,3 +49,4 @@ class StepRow:
     child_workflow_id: str | None
     started_at: int | None
     completed_at: int | None
+    usage: str | None = None

@@ -43,6 +43,10 @@ workflows = sa.Table(
     # ownership-proving write names the epoch it runs under, so a body that lost the workflow and
     # got it back (same executor id) is still refused
     sa.Column("owner_epoch", sa.Integer, nullable=False, server_default="0"),
+    # a Budget (JSON) set on this workflow, and the workflow whose budget governs this one (itself,
+    # or the nearest ancestor that set one): usage is counted over that workflow's tree
+    sa.Column("budget", sa.Text),
+    sa.Column("budget_owner", sa.Text),
     sa.Index("workflows_status_executor", "status", "executor_id"),
     sa.Index("workflows_created_at", "created_at"),
     sa.Index("workflows_queue", "queue_name", "status", "priority", "created_at"),
@@ -69,6 +73,8 @@ steps = sa.Table(
     sa.Column("child_workflow_id", sa.Text),
     sa.Column("started_at", sa.BigInteger),
     sa.Column("completed_at", sa.BigInteger),
+    # model-call steps: a JSON list of the usage their framework reported (empty: nothing reported)
+    sa.Column("usage", sa.Text),
 )
 
 messages = sa.Table(

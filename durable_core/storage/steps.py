@@ -21,16 +21,16 @@ __all__ = ["StepStore"]
 
 _RECORD = (
     "INSERT INTO steps (workflow_id, step_id, name, output, error, serialization, child_workflow_id, "
-    "started_at, completed_at) "
+    "started_at, completed_at, usage) "
     "SELECT :workflow_id, CAST(:step_id AS INTEGER), :name, :output, :error, :serialization, :child_workflow_id, "
-    "CAST(:started_at AS BIGINT), CAST(:completed_at AS BIGINT) "
+    "CAST(:started_at AS BIGINT), CAST(:completed_at AS BIGINT), :usage "
     "WHERE EXISTS (SELECT 1 FROM workflows WHERE workflow_id = :workflow_id AND status = 'PENDING' "
     "AND executor_id = :executor_id AND owner_epoch = CAST(:owner_epoch AS INTEGER)) "
     "ON CONFLICT (workflow_id, step_id) DO NOTHING"
 )
 _LOAD = (
-    "SELECT workflow_id, step_id, name, output, error, serialization, child_workflow_id, started_at, completed_at "
-    "FROM steps WHERE workflow_id = :workflow_id ORDER BY step_id"
+    "SELECT workflow_id, step_id, name, output, error, serialization, child_workflow_id, started_at, completed_at, "
+    "usage FROM steps WHERE workflow_id = :workflow_id ORDER BY step_id"
 )
 
 
@@ -54,6 +54,7 @@ class StepStore:
         child_workflow_id: str | None,
         started_at: int,
         completed_at: int,
+        usage: str | None = None,
     ) -> bool:
         """Insert the step's outcome if this executor still owns the workflow under `owner_epoch`;
         True if inserted."""
@@ -69,6 +70,7 @@ class StepStore:
             "child_workflow_id": child_workflow_id,
             "started_at": started_at,
             "completed_at": completed_at,
+            "usage": usage,
         }
         return self.db.retrying(lambda: self.db.write_one(self._record, params) == 1, what="record step")
 

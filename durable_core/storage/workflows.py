@@ -288,10 +288,11 @@ class WorkflowStore:
             conn.exec_driver_sql(self._insert, params)
             conn.execute(
                 sa.insert(steps).from_select(
-                    [c.name for c in steps.columns],
+                    [c.name for c in steps.columns if c.name != "usage"],
                     sa.select(
                         sa.literal(values["workflow_id"]).label("workflow_id"),
-                        *[c for c in steps.columns if c.name != "workflow_id"],
+                        # a fork spent nothing on the steps it copies: their usage stays the source's
+                        *[c for c in steps.columns if c.name not in ("workflow_id", "usage")],
                     ).where(steps.c.workflow_id == source_id, steps.c.step_id < start_step),
                 )
             )

@@ -1,0 +1,116 @@
+"""Budgets: checked before each model-call step of a workflow tree that has one.
+
+Under a budget every model call is preceded by a recorded check step (``durable.budget``), so a
+replay takes the same decisions without reading the database: a check that passed replays as
+passed, a pause replays as resumed, a `BudgetExceeded` is raised again. Live, the check sums the
+recorded usage of the budget's whole tree plus the model calls in flight in this process. A
+``"pause"`` budget waits durably (kind ``"budget"``) until `Engine.raise_budget` lifts the limit
+or the workflow is cancelled; a ``"fail"`` budget raises `BudgetExceeded`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _comms
+from ._records import wait_label
+from ._runtime import now_ms
+from ._usage import Budget, UsageTotals, decode_usage, totals_of
+from .errors import BudgetExceeded
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._runtime import WorkflowContext
+    from .storage import StepWrite
+
+__all__ = ["BUDGET_STEP", "gate_async", "gate_sync", "tree_totals"]
+
+BUDGET_STEP = "durable.budget"
+
+
+def tree_totals(engine: Engine, root: str) -> UsageTotals:
+    rows = engine.usage_records.tree_rows(workflow_ids=[root])
+    return totals_of([decode_usage(r.usage) for r in rows])
+
+
+def _verdict(ctx: WorkflowContext) -> tuple[Budget, UsageTotals, str | None]:
+    engine = ctx.engine
+    owner = ctx.budget_owner
+    assert owner is not None
+    text = engine.usage_records.budget_of(owner)
+    budget = Budget.from_json(text) if text else Budget()
+    totals = tree_totals(engine, owner)
+    return budget, totals, budget.exceeded(totals, engine.model_calls_in_flight(owner))
+
+
+def _summary(totals: UsageTotals) -> dict[str, Any]:
+    return {"model_calls": totals.model_calls, "tokens": totals.tokens, "cost_usd": round(totals.cost_usd, 6)}
+
+
+def _exceeded_error(ctx: WorkflowContext, reason: str) -> BudgetExceeded:
+    return BudgetExceeded(
+        f"Workflow {ctx.workflow_id!r} reached its budget ({reason}; budget of {ctx.budget_owner!r}) and makes "
+        "no further model call. Raise it with engine.raise_budget(...) and resume the workflow.",
+        workflow_id=ctx.workflow_id,
+    )
+
+
+class _BudgetWait(_comms.Wait):
+    """A durable pause until the budget allows a model call again (or the workflow is cancelled)."""
+
+    def __init__(self, ctx: WorkflowContext, step_id: int, reason: str) -> None:
+        super().__init__(
+            ctx,
+            step_id,
+            BUDGET_STEP,
+            wait_label("budget", reason),
+            None,
+            [f"budget:{ctx.budget_owner}"],
+            self._attempt,
+            lambda _deadline: None,
+        )
+
+    def _attempt(self, step: StepWrite) -> tuple[bool, Any]:
+        _budget, totals, reason = _verdict(self.ctx)
+        if reason is not None:
+            return False, None
+        value = {"paused": True, **_summary(totals)}
+        step.output = self.ctx.engine.serializer.dumps(value)
+        if not self.ctx.engine.messages.finish_wait(step=step, now=now_ms()):
+            _comms.lost_ownership(self.ctx, self.step_id)
+        return True, value
+
+
+def _live_check(ctx: WorkflowContext, step_id: int, started: int) -> _BudgetWait | None:
+    """Check now: record a pass, raise (and record) a failure, or return the pause to drive."""
+    budget, totals, reason = _verdict(ctx)
+    if reason is None:
+        ctx.record(step_id, BUDGET_STEP, value={"paused": False, **_summary(totals)}, started_at=started)
+        return None
+    if budget.on_exceeded == "fail":
+        error = _exceeded_error(ctx, reason)
+        ctx.record(step_id, BUDGET_STEP, error=error, started_at=started)
+        raise error
+    return _BudgetWait(ctx, step_id, reason)
+
+
+def gate_sync(ctx: WorkflowContext) -> None:
+    step_id = ctx.take_step_id()
+    row = ctx.begin_step(step_id, BUDGET_STEP)
+    if row is not None:
+        ctx.replay(row, Any)  # passed, resumed, or BudgetExceeded raised again
+        return
+    wait = _live_check(ctx, step_id, now_ms())
+    if wait is not None:
+        _comms.drive_sync(wait)
+
+
+async def gate_async(ctx: WorkflowContext, step_id: int) -> None:
+    row = ctx.begin_step(step_id, BUDGET_STEP)
+    if row is not None:
+        ctx.replay(row, Any)
+        return
+    started = now_ms()
+    wait = await ctx.engine.run_io(lambda: _live_check(ctx, step_id, started))
+    if wait is not None:
+        await _comms.drive_async(wait)
