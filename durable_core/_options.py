@@ -70,7 +70,7 @@ def workflow_options(
         if deduplication_id is not None
         else (outer and outer.deduplication_id),
         priority=priority if priority is not None else (outer and outer.priority),
-        budget=budget,
+        budget=budget if budget is not None else (outer.budget if outer is not None else None),
     )
     token = _options.set(options)
     try:

@@ -8,7 +8,14 @@ import threading
 import uuid
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext, suppress
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+    suppress,
+)
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
@@ -42,11 +49,13 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_ai.workspaces import WorkspaceBackend, WorkspaceRef
 
 from durable_core import (
+    Budget,
     current_engine,
     in_workflow,
     recorded_steps,
     tracing_enabled,
     workflow,
+    workflow_options,
 )
 from durable_core.errors import WorkflowCancelled
 
@@ -217,6 +226,11 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         deferred_tool_timeout_seconds: How long a run waits inside for deferred tool results it
             cannot return (None, the default: no limit); after it, approvals are denied and
             external calls fail, with a message to the model.
+        budget: Limits over each run started from outside a workflow (cost, tokens, model calls;
+            `durable_core.Budget`), checked before every model request: a run that reached one
+            pauses durably until `engine.raise_budget(run_id, ...)` (or fails with
+            `BudgetExceeded` when `on_exceeded="fail"`). A run inside a workflow is governed by
+            that workflow's budget (`workflow_options(budget=...)`).
     """
 
     def __init__(
@@ -229,6 +243,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         model_step_config: StepConfig | None = None,
         tool_step_config: StepConfig | None = None,
         deferred_tool_timeout_seconds: float | None = None,
+        budget: Budget | None = None,
     ) -> None:
         super().__init__(wrapped)
         durable_name = name or wrapped.name
@@ -245,6 +260,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         _check_name(durable_name, wrapped)
         self._durable_name = durable_name
         self._event_stream_handler = event_stream_handler
+        self._budget = budget
         attached = Durability.from_agent(wrapped)
         self._durability: Durability[AgentDepsT] | None = None
         if attached is None:
@@ -283,6 +299,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         return self._event_stream_handler or self.wrapped.event_stream_handler
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def _budget_scope(self) -> AbstractContextManager[Any]:
+        return workflow_options(budget=self._budget) if self._budget is not None else nullcontext()
 
     def _capabilities(
         self, capabilities: Sequence[AgentCapability[AgentDepsT]] | None
@@ -384,7 +403,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         live = _LiveCall(kwargs)
         token = _live_call.set(live)
         try:
-            with workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
+            with self._budget_scope(), workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
                 data = await self._workflow(record)
         finally:
             _live_call.reset(token)
@@ -412,7 +431,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         live = _LiveCall(call_kwargs, caller_run=caller_run)
         token = _live_call.set(live)
         try:
-            with workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
+            with self._budget_scope(), workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
                 call = self._workflow(record)  # the workflow id is taken now
             task: asyncio.Future[Any] = asyncio.ensure_future(call)
         finally:

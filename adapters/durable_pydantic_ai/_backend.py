@@ -12,8 +12,9 @@ from pydantic_ai.durable_exec import (
     RoleBasedOperationConfig,
     record_durable_unit,
 )
+from pydantic_ai.messages import ModelResponse
 
-from durable_core import step
+from durable_core import Usage, record_usage, step
 
 from ._fidelity import LiveValue, live_values
 from ._names import StepNamer
@@ -61,7 +62,8 @@ class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
         super().__init__(
             namer=StepNamer(agent_name),
             config=RoleBasedOperationConfig[Mapping[str, Any]](
-                model=dict(model or {}),
+                # model requests are model-call steps: budget-checked first, usage recorded with them
+                model={**dict(model or {}), "model_call": True},
                 event=dict(event or {}),
                 capability=dict(tool or {}),
                 tool=dict(tool or {}),
@@ -100,9 +102,37 @@ async def _run_operation(body: Callable[[], Awaitable[object]], executed: list[b
     executed.append(True)
     token = _IN_STEP.set(True)
     try:
-        return await body()
+        payload = await body()
     finally:
         _IN_STEP.reset(token)
+    produced = live_values().get()
+    for _recorded, value in produced or ():
+        if isinstance(value, ModelResponse):  # a model request: what it consumed goes with its record
+            record_usage(usage_of(value))
+    return payload
+
+
+def usage_of(response: ModelResponse) -> Usage:
+    """A model response's usage as pydantic-ai reports it; the cost from genai-prices when it can
+    price the model (else unknown, never guessed); tokens unknown when the response omitted usage."""
+    usage = response.usage
+    measured = not usage.unmeasured_requests
+    cost: float | None = None
+    if measured and response.model_name:
+        try:
+            cost = float(response.cost().total_price)
+        except Exception:  # an unknown model or provider: genai-prices cannot price it
+            cost = None
+    return Usage(
+        model=response.model_name,
+        provider=response.provider_name,
+        input_tokens=usage.input_tokens if measured else None,
+        output_tokens=usage.output_tokens if measured else None,
+        cache_read_tokens=usage.cache_read_tokens if measured else None,
+        cache_write_tokens=usage.cache_write_tokens if measured else None,
+        requests=1,
+        cost_usd=cost,
+    )
 
 
 _MAX_STEP_RUNNERS = 4096
