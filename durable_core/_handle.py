@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._context import current_context
+from ._records import wait_label
 from ._registry import WorkflowDef, get_workflow
 from ._runtime import Outcome, WorkflowContext, now_ms
 from ._serialization import decode_error
@@ -75,8 +76,54 @@ class WorkflowHandle(Generic[R]):
         if ctx is not None:
             from ._runtime import run_engine_step_sync
 
-            return run_engine_step_sync(GET_RESULT, lambda: self.wait_outcome(timeout_seconds), self._hint)
+            return run_engine_step_sync(
+                GET_RESULT,
+                lambda: self.wait_outcome(timeout_seconds),
+                self._hint,
+                marked_wait=lambda step_id: self._wait_marked(ctx, step_id, timeout_seconds),
+            )
         return self.wait_outcome(timeout_seconds)
+
+    # A workflow waiting for another's result is listed as waiting (kind "workflow", detail: the id
+    # it waits for) while it really waits; an outcome that is already there marks nothing.
+
+    def _mark_wait(self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None) -> bool:
+        local = self._local_future()
+        if local is not None and local.done():
+            return False
+        if local is None:
+            row = self.engine.workflows.get(self.workflow_id)
+            if row is None or row.status in TERMINAL_STATUSES:
+                return False
+        deadline = None if timeout_seconds is None else now_ms() + int(timeout_seconds * 1000)
+        if not self.engine.messages.begin_wait(
+            workflow_id=ctx.workflow_id,
+            executor_id=ctx.executor_id,
+            owner_epoch=ctx.owner_epoch,
+            topic=wait_label("workflow", self.workflow_id),
+            deadline=deadline,
+            step_id=step_id,
+        ):
+            self.engine.resolve_unrecorded_step(ctx, step_id)  # no longer ours: stops the body
+        return True
+
+    def _wait_marked(self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None) -> Any:
+        marked = self._mark_wait(ctx, step_id, timeout_seconds)
+        try:
+            return self.wait_outcome(timeout_seconds)
+        finally:
+            if marked:
+                self.engine.messages.clear_wait(ctx.workflow_id, step_id)
+
+    async def _wait_marked_async(
+        self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None
+    ) -> Any:
+        marked = await self.engine.run_io(lambda: self._mark_wait(ctx, step_id, timeout_seconds))
+        try:
+            return await self.wait_outcome_async(timeout_seconds)
+        finally:
+            if marked:
+                await self.engine.run_io(lambda: self.engine.messages.clear_wait(ctx.workflow_id, step_id))
 
     async def get_result_async(self, timeout_seconds: float | None = None) -> R:
         ctx = current_context()
@@ -92,7 +139,7 @@ class WorkflowHandle(Generic[R]):
             return ctx.replay(row, self._defn.return_hint if self._defn else Any)
         started = now_ms()
         try:
-            value = await self.wait_outcome_async(timeout_seconds)
+            value = await self._wait_marked_async(ctx, step_id, timeout_seconds)
         except Exception as exc:
             failure = exc
             await self.engine.run_io(

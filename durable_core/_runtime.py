@@ -447,8 +447,17 @@ async def _run_step_async(defn: StepDef, ctx: WorkflowContext, step_id: int, arg
     return outcome.value
 
 
-def run_engine_step_sync(name: str, operation: Callable[[], Any], hint: Any = Any) -> Any:
-    """Run an engine operation (send, get_result, ...) as a recorded step of the current workflow."""
+def run_engine_step_sync(
+    name: str,
+    operation: Callable[[], Any],
+    hint: Any = Any,
+    *,
+    marked_wait: Callable[[int], Any] | None = None,
+) -> Any:
+    """Run an engine operation (send, get_result, ...) as a recorded step of the current workflow.
+
+    `marked_wait(step_id)`, when given, runs instead of `operation` (a wait that marks itself).
+    """
     ctx = _current.get()
     assert ctx is not None
     step_id = ctx.take_step_id()
@@ -457,7 +466,7 @@ def run_engine_step_sync(name: str, operation: Callable[[], Any], hint: Any = An
         return ctx.replay(row, hint)
     started = now_ms()
     try:
-        value = operation()
+        value = operation() if marked_wait is None else marked_wait(step_id)
     except Exception as exc:
         ctx.record(step_id, name, error=exc, started_at=started)
         raise

@@ -216,6 +216,19 @@ class MessageStore:
 
         return self.db.retrying(run, what="record wait")
 
+    def clear_wait(self, workflow_id: str, step_id: int) -> None:
+        """Clear the wait marker of step `step_id` (a wait whose step is recorded apart from it)."""
+
+        def run() -> None:
+            with self.db.write() as conn:
+                conn.execute(
+                    sa.update(workflows)
+                    .where(workflows.c.workflow_id == workflow_id, workflows.c.wait_step == step_id)
+                    .values(wait_topic=None, wait_deadline=None, wait_step=None)
+                )
+
+        self.db.retrying(run, what="clear wait")
+
     def finish_wait(self, *, step: StepWrite, now: int) -> bool:
         """Record the wait's step (timeout result, sleep end) and clear the marker; False if not the owner."""
 

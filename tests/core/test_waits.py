@@ -229,3 +229,32 @@ def test_send_from_workflow_is_a_step(engine: Engine) -> None:
         sender("rcv")
     assert receiver.get_result(timeout_seconds=10) == ["from a workflow"]
     assert [s.name for s in engine.list_steps("snd")] == ["durable.send"]
+
+
+@workflow(name="awaiting_parent")
+def awaiting_parent() -> list[Any]:
+    child = Engine.current().start_workflow(inbox, 1, "approval", 30.0)
+    return child.get_result()
+
+
+@workflow(name="awaiting_parent_async")
+async def awaiting_parent_async() -> list[Any]:
+    child = await Engine.current().start_workflow_async(inbox, 1, "approval", 30.0)
+    return await child.get_result_async()
+
+
+@pytest.mark.parametrize("parent", [awaiting_parent, awaiting_parent_async], ids=["sync", "async"])
+def test_a_workflow_waiting_for_another_is_listed_with_kind_workflow(engine: Engine, parent: Any) -> None:
+    with workflow_options(workflow_id="awaiting"):
+        handle = engine.start_workflow(parent)
+    _wait_until(lambda: len(engine.list_workflows(waiting=True)) == 2)
+    waits = {s.workflow_id: s.waiting for s in engine.list_workflows(waiting=True)}
+    assert waits["awaiting"] is not None and waits["awaiting"].kind == "workflow"
+    assert waits["awaiting"].topic is None and waits["awaiting"].detail == "awaiting-1"
+    assert waits["awaiting-1"] is not None and waits["awaiting-1"].kind == "recv"
+    engine.send("awaiting-1", "yes", topic="approval")
+    assert handle.get_result(timeout_seconds=30) == ["yes"]
+    assert engine.list_workflows(waiting=True) == []
+    # a result that is already there is no wait: nothing is marked
+    with workflow_options(workflow_id="awaiting"):
+        assert engine.start_workflow(parent).get_result(timeout_seconds=30) == ["yes"]
