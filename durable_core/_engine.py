@@ -668,10 +668,14 @@ class Engine:
         *,
         new_workflow_id: str | None = None,
         app_version: str | None = None,
+        name: str | None = None,
     ) -> WorkflowHandle[Any]:
-        """A new workflow with `workflow_id`'s inputs and its steps below `start_step`; steps from there run live."""
+        """A new workflow with `workflow_id`'s inputs and its steps below `start_step`; steps from there run live.
+
+        `name`: run the fork under another workflow name (the function was renamed since).
+        """
         return _management.fork(
-            self, workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version
+            self, workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version, name=name
         )
 
     async def fork_workflow_async(
@@ -681,10 +685,11 @@ class Engine:
         *,
         new_workflow_id: str | None = None,
         app_version: str | None = None,
+        name: str | None = None,
     ) -> WorkflowHandle[Any]:
         return await self.run_io(
             lambda: self.fork_workflow(
-                workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version
+                workflow_id, start_step, new_workflow_id=new_workflow_id, app_version=app_version, name=name
             )
         )
 

@@ -238,9 +238,15 @@ def _run_or_enqueue(
 
 
 def fork(
-    engine: Engine, workflow_id: str, start_step: int, *, new_workflow_id: str | None, app_version: str | None
+    engine: Engine,
+    workflow_id: str,
+    start_step: int,
+    *,
+    new_workflow_id: str | None,
+    app_version: str | None,
+    name: str | None = None,
 ) -> WorkflowHandle[Any]:
-    reject_nul(new_workflow_id=new_workflow_id)
+    reject_nul(new_workflow_id=new_workflow_id, name=name)
     source = _require(engine, workflow_id)
     if not isinstance(start_step, int) or start_step < 1:
         raise ValueError(f"start_step must be an integer >= 1, got {start_step!r}")
@@ -261,7 +267,7 @@ def fork(
     now = now_ms()
     values: dict[str, Any] = {
         "workflow_id": new_id,
-        "name": source.name,
+        "name": name or source.name,  # a new name: the function was renamed since the source ran
         "status": "ENQUEUED",
         "inputs": source.inputs,
         "serialization": source.serialization,
@@ -277,5 +283,5 @@ def fork(
     engine.copy_events_for_fork(workflow_id, new_id, start_step)
     if (app_version or engine.app_version) != engine.app_version:
         engine.workflows.update(new_id, {"queue_name": INTERNAL_QUEUE})
-        return WorkflowHandle(engine, new_id, get_workflow(source.name))
-    return _run_or_enqueue(engine, new_id, source.name, {}, only_status=("ENQUEUED",))
+        return WorkflowHandle(engine, new_id, get_workflow(name or source.name))
+    return _run_or_enqueue(engine, new_id, name or source.name, {}, only_status=("ENQUEUED",))

@@ -366,7 +366,11 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 @pytest.mark.timeout(300)
 def test_exactly_once_under_kills_freezes_and_cancels(
-    backend: str, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    backend: str,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.WARNING, logger="durable_core")
     app = _app()
@@ -555,11 +559,12 @@ def test_exactly_once_under_kills_freezes_and_cancels(
         f"cancel/resumes={sum(1 for d in disruptions if d.kind == 'cancel' and d.resumed)} "
         f"cancels-missed={cancel_misses} takeovers-logged={dict(takeovers)} elapsed={elapsed:.1f}s"
     )
-    print(summary)
-    for entry in analysis.stale:
-        print("  stale body:", entry)
-    for entry in analysis.unmatched:
-        print("  unexplained re-execution:", entry)
+    with capsys.disabled():  # the counts belong in every run's log (CI's included), not only on failure
+        print("\n" + summary)
+        for entry in analysis.stale:
+            print("  stale body:", entry)
+        for entry in analysis.unmatched:
+            print("  unexplained re-execution:", entry)
     timeline = [
         (d.kind, d.pid or d.workflow_id, f"+{(d.ns - origin) / 1e9:.2f}s") for d in disruptions + lapses
     ]
