@@ -9,6 +9,8 @@ Example:
     $ durable workflows fork 7f3c... --from-step 4
     $ durable inbox                             # runs waiting for a human
     $ durable send 7f3c... '{"approved": true}' --topic approval
+    $ durable usage --since 1d --by name          # tokens and cost of model calls
+    $ durable budget raise 7f3c... --cost 5       # a run paused by its budget continues
     $ durable dashboard                         # http://127.0.0.1:8790
     ```
 
@@ -42,7 +44,7 @@ from ._parser import build_parser
 __all__ = ["main"]
 
 
-READ_ONLY = {("workflows", "list"), ("workflows", "show"), ("inbox", None)}
+READ_ONLY = {("workflows", "list"), ("workflows", "show"), ("inbox", None), ("usage", None)}
 
 
 def _fail(message: str, code: int) -> int:

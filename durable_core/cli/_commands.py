@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -14,17 +15,27 @@ from rich.markup import escape
 
 from .._engine import Engine
 from .._records import WorkflowStatus
+from .._usage import ModelUsage
 from ..errors import WorkflowNotFoundError
 from ..storage._database import redact_url
 from . import _render
 from ._export import (
     answer_command,
+    budget_text,
+    cost_text,
+    count_text,
     describe_wait,
     error_line,
     plain_field,
     plain_time,
     preview,
+    raise_command,
+    raise_outcome,
+    spent_text,
     step_dict,
+    tokens_text,
+    total_usage,
+    usage_dict,
     workflow_dict,
 )
 
@@ -118,12 +129,21 @@ def _has_filter(args: argparse.Namespace) -> bool:
 # -- workflows ---------------------------------------------------------------------------
 
 
-WORKFLOW_COLUMNS = ["ID", "NAME", "STATUS", "CREATED", "QUEUE", "WAITING_FOR_OR_ERROR"]
+WORKFLOW_COLUMNS = ["ID", "NAME", "STATUS", "CREATED", "QUEUE", "WAITING_FOR_OR_ERROR", "TOKENS", "COST_USD"]
 
 
 def _workflow_row(row: WorkflowStatus) -> list[Any]:
     detail = describe_wait(row.waiting) if row.waiting else preview(error_line(row.error), 200)
-    return [row.workflow_id, row.name, row.status, plain_time(row.created_at), row.queue_name, detail]
+    return [
+        row.workflow_id,
+        row.name,
+        row.status,
+        plain_time(row.created_at),
+        row.queue_name,
+        detail,
+        tokens_text(row.usage),
+        cost_text(row.usage),
+    ]
 
 
 def _print_workflows(rows: list[WorkflowStatus], args: argparse.Namespace) -> None:
@@ -135,7 +155,10 @@ def _print_workflows(rows: list[WorkflowStatus], args: argparse.Namespace) -> No
     elif fmt == "plain":
         _print_plain(WORKFLOW_COLUMNS, [_workflow_row(row) for row in rows], args)
     else:
-        _out().print(_render.workflows_table(rows))
+        console = _out()
+        console.print(_render.workflows_table(rows))
+        if any(_render.partly_unknown(row.usage) for row in rows):
+            console.print(f"[dim]{_render.UNKNOWN_NOTE}[/dim]")
 
 
 def workflows_list(engine: Engine, args: argparse.Namespace) -> int:
@@ -207,6 +230,8 @@ def check_usage(args: argparse.Namespace) -> None:
     """Usage errors found before any database is opened (exit status 2)."""
     if args.command == "send":
         load_message(args.message)
+    if args.command == "budget" and (args.cost, args.tokens, args.calls) == (None, None, None):
+        raise CommandError("say which limit to raise: --cost USD, --tokens N and/or --calls N", code=2)
     if args.command == "workflows" and args.action in ("cancel", "resume"):
         if args.workflow_ids and _has_filter(args):
             raise CommandError("give workflow ids or filters, not both", code=2)
@@ -331,15 +356,31 @@ def database_option(args: argparse.Namespace) -> str:
     return f" --database-url {shlex.quote(safe)}"
 
 
+def _in_inbox(row: WorkflowStatus) -> bool:
+    """Waits a person ends: a message (recv) or a budget raise."""
+    return row.waiting is not None and (row.waiting.answerable or row.waiting.kind == "budget")
+
+
+def _wait_text(row: WorkflowStatus) -> str:
+    text = describe_wait(row.waiting)
+    if row.waiting is not None and row.waiting.kind == "budget":
+        text += f"; this run spent {spent_text(row.usage)}"
+    return text
+
+
 def inbox(engine: Engine, args: argparse.Namespace) -> int:
     rows = engine.list_workflows(status="PENDING", waiting=True, limit=limit_of(args) or None)
     if not args.all:
-        rows = [r for r in rows if r.waiting is not None and r.waiting.answerable]
+        rows = [r for r in rows if _in_inbox(r)]
     fmt = output_format(args)
     suffix = database_option(args)
 
     def answer(row: WorkflowStatus) -> str:
         command = answer_command(row.workflow_id, row.waiting)
+        return f"{command}{suffix}" if command else ""
+
+    def lift(row: WorkflowStatus) -> str:
+        command = raise_command(row.workflow_id, row.waiting)
         return f"{command}{suffix}" if command else ""
 
     if args.ids:
@@ -350,6 +391,8 @@ def inbox(engine: Engine, args: argparse.Namespace) -> int:
         for record, row in zip(records, rows, strict=True):
             if record["waiting"] is not None and record["waiting"]["answer_with"]:
                 record["waiting"]["answer_with"] = answer(row)
+            if record["waiting"] is not None and record["waiting"].get("raise_with"):
+                record["waiting"]["raise_with"] = lift(row)
         _print_json(records)
         return 0
     if not rows:
@@ -368,8 +411,8 @@ def inbox(engine: Engine, args: argparse.Namespace) -> int:
                     row.waiting.kind if row.waiting else "",
                     row.waiting.topic if row.waiting else "",
                     plain_time(row.waiting.deadline) if row.waiting else "",
-                    describe_wait(row.waiting),
-                    answer(row),
+                    _wait_text(row),
+                    answer(row) or lift(row),  # a budget wait is ended by a raise, not a message
                 ]
                 for row in rows
             ],
@@ -377,13 +420,94 @@ def inbox(engine: Engine, args: argparse.Namespace) -> int:
         )
         return 0
     console = _out()
-    console.print(_render.inbox_table(rows))
+    console.print(_render.inbox_table(rows, _wait_text))
+    # one command per line, never wrapped, so each copies and pastes whole
     commands = [command for command in map(answer, rows) if command]
     if commands:
-        # one command per line, never wrapped, so each copies and pastes whole
         console.print("answer with (put the JSON answer in place of <json>):")
         for command in commands:
             console.print(f"  {escape(command)}")
+    raises = [command for command in map(lift, rows) if command]
+    if raises:
+        console.print("raise the budget with (put the new limit in place of <usd>, <tokens> or <calls>):")
+        for command in raises:
+            console.print(f"  {escape(command)}")
+    return 0
+
+
+# -- usage and budgets ---------------------------------------------------------------------
+
+
+USAGE_COLUMNS = ["MODEL_CALLS", "REQUESTS", "INPUT_TOKENS", "OUTPUT_TOKENS", "TOKENS", "COST_USD"]
+USAGE_HEADERS = ["model calls", "requests", "input tokens", "output tokens", "tokens", "cost (USD)"]
+
+
+def _usage_row(key: str, usage: ModelUsage) -> list[str]:
+    return [
+        key,
+        str(usage.model_calls),
+        str(usage.requests) if usage.requests else "unknown",
+        count_text(usage.input_tokens, usage),
+        count_text(usage.output_tokens, usage),
+        tokens_text(usage),
+        cost_text(usage),
+    ]
+
+
+def usage(engine: Engine, args: argparse.Namespace) -> int:
+    fmt = output_format(args)
+    query: dict[str, Any] = {"workflow_ids": args.workflow, "name": args.name, "since": args.since}
+    groups = engine.usage(**query, group_by=args.by)
+    # the total of every model call (per model, a call reporting two models would count twice)
+    parts = engine.usage(**query, group_by="day") if args.by == "model" else groups
+    total = total_usage(parts.values())
+    since = f" since {args.since.astimezone().strftime('%Y-%m-%d %H:%M:%S')}" if args.since else ""
+    if fmt == "json":
+        _print_json(
+            {
+                "by": args.by,
+                "since": args.since.isoformat() if args.since else None,
+                "groups": {key: usage_dict(value) for key, value in groups.items()},
+                "total": usage_dict(total),
+            }
+        )
+        return 0
+    if not groups:
+        _message(f"no model call recorded{since}", fmt == "table")
+        return 0
+    rows = [_usage_row(key, value) for key, value in groups.items()]
+    if fmt == "plain":
+        _print_plain([args.by.upper(), *USAGE_COLUMNS], rows, args)
+        return 0
+    # on a terminal: no requests column (it rarely differs from model calls; plain and json have it)
+    table_rows = [
+        [_render.short_unknown(cell) for cell in row[:2] + row[3:]]
+        for row in [*rows, _usage_row("total", total)]
+    ]
+    headers = [args.by, *(h for h in USAGE_HEADERS if h != "requests")]
+    title = f"model usage by {args.by}{since}"
+    console = _out()
+    console.print(_render.usage_table(headers, title, table_rows[:-1], table_rows[-1]))
+    if any(cell.endswith("+?") for row in table_rows for cell in row):
+        console.print(f"[dim]{_render.UNKNOWN_NOTE}[/dim]")
+    return 0
+
+
+def budget_raise(engine: Engine, args: argparse.Namespace) -> int:
+    budget = engine.raise_budget(
+        args.workflow_id, max_cost_usd=args.cost, max_tokens=args.tokens, max_model_calls=args.calls
+    )
+    if args.json:
+        _print_json(dataclasses.asdict(budget))
+        return 0
+    wf = _status(engine, args.workflow_id)
+    console = _out()
+    console.print(
+        f"budget of {wf.workflow_id} ({wf.name}) is now: {budget_text(budget)} (on_exceeded={budget.on_exceeded})"
+    )
+    outcome, still = raise_outcome(budget, wf)
+    if outcome:
+        console.print(f"[yellow]{escape(outcome)}[/yellow]" if still else escape(outcome))
     return 0
 
 
@@ -427,4 +551,6 @@ COMMANDS: dict[tuple[str, str | None], Callable[[Engine, argparse.Namespace], in
     ("inbox", None): inbox,
     ("send", None): send,
     ("migrate", None): migrate,
+    ("usage", None): usage,
+    ("budget", "raise"): budget_raise,
 }

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["DASHBOARD_PORT", "FORMATS", "build_parser", "parse_time"]
+__all__ = ["DASHBOARD_PORT", "FORMATS", "USAGE_GROUPS", "build_parser", "parse_time"]
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -51,6 +51,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
+    return value
+
+
 def _status(text: str) -> list[str]:
     values = [part.strip().upper() for part in text.split(",") if part.strip()]
     for value in values:
@@ -83,6 +93,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 FORMATS = ("table", "plain", "json")
+USAGE_GROUPS = ("workflow", "name", "model", "day")
 DATABASE_HELP = "database URL (default: env DURABLE_DATABASE_URL, else sqlite:///durable.db)"
 
 
@@ -114,8 +125,8 @@ def _output_options(parser: argparse.ArgumentParser, *, ids: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durable",
-        description="Inspect and repair durable workflows: list, show, cancel, resume, fork, answer waits. "
-        "Options go before or after the command.",
+        description="Inspect and repair durable workflows: list, show, cancel, resume, fork, answer waits, "
+        "see what model calls cost and raise budgets. Options go before or after the command.",
     )
     _database_option(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -206,6 +217,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--topic", metavar="T", help="message topic (default: the default topic)")
     send.add_argument("--idempotency-key", metavar="KEY", help="sending the same key again is a no-op")
+
+    usage = command(
+        commands,
+        "usage",
+        help="what model calls consumed: tokens and cost per workflow, name, model or day",
+        description="Tokens and cost of recorded model calls (a replay never counts twice), per top-level "
+        "workflow with its children, per workflow name, per model or per day (UTC). 'unknown': model calls "
+        "that reported no tokens or no cost; '-': no model call.",
+    )
+    usage.add_argument(
+        "--by",
+        choices=USAGE_GROUPS,
+        default="name",
+        help="group by top-level workflow, workflow name (default), model, or UTC day",
+    )
+    usage.add_argument(
+        "--since",
+        type=parse_time,
+        metavar="TIME",
+        help="model calls completed at or after TIME (ISO time, or a duration ago: 30m, 12h, 1d)",
+    )
+    usage.add_argument("--name", action="append", metavar="NAME", help="top-level workflow name (repeatable)")
+    usage.add_argument(
+        "--workflow", action="append", metavar="ID", help="a workflow with its children (repeatable)"
+    )
+    _output_options(usage, ids=False)
+
+    budget = commands.add_parser("budget", help="raise the budget of a workflow paused by it")
+    _database_option(budget, top=False)
+    budget_commands = budget.add_subparsers(dest="action", metavar="ACTION", required=True)
+    lift = command(
+        budget_commands,
+        "raise",
+        help="set new limits on the budget governing a workflow",
+        description="Set new limits on the budget that governs workflow ID (set on it or inherited from "
+        "an ancestor): engine.raise_budget. A run paused by that budget continues once it allows a model "
+        "call again. Each limit given replaces the old one; the others stay.",
+    )
+    lift.add_argument("workflow_id", metavar="ID")
+    lift.add_argument("--cost", type=_non_negative_float, metavar="USD", help="new max_cost_usd")
+    lift.add_argument("--tokens", type=_non_negative_int, metavar="N", help="new max_tokens (input + output)")
+    lift.add_argument("--calls", type=_non_negative_int, metavar="N", help="new max_model_calls")
+    lift.add_argument("--json", action="store_true", help="print the new budget as JSON")
 
     command(commands, "migrate", help="create or upgrade the database schema (creates a SQLite file)")
 

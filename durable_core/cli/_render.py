@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.console import Group
 from rich.panel import Panel
@@ -11,7 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .._records import StepInfo, WorkflowStatus
+from .._usage import ModelUsage
 from ._export import (
+    cost_text,
     describe_wait,
     duration_text,
     error_dict,
@@ -20,14 +23,21 @@ from ._export import (
     plain_time,
     pretty_json,
     preview,
+    spent_text,
+    tokens_text,
 )
 
 __all__ = [
+    "UNKNOWN_NOTE",
     "inbox_table",
+    "partly_unknown",
+    "short_unknown",
     "step_detail",
     "step_plain",
     "step_row",
     "steps_table",
+    "usage_fields",
+    "usage_table",
     "workflow_fields",
     "workflow_panel",
     "workflows_table",
@@ -44,6 +54,18 @@ STATUS_STYLES = {
 }
 
 
+UNKNOWN_NOTE = "+?: some model calls reported no tokens or no cost (unknown: none did; -: no model call)"
+
+
+def short_unknown(text: str) -> str:
+    """'750+unknown' as '750+?' for a narrow table column (explained by `UNKNOWN_NOTE`)."""
+    return text.removesuffix("+unknown") + "+?" if text.endswith("+unknown") else text
+
+
+def partly_unknown(usage: ModelUsage | None) -> bool:
+    return short_unknown(tokens_text(usage)).endswith("+?") or short_unknown(cost_text(usage)).endswith("+?")
+
+
 def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
@@ -56,6 +78,8 @@ def workflows_table(rows: list[WorkflowStatus]) -> Table:
     table.add_column("created", no_wrap=True)
     table.add_column("queue", overflow="fold")
     table.add_column("waiting for / error", overflow="fold", ratio=1)
+    table.add_column("tokens", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
     for row in rows:
         detail = describe_wait(row.waiting) if row.waiting else preview(error_line(row.error), 70)
         detail = preview(f"stranded: {row.stranded}", 70) if row.stranded else detail
@@ -66,8 +90,25 @@ def workflows_table(rows: list[WorkflowStatus]) -> Table:
             format_ms(row.created_at),
             row.queue_name or "",
             detail,
+            short_unknown(tokens_text(row.usage)),
+            short_unknown(cost_text(row.usage, sign="$")),
         )
     return table
+
+
+def usage_fields(wf: WorkflowStatus) -> list[tuple[str, str]]:
+    """The model usage of a workflow and its descendants, as (label, text) pairs."""
+    usage = wf.usage
+    if usage is None or not usage.model_calls:
+        return [("usage", "no model call recorded")]
+    fields = [
+        ("model_calls", str(usage.model_calls)),
+        ("tokens", tokens_text(usage)),
+        ("cost_usd", cost_text(usage)),
+    ]
+    if len(usage.by_model) > 1 or (usage.by_model and "unknown" not in usage.by_model):
+        fields += [(f"model {name}", spent_text(model)) for name, model in usage.by_model.items()]
+    return fields
 
 
 def workflow_fields(wf: WorkflowStatus) -> list[tuple[str, str]]:
@@ -93,6 +134,7 @@ def workflow_fields(wf: WorkflowStatus) -> list[tuple[str, str]]:
     if wf.waiting is not None:
         fields.append(("waiting_for", describe_wait(wf.waiting)))
         fields.append(("waiting_until", plain_time(wf.waiting.deadline) or "no deadline"))
+    fields += usage_fields(wf)
     fields.append(("inputs", preview(wf.inputs, 200)))
     if wf.status == "SUCCESS":
         fields.append(("output", preview(wf.output, 200)))
@@ -152,6 +194,11 @@ def workflow_panel(wf: WorkflowStatus) -> Panel:
         grid.add_row("waiting for", f"{describe_wait(wf.waiting)} until {until}")
     if wf.stranded:
         grid.add_row("stranded", Text(wf.stranded, style="red"))
+    if wf.usage is not None and wf.usage.model_calls:
+        grid.add_row("usage", spent_text(wf.usage) + " (this workflow and its children)")
+        if len(wf.usage.by_model) > 1 or "unknown" not in wf.usage.by_model:
+            for name, model in wf.usage.by_model.items():
+                grid.add_row(f"  {name}", spent_text(model))
     grid.add_row("inputs", preview(wf.inputs, 200))
     if wf.status == "SUCCESS":
         grid.add_row("output", preview(wf.output, 200))
@@ -203,7 +250,21 @@ def step_detail(step: StepInfo) -> Group:
     return Group(*parts)
 
 
-def inbox_table(rows: list[WorkflowStatus]) -> Table:
+def usage_table(headers: list[str], title: str, rows: list[list[str]], total: list[str]) -> Table:
+    """`durable usage`: one row per group, and the total under them."""
+    table = Table(title=title, title_justify="left", show_footer=len(rows) > 1)
+    for i, header in enumerate(headers):
+        footer = total[i] if len(rows) > 1 else ""
+        if i == 0:
+            table.add_column(header, footer=footer, overflow="fold", style="bold", min_width=10)
+        else:
+            table.add_column(header, footer=footer, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def inbox_table(rows: list[WorkflowStatus], describe: Callable[[WorkflowStatus], str]) -> Table:
     """Waiting workflows: for what, until when (the commands that answer them are printed below it)."""
     now = int(time.time() * 1000)
     table = Table(title=f"{len(rows)} waiting workflow(s)", title_justify="left")
@@ -219,5 +280,5 @@ def inbox_table(rows: list[WorkflowStatus]) -> Table:
         else:
             left = max(0, (deadline - now) // 1000)
             until = f"{format_ms(deadline)} (in {left // 60}m{left % 60:02d}s)"
-        table.add_row(row.workflow_id, row.name, describe_wait(wait), until)
+        table.add_row(row.workflow_id, row.name, describe(row), until)
     return table

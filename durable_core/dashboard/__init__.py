@@ -1,4 +1,5 @@
-"""A small local web dashboard: workflows, their steps, fork/cancel/resume, and an inbox.
+"""A small local web dashboard: workflows, their steps, fork/cancel/resume, an inbox (messages to
+answer, budgets to raise), and what model calls cost (per run, and a per-day chart).
 
 Example:
     ```console

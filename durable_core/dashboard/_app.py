@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from .._engine import Engine
-from ..cli._export import step_dict, workflow_dict
+from ..cli._export import budget_text, raise_outcome, step_dict, workflow_dict
 from ..cli._parser import STATUSES, parse_time
 from ..errors import DurableError, WorkflowNotFoundError
 from . import _pages
@@ -205,17 +205,66 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
         await call(engine.send, wid, message, topic)
         return RedirectResponse(f"/inbox?notice={_quote(f'Sent to {wid}.')}", status_code=303)
 
+    @post
+    async def raise_budget(request: Request, form: dict[str, str]) -> Response:
+        wid = request.path_params["workflow_id"]
+        limits: dict[str, float | int] = {}
+        problem = ""
+        for name, label, _step in _pages.BUDGET_FIELDS:
+            text = form.get(name, "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text) if name == "max_cost_usd" else int(text)
+            except ValueError:
+                problem = (
+                    f"{label}: {text!r} is not a {'number' if name == 'max_cost_usd' else 'whole number'}."
+                )
+                break
+            if not 0 <= value < float("inf"):
+                problem = f"{label} must be 0 or more."
+                break
+            limits[name] = value
+        if not problem and not limits:
+            problem = "Give at least one new limit."
+        if problem:
+            rows = await call(engine.list_workflows, status="PENDING", waiting=True, limit=500)
+            return _html(_pages.inbox_page(rows, _secret(request), error_for=wid, error=problem), 400)
+        budget = await call(engine.raise_budget, wid, **limits)
+        status = await call(engine.get_workflow_status, wid)
+        outcome, _still = raise_outcome(budget, status)
+        notice = f"Budget of {wid} is now {budget_text(budget)}." + (
+            f" {outcome[0].upper()}{outcome[1:]}." if outcome else ""
+        )
+        return RedirectResponse(f"/inbox?notice={_quote(notice)}", status_code=303)
+
+    async def usage(request: Request) -> Response:
+        params = dict(request.query_params)
+        params.pop("token", None)
+        error = ""
+        since_text = params.get("since", "30d") or "30d"
+        try:
+            since = parse_time(since_text)
+        except argparse.ArgumentTypeError as exc:
+            error, since = str(exc), parse_time("30d")
+        name = params.get("name") or None
+        per_day = await call(engine.usage, name=name, since=since, group_by="day")
+        per_name = await call(engine.usage, name=name, since=since, group_by="name")
+        return _html(_pages.usage_page(per_day, per_name, params, since=since, error=error))
+
     wid = "{workflow_id:path}"
     routes = [
         Route("/", index),
         Route("/workflows", workflows),
         Route("/inbox", inbox),
+        Route("/usage", usage),
         Route(f"/api/workflows/{wid}/steps/{{step_id:int}}", step_json),
         Route(f"/api/workflows/{wid}", workflow_json),
         Route(f"/workflows/{wid}/cancel", cancel, methods=["POST"]),
         Route(f"/workflows/{wid}/resume", resume, methods=["POST"]),
         Route(f"/workflows/{wid}/fork", fork, methods=["POST"]),
         Route(f"/workflows/{wid}/send", send, methods=["POST"]),
+        Route(f"/workflows/{wid}/raise-budget", raise_budget, methods=["POST"]),
         Route(f"/workflows/{wid}", workflow),
     ]
     app = Starlette(routes=routes)

@@ -83,6 +83,20 @@ pre.error { background:var(--err-bg); border-color:#fecdca; color:#7a271a; }
 .card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 16px;
   margin:0 0 12px; }
 textarea { width:100%; min-height:70px; }
+th.num, td.num { text-align:right; white-space:nowrap; font-variant-numeric:tabular-nums; }
+.s-BUDGET { background:#fffaeb; color:var(--warn); }
+.card.budget { border-color:#fedf89; }
+.card.budget input { width:150px; }
+ul.models { margin:4px 0 0; padding-left:18px; }
+.chart { display:flex; align-items:stretch; gap:3px; height:190px; background:#fff; overflow-x:auto;
+  border:1px solid var(--line); border-radius:8px; padding:10px 12px 6px; }
+.chart .day { flex:1 0 26px; max-width:64px; display:flex; flex-direction:column; align-items:center;
+  gap:3px; min-width:26px; }
+.chart .track { flex:1; width:70%; display:flex; align-items:flex-end; background:#f9fafb;
+  border-radius:3px 3px 0 0; }
+.chart .bar { width:100%; background:var(--accent); border-radius:3px 3px 0 0; }
+.chart .value, .chart .label { font-size:10.5px; color:var(--muted); white-space:nowrap; }
+.chart .value { min-height:14px; }
 """
 
 
@@ -146,6 +160,6 @@ def layout(title: str, body: str, *, refresh_seconds: int | None = None) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"{refresh}<title>{esc(title)} · durable</title><style>{STYLE}</style></head><body>"
         '<header><span class="brand">durable</span><a href="/workflows">Workflows</a>'
-        '<a href="/inbox">Inbox</a></header>'
+        '<a href="/inbox">Inbox</a><a href="/usage">Usage</a></header>'
         f"<main>{body}</main></body></html>"
     )

@@ -94,7 +94,9 @@ def test_piped_list_keeps_every_id_whole_and_greppable(engine: Engine) -> None:
 
     plain = durable("workflows", "list", env=_env(DURABLE_DATABASE_URL=url))
     lines = plain.stdout.splitlines()
-    assert lines[0].split("\t") == ["ID", "NAME", "STATUS", "CREATED", "QUEUE", "WAITING_FOR_OR_ERROR"]
+    assert lines[0].split("\t") == [
+        "ID", "NAME", "STATUS", "CREATED", "QUEUE", "WAITING_FOR_OR_ERROR", "TOKENS", "COST_USD",
+    ]  # fmt: skip
     assert len(lines) == 302  # the header and one line per workflow: nothing wrapped
     assert all(line.split("\t")[0].startswith(LONG_PREFIX) for line in lines[1:])
     assert plain.stderr == ""

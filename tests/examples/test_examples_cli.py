@@ -25,9 +25,11 @@ SCRIPTS = {
     "debugging": (EXAMPLES / "debugging" / "fork_to_debug.py", "fork_to_debug.db"),
     "ingestion": (EXAMPLES / "document_ingestion" / "ingest.py", "ingest.db"),
     "inbox": (EXAMPLES / "agent_inbox" / "inbox.py", "inbox.db"),
+    "budgets": (EXAMPLES / "budgets" / "budget_agent.py", "budget_agent.db"),
 }
 FRAMEWORK = {
     "pydantic_ai": "durable_pydantic_ai",
+    "budgets": "durable_pydantic_ai",
     "crewai": "durable_crewai",
     "langgraph": "durable_langgraph",
 }
