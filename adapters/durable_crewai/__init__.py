@@ -16,6 +16,22 @@ output is on record is skipped outright on resume (its callbacks, events and `ou
 do not fire again); human input (`Task(human_input=True)`) is a durable wait answered with
 `engine.send(workflow_id, answer, topic=HUMAN_INPUT_TOPIC)`.
 
+Usage and budgets: every LLM call step is a model-call step recording what CrewAI's provider
+response reported (the numbers `Crew.usage_metrics` is built from: tokens, cached tokens,
+requests), the model, the provider and, when `genai-prices` can price it, the cost in USD;
+`engine.get_workflow_status(crew_workflow_id(crew, inputs)).usage` totals a kickoff, and a
+resumed kickoff never counts a replayed call again. A budget for a kickoff:
+
+    instrument(crew, budget=Budget(max_cost_usd=1.0))      # every kickoff of this crew
+    with workflow_options(budget=Budget(max_tokens=50_000)):
+        crew.kickoff(inputs={...})                          # this kickoff
+
+It is checked before each LLM call: by default a kickoff that reached it pauses durably
+(`crew.kickoff()` blocks; the run is listed as waiting with kind ``"budget"``) until
+`engine.raise_budget(workflow_id, ...)`, also across a crash and a re-run of the kickoff;
+``Budget(..., on_exceeded="fail")`` makes the kickoff raise `BudgetExceeded` instead (CrewAI's
+task retries do not ask again).
+
 What cannot be replayed exactly, and how it behaves:
 - Memory and knowledge retrieval run again on resume (their stores may have changed, and
   memory extraction calls the LLM on background threads outside any task); a changed

@@ -40,6 +40,9 @@ def durable_kickoff(inputs: dict[str, Any]) -> dict[str, Any]:
     In a `@CrewBase` project, delegate from a `@before_kickoff` method:
     `return durable_kickoff(inputs)`.
 
+    A budget for the kickoff: `with workflow_options(budget=Budget(...)): crew.kickoff(...)`,
+    or `instrument(crew, budget=Budget(...))` once for every kickoff of the crew.
+
     Raises:
         EngineNotLaunched: no `Engine` is launched; the crew does not run.
         DurabilityNotActive: the adapter's hook did not see this kickoff start.

@@ -2,8 +2,9 @@
 
 ```
 BaseException
-└── NondeterminismError                 (durable_core)
-    └── CrewDivergenceError             a resumed kickoff asked for other work than was recorded
+├── NondeterminismError                 (durable_core)
+│   └── CrewDivergenceError             a resumed kickoff asked for other work than was recorded
+└── BudgetStop                          (internal) carries BudgetExceeded out of CrewAI's agent loop
 Exception
 └── DurableError                        (durable_core)
     └── DurabilityNotActive             durable_kickoff ran without the adapter's instrumentation
@@ -12,9 +13,9 @@ Exception
 
 from __future__ import annotations
 
-from durable_core.errors import DurableError, NondeterminismError
+from durable_core.errors import BudgetExceeded, DurableError, NondeterminismError
 
-__all__ = ["CrewDivergenceError", "DurabilityNotActive"]
+__all__ = ["BudgetStop", "CrewDivergenceError", "DurabilityNotActive"]
 
 
 class CrewDivergenceError(NondeterminismError):
@@ -59,3 +60,16 @@ class DurabilityNotActive(DurableError):
     Raised from the callback so the kickoff stops before any task runs: the adapter fails
     closed rather than letting a crew that asked for durability run without it.
     """
+
+
+class BudgetStop(BaseException):
+    """A kickoff's budget refused an LLM call (``on_exceeded="fail"``); internal to the adapter.
+
+    `BudgetExceeded` is an ordinary exception, which CrewAI's agent would catch and answer by
+    running the task again (`max_retry_limit`), asking the budget once per retry. This
+    `BaseException` passes through those layers; the kickoff workflow raises `error` itself.
+    """
+
+    def __init__(self, error: BudgetExceeded) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Generator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -26,12 +26,12 @@ from crewai import Crew
 from crewai.core.providers.human_input import reset_provider, set_provider
 from crewai.crews.crew_output import CrewOutput
 
-from durable_core import Engine, current_workflow_id, step, workflow, workflow_options
+from durable_core import Budget, Engine, current_workflow_id, step, workflow
 from durable_core.errors import WorkflowCancelled
 
 from ._codec import decode_crew_output, encode_crew_output
-from ._core import explicit_workflow_id, recorded_steps
-from ._errors import CrewDivergenceError
+from ._core import explicit_workflow_id, kickoff_options, recorded_steps
+from ._errors import BudgetStop, CrewDivergenceError
 from ._human import DurableHumanInputProvider
 from ._identity import crew_structure_key, default_workflow_id
 from ._llm import wrap_llm
@@ -39,6 +39,7 @@ from ._ownership import owns, set_owned
 from ._state import CompletedTask, KickoffRun, _run
 from ._tasks import TASK_OUTPUT_STEP, TASK_STEP, agent_llms, wrap_task
 from ._tools import wrap_tool
+from ._usage import collect_usage
 
 __all__ = ["KICKOFF_WORKFLOW", "instrument", "is_instrumented"]
 
@@ -60,15 +61,20 @@ class _LiveCall:
 _live: ContextVar[_LiveCall | None] = ContextVar("durable_crewai_live", default=None)
 
 
-def instrument(crew: Crew, *, workflow_id: str | None = None) -> Crew:
+def instrument(crew: Crew, *, workflow_id: str | None = None, budget: Budget | None = None) -> Crew:
     """Make every kickoff of `crew` a durable workflow; returns the same crew.
 
     Example:
         ```python
-        crew = instrument(Crew(agents=[...], tasks=[...]))
+        crew = instrument(Crew(agents=[...], tasks=[...]), budget=Budget(max_cost_usd=2.0))
         with Engine("sqlite:///crew.db"):
             crew.kickoff(inputs={"topic": "AI"})   # after a crash, the same line resumes it
         ```
+
+    Every LLM call of a kickoff is a model-call step: it records the tokens, requests, model,
+    provider and (when `genai-prices` can price it) cost that CrewAI's provider response
+    reported, so `engine.get_workflow_status(id).usage` totals the kickoff (with any crew it
+    kicks off inside a task) and a replay never counts a call twice.
 
     Args:
         crew: the crew to patch in place (tasks, agents' LLMs and tools are wrapped lazily at
@@ -76,10 +82,23 @@ def instrument(crew: Crew, *, workflow_id: str | None = None) -> Crew:
         workflow_id: the id of the next kickoff's workflow; `workflow_options(workflow_id=...)`
             around the kickoff takes precedence, the default is a stable hash of the crew's
             tasks, agents, process and inputs.
+        budget: a `durable_core.Budget` for each kickoff of this crew (each kickoff has its own),
+            checked before every LLM call against what the kickoff has spent. With the default
+            ``on_exceeded="pause"`` a kickoff that reached it waits durably (a wait of kind
+            ``"budget"``; `crew.kickoff()` blocks meanwhile) until `engine.raise_budget(id, ...)`
+            lets it continue, also after a crash and a re-run of the same kickoff; with
+            ``"fail"`` the kickoff raises `BudgetExceeded` (recorded as its error) instead of
+            making the call. A budget given with `workflow_options(budget=...)` around
+            `crew.kickoff(...)` takes precedence; a budget set on an enclosing workflow covers
+            the kickoff too. Given again, it replaces the crew's budget (None keeps it); the
+            budget of a kickoff already recorded does not change (raise it instead).
     """
     if owns(crew, "_execute_tasks"):
+        wrapper = vars(crew)["_execute_tasks"]
         if workflow_id is not None:
-            vars(crew)["_execute_tasks"].workflow_id = workflow_id
+            wrapper.workflow_id = workflow_id
+        if budget is not None:
+            wrapper.budget = budget
         return crew
     sync_execute = type(crew)._execute_tasks.__get__(crew)
     async_execute = type(crew)._aexecute_tasks.__get__(crew)
@@ -95,7 +114,7 @@ def instrument(crew: Crew, *, workflow_id: str | None = None) -> Crew:
         if was_replayed and chosen is None and explicit_workflow_id() is None:
             # Crew.replay(task_id): a run of its own, not the kickoff it replays from.
             chosen = f"{default_workflow_id(crew, crew._inputs)}-replay-{start_index}"
-        return _durable_call(crew, live, chosen)
+        return _durable_call(crew, live, chosen, _execute_tasks.budget)  # type: ignore[attr-defined]
 
     async def _aexecute_tasks(
         tasks: Any, start_index: int | None = 0, was_replayed: bool = False
@@ -105,7 +124,7 @@ def instrument(crew: Crew, *, workflow_id: str | None = None) -> Crew:
             run_tasks=lambda: async_execute(tasks, start_index, was_replayed),
             planning=_take(planning_requested),
         )
-        return await _adurable_call(crew, live, wrapper_id())
+        return await _adurable_call(crew, live, wrapper_id(), _execute_tasks.budget)  # type: ignore[attr-defined]
 
     def _handle_crew_planning() -> None:
         planning_requested[0] = True  # planned inside the workflow, as a step
@@ -120,6 +139,7 @@ def instrument(crew: Crew, *, workflow_id: str | None = None) -> Crew:
     set_owned(crew, "_handle_crew_planning", _handle_crew_planning)
     if workflow_id is not None:
         _execute_tasks.workflow_id = workflow_id  # type: ignore[attr-defined]
+    _execute_tasks.budget = budget  # type: ignore[attr-defined]
     _prepare(crew)
     return crew
 
@@ -155,16 +175,19 @@ def _workflow_id(crew: Crew, instrumented_id: str | None) -> str | None:
     return instrumented_id or default_workflow_id(crew, crew._inputs)
 
 
-def _call_plan(crew: Crew, chosen: str | None) -> tuple[str | None, str, AbstractContextManager[Any]]:
-    """(the id the run is known by, the crew's structure key, the scope that starts it under its id)."""
+def _call_plan(
+    crew: Crew, chosen: str | None, budget: Budget | None
+) -> tuple[str | None, str, AbstractContextManager[Any]]:
+    """(the id the run is known by, the crew's structure key, the scope that starts it under its
+    id and budget)."""
     _prepare(crew)
     workflow_id = _workflow_id(crew, chosen)
-    scope = workflow_options(workflow_id=workflow_id) if workflow_id is not None else nullcontext()
-    return workflow_id or explicit_workflow_id(), crew_structure_key(crew), scope
+    named = workflow_id or explicit_workflow_id()
+    return named, crew_structure_key(crew), kickoff_options(workflow_id, budget)
 
 
-def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput:
-    named, key, scope = _call_plan(crew, chosen)
+def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None, budget: Budget | None) -> CrewOutput:
+    named, key, scope = _call_plan(crew, chosen, budget)
     token = _live.set(live)
     try:
         with scope:
@@ -174,8 +197,10 @@ def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput
     return _result(crew, live, recorded, named, key)
 
 
-async def _adurable_call(crew: Crew, live: _LiveCall, chosen: str | None) -> CrewOutput:
-    named, key, scope = _call_plan(crew, chosen)
+async def _adurable_call(
+    crew: Crew, live: _LiveCall, chosen: str | None, budget: Budget | None
+) -> CrewOutput:
+    named, key, scope = _call_plan(crew, chosen, budget)
     token = _live.set(live)
     try:
         with scope:
@@ -227,10 +252,13 @@ def _label(crew: Crew) -> str:
 def crewai_kickoff(crew: str, inputs: dict[str, Any] | None) -> dict[str, Any]:
     """The durable kickoff (sync `kickoff`, `kickoff_async`, `kickoff_for_each`)."""
     live = _claim_live()
-    with _kickoff_run(live):
-        if live.planning:
-            _plan(live.crew)
-        output: CrewOutput = live.run_tasks()
+    try:
+        with _kickoff_run(live):
+            if live.planning:
+                _plan(live.crew)
+            output: CrewOutput = live.run_tasks()
+    except BudgetStop as stop:  # a budget refused an LLM call: the kickoff ends with BudgetExceeded
+        raise stop.error from None
     live.output = output
     return encode_crew_output(output)
 
@@ -239,11 +267,14 @@ def crewai_kickoff(crew: str, inputs: dict[str, Any] | None) -> dict[str, Any]:
 async def crewai_akickoff(crew: str, inputs: dict[str, Any] | None) -> dict[str, Any]:
     """The durable native-async kickoff (`akickoff`, `akickoff_for_each`)."""
     live = _claim_live()
-    with _kickoff_run(live):
-        if live.planning:  # CrewAI's planner is sync code that may start its own event loop
-            await asyncio.to_thread(_plan, live.crew)
-        pending: Awaitable[CrewOutput] = live.run_tasks()
-        output = await pending
+    try:
+        with _kickoff_run(live):
+            if live.planning:  # CrewAI's planner is sync code that may start its own event loop
+                await asyncio.to_thread(_plan, live.crew)
+            pending: Awaitable[CrewOutput] = live.run_tasks()
+            output = await pending
+    except BudgetStop as stop:
+        raise stop.error from None
     live.output = output
     return encode_crew_output(output)
 
@@ -293,12 +324,17 @@ def _completed_tasks(workflow_id: str) -> dict[int, CompletedTask]:
 
 
 def _plan(crew: Crew) -> None:
-    """CrewAI's planning (`Crew(planning=True)`) as one step; a replay restores the planned tasks."""
+    """CrewAI's planning (`Crew(planning=True)`) as one step; a replay restores the planned tasks.
+
+    The planner calls an LLM, so the step is a model-call step: budget-checked first, with the
+    usage of the planner's LLM calls (all of them, as one model call).
+    """
 
     def crewai_planning() -> list[str]:
-        type(crew)._handle_crew_planning(crew)
+        with collect_usage(lambda: [crew.planning_llm]):
+            type(crew)._handle_crew_planning(crew)
         return [task.description for task in crew.tasks]
 
-    descriptions = step(name=PLANNING_STEP)(crewai_planning)()
+    descriptions = step(name=PLANNING_STEP, model_call=True)(crewai_planning)()
     for task, description in zip(crew.tasks, descriptions, strict=False):
         task.description = description

@@ -3,6 +3,12 @@
 CrewAI's LLM hooks cannot supply a response, so the adapter wraps the LLM object itself (an
 instance attribute, which `BaseLLM.__setattr__` allows and `model_dump()` ignores). The wrapper
 sits outside CrewAI's rate-limit retry, so one logical call is one step.
+
+Each LLM step is a model-call step (`step(model_call=True)`): under a budget it is checked
+before the call is made, and it records the usage CrewAI's provider responses reported (see
+`_usage`). A `BudgetExceeded` leaves the agent loop as `BudgetStop` (a `BaseException`, so
+CrewAI's task retries cannot swallow it and call the LLM again); the kickoff raises the
+`BudgetExceeded` itself.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from crewai.llms.base_llm import BaseLLM
 from pydantic import BaseModel
 
 from durable_core import current_workflow_id, in_workflow, step
+from durable_core.errors import BudgetExceeded
 
 from ._codec import decode_llm_answer, encode_llm_answer, llm_request_fingerprint
-from ._errors import CrewDivergenceError
+from ._errors import BudgetStop, CrewDivergenceError
 from ._ownership import owns, set_owned
 from ._state import ToolOrder, armed_context, current_scope, step_body
+from ._usage import collect_usage, track_usage_of
 
 __all__ = ["LLM_STEP", "wrap_llm"]
 
@@ -32,6 +40,7 @@ def wrap_llm(llm: Any) -> None:
     """
     if not isinstance(llm, BaseLLM) or owns(llm, "call"):
         return
+    track_usage_of(type(llm))
     sync_call = type(llm).call.__get__(llm)
     async_call = type(llm).acall.__get__(llm)
 
@@ -45,12 +54,16 @@ def wrap_llm(llm: Any) -> None:
         request = _Request(llm, messages, args, kwargs)
 
         def crewai_llm(fingerprint: str) -> dict[str, Any]:
-            with step_body():
+            with step_body(), collect_usage(lambda: [llm]):
                 answer = sync_call(messages, *args, **kwargs)
             request.live = answer
             return {"request": fingerprint, **encode_llm_answer(answer)}
 
-        return request.finish(step(name=LLM_STEP)(crewai_llm)(request.fingerprint))
+        try:
+            recorded = step(name=LLM_STEP, model_call=True)(crewai_llm)(request.fingerprint)
+        except BudgetExceeded as error:
+            raise BudgetStop(error) from None
+        return request.finish(recorded)
 
     async def acall(messages: Any, *args: Any, **kwargs: Any) -> Any:
         if not in_workflow() or current_scope() is None:
@@ -58,12 +71,16 @@ def wrap_llm(llm: Any) -> None:
         request = _Request(llm, messages, args, kwargs)
 
         async def crewai_llm(fingerprint: str) -> dict[str, Any]:
-            with step_body():
+            with step_body(), collect_usage(lambda: [llm]):
                 answer = await async_call(messages, *args, **kwargs)
             request.live = answer
             return {"request": fingerprint, **encode_llm_answer(answer)}
 
-        return request.finish(await step(name=LLM_STEP)(crewai_llm)(request.fingerprint))
+        try:
+            recorded = await step(name=LLM_STEP, model_call=True)(crewai_llm)(request.fingerprint)
+        except BudgetExceeded as error:
+            raise BudgetStop(error) from None
+        return request.finish(recorded)
 
     set_owned(llm, "call", call)
     set_owned(llm, "acall", acall)

@@ -268,3 +268,50 @@ def research_crew(
         task_callback=task_callback,
         **kwargs,
     )
+
+
+# -- an LLM that reports usage the way CrewAI's providers do (usage and budget tests) ---------------
+
+PROMPT_TOKENS = 100
+COMPLETION_TOKENS = 20
+CACHED_TOKENS = 30
+
+
+class MeteredLLM(ScriptedLLM):
+    """A `ScriptedLLM` that reports each response's usage like CrewAI's native providers do.
+
+    Each answer passes an OpenAI-shaped ``usage`` dict to `BaseLLM._track_token_usage_internal`,
+    the method every CrewAI provider (and the LiteLLM-backed `LLM`) calls with the provider
+    response's usage, and from which `Crew.usage_metrics` is built.
+    """
+
+    def _answer(self, messages: Any, tools: Any, from_task: Any, from_agent: Any, response_model: Any) -> Any:
+        answer = super()._answer(messages, tools, from_task, from_agent, response_model)
+        self._track_token_usage_internal(
+            {
+                "prompt_tokens": PROMPT_TOKENS,
+                "completion_tokens": COMPLETION_TOKENS,
+                "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+                "prompt_tokens_details": {"cached_tokens": CACHED_TOKENS},
+            }
+        )
+        return answer
+
+
+def metered_crew(
+    *, model: str = "openai/gpt-4o", provider: str | None = None, **kwargs: Any
+) -> tuple[Crew, MeteredLLM]:
+    """`research_crew(...)` whose agents share one `MeteredLLM` (returned with the crew).
+
+    The default model names its provider (``"openai/"``), so its calls can be priced.
+    """
+    crew = research_crew(**kwargs)
+    scripted = crew.agents[0].llm
+    assert isinstance(scripted, ScriptedLLM)
+    extra: dict[str, Any] = {"provider": provider} if provider is not None else {}
+    llm = MeteredLLM(model=model, native=scripted.native, plans=scripted.plans, **extra)
+    for agent in crew.agents:
+        agent.llm = llm
+    if crew.manager_llm is not None:
+        crew.manager_llm = llm
+    return crew, llm
