@@ -59,7 +59,7 @@ from . import _runtime
 from ._context import _current, _in_step
 from ._engine import Engine
 from ._options import workflow_options
-from ._records import WorkflowStatus
+from ._records import StepInfo, WorkflowStatus
 from ._registry import get_workflow
 from ._runtime import CRASH_POINTS, WorkflowContext
 from .errors import NondeterminismError
@@ -925,9 +925,16 @@ def _final_states(engine: Engine) -> dict[str, _FinalState]:
             output=row.output if row is not None and status.status == "SUCCESS" else None,
             error=_error_text(status.error) if status.error is not None else None,
             waiting=f"{wait.kind}:{wait.topic}" if wait is not None else None,
-            steps=tuple((s.step_id, s.name) for s in engine.list_steps(status.workflow_id)),
+            steps=_sequence(engine.list_steps(status.workflow_id)),
         )
     return states
+
+
+def _sequence(steps: list[StepInfo]) -> tuple[tuple[int, str], ...]:
+    """(id, name) of a workflow's steps. Rows with an id below 1 are records an integration writes
+    outside the step sequence (the model calls inside a LangGraph node, with their usage): no
+    body of their own to crash around, and a node re-executed after a crash may make them again."""
+    return tuple((s.step_id, s.name) for s in steps if s.step_id > 0)
 
 
 def _recorded_steps(url: str) -> frozenset[tuple[str, int]]:
@@ -938,6 +945,7 @@ def _recorded_steps(url: str) -> frozenset[tuple[str, int]]:
             (status.workflow_id, info.step_id)
             for status in reader.list_workflows()
             for info in reader.list_steps(status.workflow_id)
+            if info.step_id > 0  # see _sequence
         )
     finally:
         reader.shutdown()

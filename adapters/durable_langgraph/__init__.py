@@ -9,6 +9,12 @@ durable = DurableGraph(graph, name="support")   # build before engine.launch()
 engine.launch()
 durable.invoke(inputs, {"configurable": {"thread_id": "t1"}})
 ```
+
+Every chat-model call a node makes is a model call of the run, recorded with the
+`usage_metadata` of the `AIMessage` it returned (memoized model-call steps, e.g. a
+`durable_runnable` chat model, replay without counting again):
+``engine.get_workflow_status(run_id).usage``. ``DurableGraph(graph, name=..., budget=Budget(...))``
+checks a budget before each of them and pauses the run durably (or fails it) when it is reached.
 """
 
 from importlib.util import find_spec as _find_spec

@@ -10,9 +10,14 @@ Its body is a loop of *segments*, each a graph run up to completion or an interr
    checkpoint (LangGraph's ``invoke(None, config)``). A finished segment replays from its record;
 3. event ``langgraph.segment.<n>`` publishes the outcome (status, interrupts, checkpoint);
 4. on an interrupt the workflow waits durably on topic ``langgraph.resume`` (listed by
-   ``engine.list_workflows(waiting=True)``); the message becomes ``Command(resume=...)``.
+   ``engine.list_workflows(waiting=True)``); the message becomes ``Command(resume=...)``;
+5. when the run's budget refused a model call (segment status ``"budget"``), the core's budget
+   check (a ``durable.budget`` step) pauses durably in a ``"budget"`` wait until
+   ``engine.raise_budget`` (or fails with ``BudgetExceeded``); the next segment then resumes
+   the graph from its last checkpoint, and the caller of ``invoke`` keeps waiting for it.
 
-Step calls inside nodes are memoized per node task (see `_memo`), not numbered in the workflow.
+Step calls inside nodes are memoized per node task (see `_memo`), not numbered in the workflow;
+model calls inside nodes are recorded with their usage outside the step sequence (see `_usage`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
@@ -35,6 +40,10 @@ from ._errors import GraphNotDurable
 from ._live import END_OF_STREAM, LiveRegistry, LiveSegment
 from ._memo import MemoScope, memo_scope
 from ._saver import DurableCheckpointer, _thread_id
+from ._usage import BudgetReached, node_usage, running_workflow
+
+if TYPE_CHECKING:
+    from durable_core import Budget
 
 __all__ = ["RESUME_TOPIC", "DurableGraph", "segment_event"]
 
@@ -42,6 +51,7 @@ RESUME_TOPIC = "langgraph.resume"
 _POLL_SECONDS = 0.2
 _TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
 _PAUSED = ("interrupted", "paused")
+_BUDGET = "budget"  # a segment ended because the run's budget refused a model call
 _WAITING_GRACE_SECONDS = 10.0
 _RECORDED_CONFIG_KEYS = ("metadata", "tags", "recursion_limit", "run_name", "max_concurrency")
 
@@ -68,10 +78,26 @@ class DurableGraph:
     Live-only arguments (callbacks, non-JSON `context`) are not recorded: a run resumed by
     another process runs without them. Other attributes (`get_state`, `update_state`, ...)
     are the graph's.
+
+    Usage: every chat-model call a node makes is a model call of the run, recorded once with the
+    `usage_metadata` of the `AIMessage` it returned (a memoized model-call step, e.g. a
+    `durable_runnable` chat model, counts as one call and replays without counting again), so
+    ``engine.get_workflow_status(run_id).usage`` totals a run.
+
+    `budget` (a `durable_core.Budget`) applies to each run (each its own, counted over the run
+    and the workflows it starts); a budget set by an enclosing ``workflow_options(budget=...)``
+    or inherited from a parent workflow takes precedence. It is checked before every model call
+    in a node: a call it refuses is not made. With ``on_exceeded="pause"`` the run pauses
+    durably (a wait of kind ``"budget"``, listed by ``engine.list_workflows(waiting=True)``;
+    ``invoke`` keeps waiting) until ``engine.raise_budget(run_id, ...)``, then resumes the graph
+    from its last checkpoint, re-running the refused node (its memoized calls replay), also
+    after a crash; with ``"fail"`` the run ends with `BudgetExceeded`, raised by ``invoke``. A
+    node that catches ``Exception`` around its model call swallows the refusal, as it would an
+    ``interrupt()``.
     """
 
-    def __init__(self, graph: Any, *, name: str) -> None:
-        from durable_core import workflow
+    def __init__(self, graph: Any, *, name: str, budget: Budget | None = None) -> None:
+        from durable_core import Budget, workflow
 
         checkpointer = getattr(graph, "checkpointer", None)
         if not isinstance(checkpointer, DurableCheckpointer):
@@ -84,6 +110,9 @@ class DurableGraph:
             raise ValueError(
                 "DurableGraph needs a non-empty name= (it names the workflows that run the graph)."
             )
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"budget must be a durable_core.Budget, got {type(budget).__name__}")
+        self.budget: Budget | None = budget
         self.graph = graph
         self.name = name
         self.checkpointer: DurableCheckpointer = checkpointer
@@ -159,8 +188,15 @@ class DurableGraph:
             yield item
 
     def waiting_runs(self, thread_id: str) -> list[str]:
-        """Ids of this graph's runs on `thread_id` that wait for a resume (an `interrupt()` answer)."""
-        return [s.workflow_id for s in self._unfinished(thread_id) if s.waiting is not None]
+        """Ids of this graph's runs on `thread_id` that wait for a resume (an `interrupt()` answer).
+
+        A run paused by its budget waits for `engine.raise_budget` instead, and is not listed.
+        """
+        return [
+            s.workflow_id
+            for s in self._unfinished(thread_id)
+            if s.waiting is not None and s.waiting.kind != "budget"
+        ]
 
     # -- caller side -----------------------------------------------------------------------------
 
@@ -232,11 +268,22 @@ class DurableGraph:
         return live, handle.workflow_id, 0
 
     def _default_workflow_id(self, thread_id: str, token: str) -> Any:
+        """The run's `workflow_options`: its default id unless the caller names it, and its budget."""
         from durable_core import pending_workflow_id, workflow_options
+        from durable_core._context import pending_options
 
-        if pending_workflow_id() is not None:
-            return _Nothing()  # the caller's workflow_options names this run
-        return workflow_options(workflow_id=f"lg:{self.name}:{thread_id}:{token}")
+        options = pending_options()
+        budget = self.budget
+        enclosing = running_workflow()
+        if enclosing is not None and enclosing.budget_owner is not None:
+            budget = None  # started inside a workflow under a budget: that budget governs this run
+        if pending_workflow_id() is not None:  # the caller's workflow_options names this run
+            if budget is not None and options is not None and options.budget is None:
+                options.budget = budget  # consumed by the start, like a budget the caller set
+            return _Nothing()
+        if options is not None and options.budget is not None:
+            budget, options.budget = options.budget, None  # the caller's budget, for this run only
+        return workflow_options(workflow_id=f"lg:{self.name}:{thread_id}:{token}", budget=budget)
 
     def _request(
         self, input: Any, config: RunnableConfig, kwargs: dict[str, Any], token: str, stream: bool
@@ -386,10 +433,13 @@ class DurableGraph:
         return cast(RunnableConfig, config), kwargs
 
     def _prepare_run(
-        self, thread_id: str, command: Any, base: str | None, config: RunnableConfig
+        self, thread_id: str, command: Any, base: str | None, config: RunnableConfig, continuing: bool = False
     ) -> tuple[Any, RunnableConfig]:
-        """What to feed the graph: the input if nothing of this segment is durable yet, else None."""
-        if self.checkpointer.store.latest_id(thread_id) == base:
+        """What to feed the graph: the input if nothing of this segment is durable yet, else None.
+
+        `continuing`: the segment continues a run its budget stopped, from the last checkpoint.
+        """
+        if not continuing and self.checkpointer.store.latest_id(thread_id) == base:
             return command, config
         configurable = {k: v for k, v in (config.get("configurable") or {}).items() if k != "checkpoint_id"}
         return None, cast(RunnableConfig, {**config, "configurable": configurable})
@@ -418,6 +468,18 @@ class DurableGraph:
             "next": next_nodes,
         }
 
+    def _budget_outcome(self, thread_id: str, segment: int, stop: BudgetReached) -> dict[str, Any]:
+        state = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return {
+            "status": _BUDGET,
+            "segment": segment,
+            "thread_id": thread_id,
+            "checkpoint_id": self.checkpointer.store.latest_id(thread_id),
+            "interrupts": [],
+            "next": list(state.next),
+            "reason": stop.reason,
+        }
+
     def _command_from(self, message: Any, outcome: dict[str, Any]) -> Any:
         if is_envelope(message):
             return decode_value(self.checkpointer.serde, message)
@@ -430,24 +492,38 @@ class DurableGraph:
 
     def _run_sync(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
         from durable_core import current_workflow_id, recv, set_event, step
+        from durable_core._budget import gate_sync
 
         workflow_id = current_workflow_id()
+        ctx = running_workflow()
         command = decode_value(self.checkpointer.serde, request["input"])
         memos = _MemoUse()
+        carried: LiveSegment | None = None  # the caller's live segment, across a budget pause
         for segment in itertools.count():
-            live = self._live.claim(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
+            continuing = segment > 0 and command is _CONTINUE
+            if carried is not None:
+                live, carried = carried, None
+            else:
+                live = self._live.claim(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
             config, kwargs = self._segment_inputs(thread_id, request, live)
             base = step(name="langgraph.base")(_latest_reader(self.checkpointer, thread_id))()
 
             def run_segment() -> dict[str, Any]:
-                payload, run_config = self._prepare_run(thread_id, command, base, config)  # noqa: B023
-                with memos.track(self._scope(workflow_id)) as scope, memo_scope(scope):
-                    if live is not None and live.sink is not None:  # noqa: B023
-                        output = None
-                        for chunk in self.graph.stream(payload, run_config, **kwargs):  # noqa: B023
-                            live.sink.put(chunk)  # noqa: B023
-                    else:
-                        output = self.graph.invoke(payload, run_config, **kwargs)  # noqa: B023
+                payload, run_config = self._prepare_run(thread_id, command, base, config, continuing)  # noqa: B023
+                try:
+                    with (
+                        memos.track(self._scope(workflow_id)) as scope,
+                        memo_scope(scope),
+                        node_usage(ctx),
+                    ):
+                        if live is not None and live.sink is not None:  # noqa: B023
+                            output = None
+                            for chunk in self.graph.stream(payload, run_config, **kwargs):  # noqa: B023
+                                live.sink.put(chunk)  # noqa: B023
+                        else:
+                            output = self.graph.invoke(payload, run_config, **kwargs)  # noqa: B023
+                except BudgetReached as stop:
+                    return self._budget_outcome(thread_id, segment, stop)  # noqa: B023
                 if live is not None:  # noqa: B023
                     live.output = output  # noqa: B023
                 return self._outcome(thread_id, segment, output, kwargs)  # noqa: B023
@@ -455,10 +531,16 @@ class DurableGraph:
             try:
                 outcome = step(name="langgraph.run")(run_segment)()
                 set_event(segment_event(segment), outcome)
+                if outcome["status"] == _BUDGET:
+                    assert ctx is not None
+                    gate_sync(ctx)  # pauses durably until the budget allows a call, or fails
             except BaseException as error:
                 if live is not None:
                     live.fail(error)
                 raise
+            if outcome["status"] == _BUDGET:
+                carried, command = live, _CONTINUE
+                continue
             if live is not None:
                 live.finish(outcome)
             if outcome["status"] == "done":
@@ -473,12 +555,19 @@ class DurableGraph:
 
     async def _run_async(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
         from durable_core import current_workflow_id, recv_async, set_event_async, step
+        from durable_core._budget import gate_async
 
         workflow_id = current_workflow_id()
+        ctx = running_workflow()
         command = decode_value(self.checkpointer.serde, request["input"])
         memos = _MemoUse()
+        carried: LiveSegment | None = None
         for segment in itertools.count():
-            live = self._live.claim(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
+            continuing = segment > 0 and command is _CONTINUE
+            if carried is not None:
+                live, carried = carried, None
+            else:
+                live = self._live.claim(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
             config, kwargs = self._segment_inputs(thread_id, request, live)
             reader = _latest_reader(self.checkpointer, thread_id)
 
@@ -494,15 +583,19 @@ class DurableGraph:
                     command,  # noqa: B023
                     base,  # noqa: B023
                     config,  # noqa: B023
+                    continuing,  # noqa: B023
                 )
                 scope = await asyncio.to_thread(self._scope, workflow_id)
-                with memos.track(scope), memo_scope(scope):
-                    if live is not None and live.sink is not None:  # noqa: B023
-                        output = None
-                        async for chunk in self.graph.astream(payload, run_config, **kwargs):  # noqa: B023
-                            live.sink.put(chunk)  # noqa: B023
-                    else:
-                        output = await self.graph.ainvoke(payload, run_config, **kwargs)  # noqa: B023
+                try:
+                    with memos.track(scope), memo_scope(scope), node_usage(ctx):
+                        if live is not None and live.sink is not None:  # noqa: B023
+                            output = None
+                            async for chunk in self.graph.astream(payload, run_config, **kwargs):  # noqa: B023
+                                live.sink.put(chunk)  # noqa: B023
+                        else:
+                            output = await self.graph.ainvoke(payload, run_config, **kwargs)  # noqa: B023
+                except BudgetReached as stop:
+                    return await asyncio.to_thread(self._budget_outcome, thread_id, segment, stop)  # noqa: B023
                 if live is not None:  # noqa: B023
                     live.output = output  # noqa: B023
                 return await asyncio.to_thread(self._outcome, thread_id, segment, output, kwargs)  # noqa: B023
@@ -510,10 +603,16 @@ class DurableGraph:
             try:
                 outcome = await step(name="langgraph.run")(run_segment)()
                 await set_event_async(segment_event(segment), outcome)
+                if outcome["status"] == _BUDGET:
+                    assert ctx is not None
+                    await gate_async(ctx, ctx.take_step_id())
             except BaseException as error:
                 if live is not None:
                     live.fail(error)
                 raise
+            if outcome["status"] == _BUDGET:
+                carried, command = live, _CONTINUE
+                continue
             if live is not None:
                 live.finish(outcome)
             if outcome["status"] == "done":
@@ -565,6 +664,9 @@ class _MemoUse:
             yield scope
         finally:
             self.recorded = self.recorded or scope.has_memos
+
+
+_CONTINUE: Any = object()  # the next segment continues a run its budget stopped (no new input)
 
 
 class _Nothing:

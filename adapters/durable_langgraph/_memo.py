@@ -8,6 +8,9 @@ serializer. A node re-executed in the same durable run (after a crash, or after 
 resume) gets the recorded results back instead of calling the model or tool again.
 
 Outside a node, or outside a `DurableGraph` run, memoized calls are plain calls.
+
+A memoized call declared a model call (``model_call=True``) is also budget-checked before it
+runs live and records its usage once it returns, before its memo (see `_usage`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.errors import GraphBubbleUp
 
 from durable_core.storage.checkpoints import CheckpointStore, MemoRecord
+
+from ._usage import StepUsage, begin_model_call, running_workflow, where_of
 
 __all__ = ["MemoScope", "StepPolicy", "active_scope", "memo_scope"]
 
@@ -107,7 +113,14 @@ class MemoScope:
         with self._lock:
             self._recorded[(task_ns, idx)] = memo
 
-    def call(self, name: str, fn: Callable[[], T], policy: StepPolicy = _DEFAULT_POLICY) -> T:
+    def call(
+        self,
+        name: str,
+        fn: Callable[[], T],
+        policy: StepPolicy = _DEFAULT_POLICY,
+        *,
+        model_call: bool = False,
+    ) -> T:
         key = _task_key()
         if key is None:
             return fn()
@@ -116,12 +129,32 @@ class MemoScope:
         found, value = self._lookup(name, task_ns, idx)
         if found:
             return value
-        result = _attempts_sync(fn, policy)
+        ctx = running_workflow() if model_call else None
+        if ctx is None:
+            result = _attempts_sync(fn, policy)
+        else:
+            live = begin_model_call(ctx)  # the budget refuses it here, before the call
+            usage = StepUsage()
+            try:
+                with usage.active():
+                    result = _attempts_sync(fn, policy)
+            except Exception as error:
+                live.record_failure(name, where_of(task_ns, idx), usage, error)
+                raise
+            except BaseException:
+                live.abandon()
+                raise
+            live.record(name, where_of(task_ns, idx), usage.usages(result))
         self._save(name, thread_id, task_ns, idx, result)
         return result
 
     async def acall(
-        self, name: str, fn: Callable[[], Awaitable[T]], policy: StepPolicy = _DEFAULT_POLICY
+        self,
+        name: str,
+        fn: Callable[[], Awaitable[T]],
+        policy: StepPolicy = _DEFAULT_POLICY,
+        *,
+        model_call: bool = False,
     ) -> T:
         key = _task_key()
         if key is None:
@@ -131,7 +164,23 @@ class MemoScope:
         found, value = self._lookup(name, task_ns, idx)
         if found:
             return value
-        result = await _attempts_async(fn, policy)
+        ctx = running_workflow() if model_call else None
+        if ctx is None:
+            result = await _attempts_async(fn, policy)
+        else:
+            live = await asyncio.to_thread(begin_model_call, ctx)
+            usage = StepUsage()
+            where = where_of(task_ns, idx)
+            try:
+                with usage.active():
+                    result = await _attempts_async(fn, policy)
+            except Exception as error:
+                await asyncio.to_thread(live.record_failure, name, where, usage, error)
+                raise
+            except BaseException:
+                live.abandon()
+                raise
+            await asyncio.to_thread(live.record, name, where, usage.usages(result))
         await asyncio.to_thread(self._save, name, thread_id, task_ns, idx, result)
         return result
 
@@ -141,6 +190,8 @@ def _attempts_sync(fn: Callable[[], T], policy: StepPolicy) -> T:
     for attempt in range(1, policy.max_attempts + 1):
         try:
             return fn()
+        except GraphBubbleUp:  # an interrupt() or a budget refusal in the body: never retried
+            raise
         except policy.retry_on:
             if attempt == policy.max_attempts:
                 raise
@@ -154,6 +205,8 @@ async def _attempts_async(fn: Callable[[], Awaitable[T]], policy: StepPolicy) ->
     for attempt in range(1, policy.max_attempts + 1):
         try:
             return await fn()
+        except GraphBubbleUp:
+            raise
         except policy.retry_on:
             if attempt == policy.max_attempts:
                 raise
@@ -203,6 +256,7 @@ def _intercept_core_step(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     if scope is None:
         return fn(*args, **kwargs)
     policy = StepPolicy(defn.max_attempts, defn.interval_seconds, defn.backoff_rate, tuple(defn.retry_on))
+    model_call = bool(getattr(defn, "model_call", False))
     if getattr(defn, "is_async", False) or inspect.iscoroutinefunction(fn):
-        return scope.acall(defn.name, lambda: fn(*args, **kwargs), policy)
-    return scope.call(defn.name, lambda: fn(*args, **kwargs), policy)
+        return scope.acall(defn.name, lambda: fn(*args, **kwargs), policy, model_call=model_call)
+    return scope.call(defn.name, lambda: fn(*args, **kwargs), policy, model_call=model_call)

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, cast, overload
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from ._memo import StepPolicy, active_scope
@@ -32,6 +33,7 @@ def step(
     interval_seconds: float = 1.0,
     backoff_rate: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
+    model_call: bool = False,
 ) -> Callable[[F], F]: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -42,15 +44,26 @@ def step(
     interval_seconds: float = 1.0,
     backoff_rate: float = 2.0,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
+    model_call: bool = False,
 ) -> Any:
     """Memoize a function called inside graph nodes, per node task (sync or async).
 
     ```python
     @durable_langgraph.step(name="search")
     def search(query: str) -> list[str]: ...
+
+    @durable_langgraph.step(name="plan", model_call=True)
+    def plan(messages: list[AnyMessage]) -> AIMessage:
+        return chat_model.invoke(messages)
     ```
     The result is stored with the graph's serializer, so LangChain messages and pydantic
     models come back as themselves.
+
+    ``model_call=True``: the call is a model call of the run. Under the run's budget it is
+    checked before it runs live, and it records the usage of the chat-model calls its body
+    makes (their `AIMessage.usage_metadata`), else of the `AIMessage`(s) it returns, else what
+    it reports with `durable_core.record_usage`, as one model call. A replayed call counts
+    nothing again.
     """
     policy = StepPolicy(max_attempts, interval_seconds, backoff_rate, retry_on)
 
@@ -63,7 +76,9 @@ def step(
                 scope = active_scope()
                 if scope is None:
                     return await func(*args, **kwargs)
-                return await scope.acall(step_name, lambda: func(*args, **kwargs), policy)
+                return await scope.acall(
+                    step_name, lambda: func(*args, **kwargs), policy, model_call=model_call
+                )
 
             return cast(F, async_wrapper)
 
@@ -72,7 +87,7 @@ def step(
             scope = active_scope()
             if scope is None:
                 return func(*args, **kwargs)
-            return scope.call(step_name, lambda: func(*args, **kwargs), policy)
+            return scope.call(step_name, lambda: func(*args, **kwargs), policy, model_call=model_call)
 
         return cast(F, wrapper)
 
@@ -81,26 +96,43 @@ def step(
     return decorate
 
 
-def durable_runnable(runnable: Runnable[Any, Any], *, name: str | None = None) -> Runnable[Any, Any]:
+def durable_runnable(
+    runnable: Runnable[Any, Any], *, name: str | None = None, model_call: bool | None = None
+) -> Runnable[Any, Any]:
     """Wrap a chat model (after `bind_tools`) or a tool so each `invoke`/`ainvoke` is a memoized step.
 
     ```python
     model = durable_runnable(chat_model.bind_tools(tools), name="model")
     def agent(state): return {"messages": [model.invoke(state["messages"])]}
     ```
+    ``model_call`` (default: whether `runnable` is a chat model or a binding of one) makes each
+    call a model call of the run: budget-checked before it runs live, recording the
+    `usage_metadata` of the `AIMessage` it returns (see `step`).
     """
     step_name = name or f"langgraph.{runnable.get_name()}"
+    is_model = _is_chat_model(runnable) if model_call is None else model_call
 
     def call(value: Any, config: RunnableConfig) -> Any:
         scope = active_scope()
         if scope is None:
             return runnable.invoke(value, config)
-        return scope.call(step_name, lambda: runnable.invoke(value, config))
+        return scope.call(step_name, lambda: runnable.invoke(value, config), model_call=is_model)
 
     async def acall(value: Any, config: RunnableConfig) -> Any:
         scope = active_scope()
         if scope is None:
             return await runnable.ainvoke(value, config)
-        return await scope.acall(step_name, lambda: runnable.ainvoke(value, config))
+        return await scope.acall(step_name, lambda: runnable.ainvoke(value, config), model_call=is_model)
 
     return RunnableLambda(call, afunc=acall, name=step_name)
+
+
+def _is_chat_model(runnable: Any) -> bool:
+    """A chat model, or a chat model behind `bind_tools` / `bind` / `with_config` / `with_retry`."""
+    seen = 0
+    while runnable is not None and seen < 8:
+        if isinstance(runnable, BaseChatModel):
+            return True
+        runnable = getattr(runnable, "bound", None)
+        seen += 1
+    return False
