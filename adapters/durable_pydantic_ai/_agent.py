@@ -226,7 +226,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         deferred_tool_timeout_seconds: How long a run waits inside for deferred tool results it
             cannot return (None, the default: no limit); after it, approvals are denied and
             external calls fail, with a message to the model.
-        budget: Limits over each run started from outside a workflow (cost, tokens, model calls;
+        budget: Limits over each run started outside any workflow (cost, tokens, model calls;
             `durable_core.Budget`), checked before every model request: a run that reached one
             pauses durably until `engine.raise_budget(run_id, ...)` (or fails with
             `BudgetExceeded` when `on_exceeded="fail"`). A run inside a workflow is governed by
