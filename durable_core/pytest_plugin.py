@@ -36,7 +36,7 @@ import inspect
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -46,7 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["crash_safety"]
 
 MARKER = "durable_workflow"
-_REPORTS = pytest.StashKey[list[tuple[str, "CrashReport"]]]()
+# reports travel as the test's `user_properties`, so the session summary is complete under
+# pytest-xdist too (workers relay them to the controller)
+_PROPERTY = "durable-crash-safety"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,11 +74,24 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(**options): the test runs durable workflows on an engine the plugin launches; with "
         "--durable-crash-matrix it runs under the crash-safety matrix (options go to check_crash_safety)",
     )
-    config.stash[_REPORTS] = []
+    _seen.clear()
 
 
-def _remember(config: pytest.Config, nodeid: str, report: CrashReport) -> None:
-    config.stash.setdefault(_REPORTS, []).append((nodeid, report))
+def _remember(item: pytest.Item, report: CrashReport) -> None:
+    item.user_properties.append((_PROPERTY, (report.summary(), report.matrix_size, report.total_seconds)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "teardown":
+        return
+    for name, value in report.user_properties:
+        if name == _PROPERTY:
+            summary, size, seconds = cast(tuple[str, int, float], value)
+            _seen.append((report.nodeid, str(summary), int(size), float(seconds)))
+
+
+# (test id, summary line, crash points, seconds in the kit) of every report of the session
+_seen: list[tuple[str, str, int, float]] = []
 
 
 @pytest.fixture
@@ -87,7 +102,7 @@ def crash_safety(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
     def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> CrashReport:
         kwargs.setdefault("database_url", f"sqlite:///{tmp_path / 'crash-safety' / 'durable.db'}")
         report = check_crash_safety(fn, *args, **kwargs)
-        _remember(request.config, request.node.nodeid, report)
+        _remember(request.node, report)
         return report
 
     yield run
@@ -137,21 +152,21 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     with tempfile.TemporaryDirectory(prefix="durable-crash-matrix-") as directory:
         options.setdefault("database_url", f"sqlite:///{Path(directory) / 'durable.db'}")
         report = check_crash_safety(body, **options)
-    _remember(config, pyfuncitem.nodeid, report)
+    _remember(pyfuncitem, report)
     report.assert_ok()
     return True
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    reports = config.stash.get(_REPORTS, [])
-    if not reports:
+    reports = _seen
+    if not reports or hasattr(config, "workerinput"):  # an xdist worker: the controller prints
         return
     terminalreporter.write_sep("-", "durable crash-safety")
     total_points = total_seconds = 0.0
-    for nodeid, report in reports:
-        terminalreporter.write_line(f"{report.summary()}  [{nodeid}]")
-        total_points += report.matrix_size
-        total_seconds += report.total_seconds
+    for nodeid, summary, size, seconds in reports:
+        terminalreporter.write_line(f"{summary}  [{nodeid}]")
+        total_points += size
+        total_seconds += seconds
     terminalreporter.write_line(
         f"{len(reports)} report(s), {int(total_points)} crash points, {total_seconds:.1f}s in the kit"
     )

@@ -270,3 +270,21 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         with contextlib.suppress(Exception):
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- figures a test reports for the log (exactly-once counts): printed in the session summary, also
+# under pytest-xdist (reports carry `user_properties` from the workers to the controller) --------
+
+_FIGURES: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        _FIGURES.extend((report.nodeid, str(v)) for k, v in report.user_properties if k == "durable-figures")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if _FIGURES and not hasattr(config, "workerinput"):
+        terminalreporter.write_sep("-", "durable figures")
+        for nodeid, line in _FIGURES:
+            terminalreporter.write_line(f"{line}  [{nodeid}]")

@@ -371,6 +371,7 @@ def test_exactly_once_under_kills_freezes_and_cancels(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    record_property: Any,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="durable_core")
     app = _app()
@@ -559,6 +560,7 @@ def test_exactly_once_under_kills_freezes_and_cancels(
         f"cancel/resumes={sum(1 for d in disruptions if d.kind == 'cancel' and d.resumed)} "
         f"cancels-missed={cancel_misses} takeovers-logged={dict(takeovers)} elapsed={elapsed:.1f}s"
     )
+    record_property("durable-figures", summary)  # printed in the session summary (tests/conftest.py)
     with capsys.disabled():  # the counts belong in every run's log (CI's included), not only on failure
         print("\n" + summary)
         for entry in analysis.stale:
