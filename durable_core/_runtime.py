@@ -287,6 +287,22 @@ def _final_error(defn: StepDef, ctx: WorkflowContext, errors: list[BaseException
     )
 
 
+class _ModelCall:
+    """What a model-call step adds to a step: its usage collected while its body runs, and its
+    count against the budget's calls in flight until it is recorded."""
+
+    __slots__ = ("collected", "release", "token")
+
+    def __init__(self, ctx: WorkflowContext) -> None:
+        self.collected: list[Usage] = []
+        self.token = _step_usage.set(self.collected)
+        self.release = ctx.engine.model_call_started(ctx.budget_owner)
+
+    def body_done(self) -> str | None:
+        _step_usage.reset(self.token)
+        return encode_usage(self.collected)
+
+
 def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     interceptor = _interceptor.get()
     if interceptor is not None:
@@ -294,56 +310,26 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     ctx = _current.get()
     if ctx is None or _in_step.get():
         return defn.fn(*args, **kwargs)
-    if defn.model_call:
-        return _run_model_step_sync(defn, ctx, args, kwargs)
-    step_id = ctx.take_step_id()
-    row = ctx.begin_step(step_id, defn.name)
-    if row is not None:
-        _tracing.replayed_step(step_id, defn.name)
-        return ctx.replay(row, defn.return_hint)
-    started = now_ms()
-    token = _in_step.set(True)
-    try:
-        with _tracing.step_span(ctx, step_id, defn.name) as span:
-            outcome = _attempts_sync(defn, ctx, args, kwargs)
-            _tracing.end_step_span(span, outcome.attempts, outcome.error)
-    finally:
-        _in_step.reset(token)
-    ctx.record(
-        step_id,
-        defn.name,
-        value=outcome.value,
-        error=outcome.error,
-        started_at=started,
-        hint=defn.return_hint,
-    )
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome.value
-
-
-def _run_model_step_sync(defn: StepDef, ctx: WorkflowContext, args: Any, kwargs: Any) -> Any:
-    """A model-call step: the budget check first (under a budget), its usage recorded with it."""
-    if ctx.budget_owner is not None:
+    if defn.model_call and ctx.budget_owner is not None:
         from ._budget import gate_sync
 
-        gate_sync(ctx)
+        gate_sync(ctx)  # under a budget a model call is preceded by its recorded check
     step_id = ctx.take_step_id()
     row = ctx.begin_step(step_id, defn.name)
     if row is not None:
         _tracing.replayed_step(step_id, defn.name)
         return ctx.replay(row, defn.return_hint)
     started = now_ms()
-    collected: list[Usage] = []
     token = _in_step.set(True)
-    usage_token = _step_usage.set(collected)
-    release = ctx.engine.model_call_started(ctx.budget_owner)
+    model_call = _ModelCall(ctx) if defn.model_call else None
+    usage: str | None = None
     try:
         with _tracing.step_span(ctx, step_id, defn.name) as span:
             outcome = _attempts_sync(defn, ctx, args, kwargs)
             _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:
-        _step_usage.reset(usage_token)
+        if model_call is not None:
+            usage = model_call.body_done()
         _in_step.reset(token)
     try:
         ctx.record(
@@ -353,10 +339,11 @@ def _run_model_step_sync(defn: StepDef, ctx: WorkflowContext, args: Any, kwargs:
             error=outcome.error,
             started_at=started,
             hint=defn.return_hint,
-            usage=encode_usage(collected),
+            usage=usage,
         )
     finally:
-        release()
+        if model_call is not None:
+            model_call.release()
     if outcome.error is not None:
         raise outcome.error
     return outcome.value
@@ -370,15 +357,13 @@ def start_step_async(defn: StepDef, args: Any, kwargs: Any) -> Any:
     ctx = _current.get()
     if ctx is None or _in_step.get():
         return defn.fn(*args, **kwargs)
-    if defn.model_call:
-        gate_id = ctx.take_step_id() if ctx.budget_owner is not None else None
-        return _run_model_step_async(defn, ctx, gate_id, ctx.take_step_id(), args, kwargs)
+    gate_id = ctx.take_step_id() if defn.model_call and ctx.budget_owner is not None else None
     step_id = ctx.take_step_id()
-    return _run_step_async(defn, ctx, step_id, args, kwargs)
+    return _run_step_async(defn, ctx, step_id, args, kwargs, gate_id)
 
 
-async def _run_model_step_async(
-    defn: StepDef, ctx: WorkflowContext, gate_id: int | None, step_id: int, args: Any, kwargs: Any
+async def _run_step_async(
+    defn: StepDef, ctx: WorkflowContext, step_id: int, args: Any, kwargs: Any, gate_id: int | None = None
 ) -> Any:
     if gate_id is not None:
         from ._budget import gate_async
@@ -389,16 +374,16 @@ async def _run_model_step_async(
         _tracing.replayed_step(step_id, defn.name)
         return ctx.replay(row, defn.return_hint)
     started = now_ms()
-    collected: list[Usage] = []
     token = _in_step.set(True)
-    usage_token = _step_usage.set(collected)
-    release = ctx.engine.model_call_started(ctx.budget_owner)
+    model_call = _ModelCall(ctx) if defn.model_call else None
+    usage: str | None = None
     try:
         with _tracing.step_span(ctx, step_id, defn.name) as span:
             outcome = await _attempts_async(defn, ctx, args, kwargs)
             _tracing.end_step_span(span, outcome.attempts, outcome.error)
     finally:
-        _step_usage.reset(usage_token)
+        if model_call is not None:
+            usage = model_call.body_done()
         _in_step.reset(token)
     try:
         await ctx.engine.run_write(
@@ -409,39 +394,12 @@ async def _run_model_step_async(
                 error=outcome.error,
                 started_at=started,
                 hint=defn.return_hint,
-                usage=encode_usage(collected),
+                usage=usage,
             )
         )
     finally:
-        release()
-    if outcome.error is not None:
-        raise outcome.error
-    return outcome.value
-
-
-async def _run_step_async(defn: StepDef, ctx: WorkflowContext, step_id: int, args: Any, kwargs: Any) -> Any:
-    row = ctx.begin_step(step_id, defn.name)
-    if row is not None:
-        _tracing.replayed_step(step_id, defn.name)
-        return ctx.replay(row, defn.return_hint)
-    started = now_ms()
-    token = _in_step.set(True)
-    try:
-        with _tracing.step_span(ctx, step_id, defn.name) as span:
-            outcome = await _attempts_async(defn, ctx, args, kwargs)
-            _tracing.end_step_span(span, outcome.attempts, outcome.error)
-    finally:
-        _in_step.reset(token)
-    await ctx.engine.run_write(
-        lambda: ctx.record(
-            step_id,
-            defn.name,
-            value=outcome.value,
-            error=outcome.error,
-            started_at=started,
-            hint=defn.return_hint,
-        )
-    )
+        if model_call is not None:
+            model_call.release()
     if outcome.error is not None:
         raise outcome.error
     return outcome.value
