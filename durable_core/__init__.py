@@ -48,7 +48,7 @@ from ._queues import Queue, RateLimit
 from ._records import StepInfo, WaitInfo, WorkflowStatus
 from ._serialization import JsonSerializer, PickleSerializer, Serializer
 from ._tracing import WorkflowLogFilter, early_step_span, tracing_enabled
-from ._usage import Budget, ModelUsage, Usage, UsageTotals, record_usage
+from ._usage import Budget, ModelUsage, Usage, UsageTotals, price_usd, record_usage
 from ._workflow import step, workflow
 from .errors import (
     AwaitedWorkflowCancelled,
@@ -112,6 +112,7 @@ __all__ = [
     "get_event_async",
     "in_workflow",
     "pending_workflow_id",
+    "price_usd",
     "record_usage",
     "recorded_steps",
     "recv",

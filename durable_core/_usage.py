@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Budget", "ModelUsage", "Usage", "UsageTotals", "record_usage"]
+__all__ = ["Budget", "ModelUsage", "Usage", "UsageTotals", "price_usd", "record_usage"]
 
 _FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests")
 
@@ -181,3 +181,32 @@ def totals_of(steps: list[list[Usage]]) -> UsageTotals:
     return UsageTotals(
         **overall.values, by_model={k: ModelUsage(**a.values) for k, a in sorted(per_model.items())}
     )
+
+
+def price_usd(usage: Usage, provider_id: str, model: str | None = None) -> float | None:
+    """The cost of one call by `genai-prices` (a genai-prices provider id; `model` defaults to
+    `usage.model`), or None when it cannot be priced: tokens unknown, model not listed, or
+    genai-prices not installed. Never a guess."""
+    model = model or usage.model
+    if not model or usage.input_tokens is None or usage.output_tokens is None:
+        return None
+    try:
+        from genai_prices import Usage as PricedUsage  # pyright: ignore[reportMissingImports]
+        from genai_prices import calc_price  # pyright: ignore[reportMissingImports]
+    except ImportError:
+        return None
+    counts = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+    }
+    try:
+        calculation = calc_price(
+            PricedUsage(**{name: value for name, value in counts.items() if value is not None}),
+            model,
+            provider_id=provider_id,
+        )
+    except Exception:  # not listed (LookupError) or not priceable from these counts
+        return None
+    return float(calculation.total_price)

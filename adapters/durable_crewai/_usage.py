@@ -34,6 +34,7 @@ from crewai.llms.base_llm import BaseLLM
 from crewai.types.usage_metrics import UsageMetrics
 
 from durable_core import Usage, record_usage
+from durable_core import price_usd as core_price_usd
 
 __all__ = ["collect_usage", "model_and_provider", "price_usd", "track_usage_of"]
 
@@ -206,28 +207,9 @@ _GENAI_PROVIDERS = {
 def price_usd(usage: Usage) -> float | None:
     """The cost of one call by `genai-prices`, or None when the provider, model or tokens are unknown."""
     provider = _GENAI_PROVIDERS.get((usage.provider or "").lower())
-    if provider is None or not usage.model or usage.input_tokens is None or usage.output_tokens is None:
-        return None
-    try:
-        from genai_prices import Usage as PricedUsage
-        from genai_prices import calc_price
-    except ImportError:  # genai-prices is optional for CrewAI users
+    if provider is None or not usage.model:
         return None
     model = usage.model
     if "/" in model and model.partition("/")[0].lower() == (usage.provider or "").lower():
         model = model.partition("/")[2]
-    counts = {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-    }
-    try:
-        calculation = calc_price(
-            PricedUsage(**{name: value for name, value in counts.items() if value is not None}),
-            model,
-            provider_id=provider,
-        )
-    except Exception:  # not listed (LookupError) or not priceable from these counts
-        return None
-    return float(calculation.total_price)
+    return core_price_usd(usage, provider, model)

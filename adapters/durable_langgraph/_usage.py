@@ -56,6 +56,7 @@ from langchain_core.tracers.context import register_configure_hook
 from langgraph.errors import GraphBubbleUp
 
 from durable_core import Usage
+from durable_core import price_usd as core_price_usd
 from durable_core._budget import _verdict  # pyright: ignore[reportPrivateUsage]
 from durable_core._context import _current  # pyright: ignore[reportPrivateUsage]
 from durable_core._runtime import now_ms
@@ -447,25 +448,6 @@ _GENAI_PROVIDERS = {
 def price_usd(usage: Usage) -> float | None:
     """The cost of one call by `genai-prices`, or None when the provider, model or tokens are unknown."""
     provider = _GENAI_PROVIDERS.get((usage.provider or "").lower())
-    if provider is None or not usage.model or usage.input_tokens is None or usage.output_tokens is None:
+    if provider is None or not usage.model:
         return None
-    try:
-        from genai_prices import Usage as PricedUsage
-        from genai_prices import calc_price
-    except ImportError:  # genai-prices is optional for LangGraph users
-        return None
-    counts = {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-    }
-    try:
-        calculation = calc_price(
-            PricedUsage(**{name: value for name, value in counts.items() if value is not None}),
-            usage.model,
-            provider_id=provider,
-        )
-    except Exception:  # not listed (LookupError) or not priceable from these counts
-        return None
-    return float(calculation.total_price)
+    return core_price_usd(usage, provider)
