@@ -655,7 +655,11 @@ class Engine:
         await self.run_io(lambda: self.cancel_workflow(workflow_id))
 
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
-        """Run a cancelled, parked or stranded workflow again from its last completed step."""
+        """Run a cancelled, parked, stranded or failed workflow again from its last completed step.
+
+        A workflow in ERROR runs again from the step that failed (its recorded error is dropped; every
+        earlier step replays from its record), so a fixed bug can be resumed past. SUCCESS: a no-op.
+        """
         return _management.resume(self, workflow_id)
 
     async def resume_workflow_async(self, workflow_id: str) -> WorkflowHandle[Any]:

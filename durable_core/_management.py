@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -172,11 +173,28 @@ def cancel(engine: Engine, workflow_id: str) -> None:
         engine.notify_remote("done", wid)
 
 
+_resume_lock = threading.Lock()
+"""Resumes in this process decide one at a time: from reading the row to registering the run.
+
+Otherwise a second resume can read the row a first one has just taken (PENDING, this executor)
+before that run is registered as active, judge it stranded, and start a second body."""
+
+
 def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
+    with _resume_lock:
+        return _resume(engine, workflow_id)
+
+
+def _resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
     row = _require(engine, workflow_id)
     defn = get_workflow(row.name)
-    if row.status in ("SUCCESS", "ERROR"):
+    if row.status == "SUCCESS":
         return WorkflowHandle(engine, workflow_id, defn)
+    if row.status == "ERROR":
+        # run it again from the step that failed: every earlier step replays from its record
+        return _run_or_enqueue(
+            engine, row.workflow_id, row.name, {"recovery_attempts": 0, "deadline_at": None}, reopen=True
+        )
     with engine.active_lock:
         running_here = workflow_id in engine.active
     if running_here and row.status == "PENDING":
@@ -199,22 +217,36 @@ def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
 
 
 def _run_or_enqueue(
-    engine: Engine, workflow_id: str, name: str, values: dict[str, Any], only_status: Sequence[str]
+    engine: Engine,
+    workflow_id: str,
+    name: str,
+    values: dict[str, Any],
+    only_status: Sequence[str] = (),
+    *,
+    reopen: bool = False,
 ) -> WorkflowHandle[Any]:
-    """Run the workflow here if its code is registered, else queue it for an engine that has it."""
+    """Run the workflow here if its code is registered, else queue it for an engine that has it.
+
+    `reopen`: the workflow is in ERROR; its outcome and its failed last step are cleared in the
+    same transaction (`WorkflowStore.reopen_failed`).
+    """
     defn = get_workflow(name)
     now = now_ms()
+
+    def take(values: dict[str, Any]) -> bool:
+        if reopen:
+            return engine.workflows.reopen_failed(workflow_id, values)
+        return engine.workflows.update(workflow_id, values, only_status=only_status)
+
     if defn is not None:
-        updated = engine.workflows.update(
-            workflow_id,
+        updated = take(
             {
                 **values,
                 "status": "PENDING",
                 "executor_id": engine.executor_id,
                 "updated_at": now,
                 "started_at": now,
-            },
-            only_status=only_status,
+            }
         )
         if updated:
             row = engine.workflows.get(workflow_id)
@@ -222,16 +254,14 @@ def _run_or_enqueue(
             future = run_recovered(engine, defn, row)
             return WorkflowHandle(engine, workflow_id, defn, future)
         return WorkflowHandle(engine, workflow_id, defn)
-    engine.workflows.update(
-        workflow_id,
+    take(
         {
             **values,
             "status": "ENQUEUED",
             "executor_id": None,
             "queue_name": INTERNAL_QUEUE,
             "updated_at": now,
-        },
-        only_status=only_status,
+        }
     )
     engine.wake_queues(INTERNAL_QUEUE)
     return WorkflowHandle(engine, workflow_id, None)

@@ -181,6 +181,34 @@ class WorkflowStore:
 
         return self.db.retrying(run, what="update workflow")
 
+    def reopen_failed(self, workflow_id: str, values: dict[str, Any]) -> bool:
+        """Take an ERROR workflow back (set `values`, clear its outcome) to run it again from its failure.
+
+        In the same transaction the step whose error ended it, if its last recorded step holds an
+        error, is deleted so that this step runs again; every earlier step keeps its record and
+        replays. False (nothing changed) if the workflow is not in ERROR.
+        """
+        stmt = (
+            sa.update(workflows)
+            .where(workflows.c.workflow_id == workflow_id, workflows.c.status == "ERROR")
+            .values(**values, output=None, error=None, owner_epoch=workflows.c.owner_epoch + 1)
+        )
+        last_step = (
+            sa.select(sa.func.max(steps.c.step_id)).where(steps.c.workflow_id == workflow_id).scalar_subquery()
+        )
+        drop_failed = sa.delete(steps).where(
+            steps.c.workflow_id == workflow_id, steps.c.step_id == last_step, steps.c.error.is_not(None)
+        )
+
+        def run() -> bool:
+            with self.db.write() as conn:
+                if conn.execute(stmt).rowcount != 1:
+                    return False
+                conn.execute(drop_failed)
+                return True
+
+        return self.db.retrying(run, what="reopen a failed workflow")
+
     def cancel_tree(self, workflow_id: str, now: int) -> list[str]:
         """Cancel a workflow and its descendants that have not finished; return the ids cancelled."""
 
