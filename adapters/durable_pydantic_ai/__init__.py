@@ -16,10 +16,10 @@ if _find_spec("pydantic_ai") is None:  # pragma: no cover
     raise ImportError('durable_pydantic_ai needs Pydantic AI: pip install "durable-agents[pydantic-ai]"')
 
 from ._agent import DurableAgent
-from ._backend import StepBackend, StepConfig
 from ._durability import Durability
 from ._names import StepNamer
 from ._spans import StepSpans
+from ._steps import StepBackend, StepConfig
 from ._waits import DEFERRED_TOOL_REQUESTS_EVENT, StepEventWaiter
 
 __all__ = [

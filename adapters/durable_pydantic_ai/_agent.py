@@ -16,8 +16,6 @@ from contextlib import (
     nullcontext,
     suppress,
 )
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from pydantic_ai import AgentSpec, CancellationToken, Conversation
@@ -35,36 +33,37 @@ from pydantic_ai.agent.abstract import (
     RunOutputDataT,
     _RealtimeSessionResolution,  # pyright: ignore[reportPrivateUsage]
 )
-from pydantic_ai.capabilities import AbstractCapability, AgentCapability
-from pydantic_ai.capabilities.abstract import WrapRunHandler
+from pydantic_ai.capabilities import AgentCapability
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, UserContent
 from pydantic_ai.models import KnownModelName, Model
 from pydantic_ai.output import OutputDataT, OutputSpec
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.run import AgentRunResult
-from pydantic_ai.tools import AgentDepsT, DeferredToolResults, RunContext
+from pydantic_ai.tools import AgentDepsT, DeferredToolResults
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_ai.workspaces import WorkspaceBackend, WorkspaceRef
 
-from durable_core import (
-    Budget,
-    current_engine,
-    in_workflow,
-    recorded_steps,
-    tracing_enabled,
-    workflow,
-    workflow_options,
-)
+from durable_core import Budget, current_engine, current_workflow_id, in_workflow, tracing_enabled, workflow
 from durable_core.errors import WorkflowCancelled
+from durable_core.extend import workflow_id_scope
 
-from ._backend import StepConfig
-from ._core_compat import current_workflow_id, workflow_id_scope
 from ._durability import Durability, refuse_realtime_here
 from ._events import guarded, ignore_events, run_handler_scope, workflow_side
 from ._inputs import decode_request, decode_result, encode_request, encode_result, output_data_type
+from ._run import (
+    LIVE_CALLS,
+    CallerRun,
+    CompletedRun,
+    LiveCall,
+    adopt_context,
+    recorded_streaming,
+    restore_context,
+    retrieve_exception,
+)
 from ._spans import StepSpans
+from ._steps import StepConfig
 from ._toolsets import refuse_executing_toolsets, toolsets_of_capabilities
 from ._waits import allows_deferred_output, deferred_output_scope
 
@@ -111,59 +110,6 @@ def _check_name(name: str, wrapped: AbstractAgent[Any, Any], *, claim: bool = Fa
             f"Another DurableAgent is already named {name!r}. Names identify the workflow and "
             "step records of each agent, so two agents must not share one: pass a different `name=`."
         )
-
-
-class _CallerRun:
-    """The hand-over between `iter()` outside a workflow and the workflow it starts.
-
-    The workflow's body does not run the agent: it hands the caller its execution context (the
-    workflow's context variables) and waits, and the caller's `async with` block runs the agent in
-    it, live, as the body would. The body then records what the block ended with.
-    """
-
-    def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.started: asyncio.Future[contextvars.Context] = loop.create_future()
-        self.finished: asyncio.Future[AgentRunResult[Any] | None] = loop.create_future()
-
-
-@dataclass
-class _LiveCall:
-    """The caller's original run arguments, handed to the workflow body it starts in-process."""
-
-    kwargs: dict[str, Any]
-    result: AgentRunResult[Any] | None = None
-    claimed: bool = False
-    caller_run: _CallerRun | None = None
-
-
-_live_call: ContextVar[_LiveCall | None] = ContextVar("durable_pydantic_ai_live_call", default=None)
-
-_MISSING = object()
-
-
-def _adopt(context: contextvars.Context) -> list[tuple[ContextVar[Any], contextvars.Token[Any]]]:
-    """Set every context variable of `context` here too (undone, in reverse, by `_restore`)."""
-    tokens: list[tuple[ContextVar[Any], contextvars.Token[Any]]] = []
-    for var, value in context.items():
-        if var.get(_MISSING) is not value:
-            tokens.append((var, var.set(value)))
-    return tokens
-
-
-def _restore(tokens: list[tuple[ContextVar[Any], contextvars.Token[Any]]]) -> None:
-    for var, token in reversed(tokens):
-        var.reset(token)
-
-
-def _recorded_streaming() -> bool:
-    """Whether the run being recovered made streamed model requests (so its replay must too)."""
-    return any(info.name.endswith(".model.request_stream") for info in recorded_steps().values())
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, OutputDataT]):
@@ -300,8 +246,12 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def _budget_scope(self) -> AbstractContextManager[Any]:
-        return workflow_options(budget=self._budget) if self._budget is not None else nullcontext()
+    def _workflow_id_scope(self, kwargs: dict[str, Any]) -> AbstractContextManager[str]:
+        """Name the run's workflow: `workflow_options(workflow_id=...)` > `run_id` > a new id.
+
+        The agent's `budget` governs it unless the caller's `workflow_options(budget=...)` does.
+        """
+        return workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4()), budget=self._budget)
 
     def _capabilities(
         self, capabilities: Sequence[AgentCapability[AgentDepsT]] | None
@@ -344,17 +294,16 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             yield
 
     def _make_workflow(self):
-        async def run_agent(request: dict[str, Any]) -> dict[str, Any]:
-            live = _live_call.get()
+        # `Any`, not `dict[str, Any]`: the request and the result are plain JSON already, which the
+        # engine records (and checks) without decoding them again by a type.
+        async def run_agent(request: Any) -> Any:
+            live = LIVE_CALLS.claim()  # None unless this process's call started the run
             streamed = False
-            if live is not None and not live.claimed:
-                live.claimed = True
-                _live_call.set(None)  # nested workflows started by tools are not this call
+            if live is not None:
                 kwargs = dict(live.kwargs)
             else:
-                live = None
                 kwargs = decode_request(request, deps_type=self.wrapped.deps_type)
-                streamed = _recorded_streaming()
+                streamed = recorded_streaming()
             if live is not None and live.caller_run is not None:
                 result = await self._run_in_caller(live.caller_run)
             else:
@@ -386,7 +335,7 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         with self._run_scope(kwargs.get("output_type")), run_handler_scope(live_handler):
             return await self.wrapped.run(**kwargs)
 
-    async def _run_in_caller(self, caller_run: _CallerRun) -> AgentRunResult[Any]:
+    async def _run_in_caller(self, caller_run: CallerRun) -> AgentRunResult[Any]:
         """The body of a workflow whose caller runs the agent (`iter()` outside a workflow)."""
         caller_run.started.set_result(contextvars.copy_context())
         result = await caller_run.finished
@@ -400,13 +349,9 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         """Start (or rejoin) the run's workflow from outside any workflow."""
         self._refuse_cancellation_token(kwargs)
         record = encode_request(kwargs, deps_type=self.wrapped.deps_type, model_key=self._model_key)
-        live = _LiveCall(kwargs)
-        token = _live_call.set(live)
-        try:
-            with self._budget_scope(), workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
-                data = await self._workflow(record)
-        finally:
-            _live_call.reset(token)
+        live = LiveCall(kwargs)
+        with LIVE_CALLS.offer(live), self._workflow_id_scope(kwargs):
+            data = await self._workflow(record)
         if live.result is not None:
             return live.result
         return decode_result(data, output_data_type(self._output_type(kwargs.get("output_type"))))
@@ -427,16 +372,13 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
         self._refuse_cancellation_token(kwargs)
         call_kwargs = {**kwargs, "capabilities": capabilities}
         record = encode_request(call_kwargs, deps_type=self.wrapped.deps_type, model_key=self._model_key)
-        caller_run = _CallerRun()
-        live = _LiveCall(call_kwargs, caller_run=caller_run)
-        token = _live_call.set(live)
-        try:
-            with self._budget_scope(), workflow_id_scope(kwargs.get("run_id") or str(uuid.uuid4())):
+        caller_run = CallerRun()
+        live = LiveCall(call_kwargs, caller_run=caller_run)
+        with LIVE_CALLS.offer(live):
+            with self._workflow_id_scope(kwargs):
                 call = self._workflow(record)  # the workflow id is taken now
-            task: asyncio.Future[Any] = asyncio.ensure_future(call)
-        finally:
-            _live_call.reset(token)
-        task.add_done_callback(_retrieve)
+            task: asyncio.Future[Any] = asyncio.ensure_future(call)  # in the offer's context
+        task.add_done_callback(retrieve_exception)
         try:
             await asyncio.wait({task, caller_run.started}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
@@ -451,12 +393,12 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             shell: dict[str, Any] = {
                 **kwargs,
                 "cancellation_token": None,
-                "capabilities": [*(capabilities or []), _CompletedRun[AgentDepsT](result)],
+                "capabilities": [*(capabilities or []), CompletedRun[AgentDepsT](result)],
             }
             async with self.wrapped.iter(**shell) as agent_run:
                 yield agent_run
             return
-        tokens = _adopt(caller_run.started.result())
+        tokens = adopt_context(caller_run.started.result())
         result: AgentRunResult[Any] | None = None
         try:
             run_kwargs: dict[str, Any] = {**kwargs, "run_id": kwargs.get("run_id") or current_workflow_id()}
@@ -467,16 +409,16 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
                     yield run
                 result = run.result
         except (asyncio.CancelledError, GeneratorExit):
-            _restore(tokens)
+            restore_context(tokens)
             task.cancel()  # the workflow stays PENDING, and is recovered like any interrupted run
             raise
         except BaseException as error:
-            _restore(tokens)
+            restore_context(tokens)
             caller_run.finished.set_exception(error)
             with suppress(BaseException):
                 await task  # records the error as the run's outcome
             raise
-        _restore(tokens)
+        restore_context(tokens)
         caller_run.finished.set_result(result)
         if result is None:
             with suppress(BaseException):
@@ -933,15 +875,3 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             provider_session=provider_session,
         ) as session:
             yield session
-
-
-class _CompletedRun(AbstractCapability[AgentDepsT]):
-    """Short-circuits `iter()` with the recorded result of a finished run (`wrap_run` protocol)."""
-
-    def __init__(self, result: AgentRunResult[Any]) -> None:
-        self._result = result
-
-    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
-        # `run_stream()` reads a short-circuited run's messages from the run's own history list.
-        ctx.messages[:] = self._result.all_messages()
-        return self._result

@@ -24,13 +24,12 @@ from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, DeferredToolRequests, DeferredToolResults, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 
-from durable_core import execution_state, in_workflow
+from durable_core import current_workflow_id, current_workflow_started_at, execution_state, in_workflow
 from durable_core.errors import WorkflowCancelled
 
-from ._backend import StepBackend, StepConfig, in_step
-from ._core_compat import current_workflow_id, workflow_started_at
+from ._codec import FAITHFUL_JSON_CODEC
 from ._events import current_run_handler, fan_out
-from ._fidelity import FAITHFUL_JSON_CODEC
+from ._steps import StepBackend, StepConfig, in_step
 from ._toolsets import refuse_executing_toolsets
 from ._waits import StepEventWaiter, run_allows_deferred_output, wait_for_deferred_tool_results
 
@@ -234,7 +233,7 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         # recovered run keeps the deadline it started with.
         if not self.in_durable_context:
             return None
-        return workflow_started_at()
+        return current_workflow_started_at()
 
     def get_default_conversation_id(self, run_id: str) -> str | None:
         return conversation_id_from_run_id(run_id) if self.in_durable_context else None

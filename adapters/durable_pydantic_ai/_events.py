@@ -26,7 +26,8 @@ from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.messages import AgentStreamEvent, ModelResponseStreamEvent
 from pydantic_ai.tools import RunContext
 
-from ._core_compat import steps_inline
+from durable_core.extend import steps_inline
+
 from ._logging import logger
 
 __all__ = ["current_run_handler", "fan_out", "guarded", "ignore_events", "run_handler_scope", "workflow_side"]

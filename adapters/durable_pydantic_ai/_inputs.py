@@ -27,7 +27,7 @@ from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ._fidelity import FIDELITY, apply_fixes, find_fixes
+from ._codec import FIDELITY, apply_fixes, find_fixes
 
 __all__ = ["LIVE_ONLY", "RunRequest", "decode_result", "encode_result", "output_data_type"]
 
@@ -262,7 +262,7 @@ def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dic
     """The workflow output: pydantic-ai's public serialized shape of `AgentRunResult`.
 
     Values its JSON does not give back exactly (a `datetime` in `provider_details`, a tool's
-    pydantic-model return value) are recorded beside it, under `"$fidelity"` (see `_fidelity`).
+    pydantic-model return value) are recorded beside it, under `"$fidelity"` (see `_codec`).
     """
     try:
         data = _ANY_RESULT.dump_python(result, mode="json")

@@ -17,7 +17,7 @@ from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 
 from durable_core import early_step_span, in_workflow
 
-from ._backend import in_step
+from ._steps import in_step
 
 __all__ = ["StepSpans"]
 

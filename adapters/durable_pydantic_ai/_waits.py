@@ -32,9 +32,7 @@ from pydantic_ai.durable_exec import ExternalEventError, ExternalEventWaiter
 from pydantic_ai.exceptions import ToolFailed, UserError
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 
-from durable_core import step
-
-from ._core_compat import current_workflow_id, recv_async, set_event_async
+from durable_core import current_workflow_id, recv_async, set_event_async, step
 
 __all__ = [
     "DEFERRED_TOOL_REQUESTS_EVENT",

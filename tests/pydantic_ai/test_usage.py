@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from durable_pydantic_ai import DurableAgent
-from durable_pydantic_ai._backend import usage_of
+from durable_pydantic_ai._usage import usage_of
 from pai_support import unique_name
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart

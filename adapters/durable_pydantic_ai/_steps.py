@@ -1,4 +1,4 @@
-"""Runs each pydantic-ai durable operation as one `durable_core` step."""
+"""Each pydantic-ai durable operation (model request, tool call, ...) as one `durable_core` step."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from pydantic_ai.durable_exec import (
 )
 from pydantic_ai.messages import ModelResponse
 
-from durable_core import Usage, record_usage, step
+from durable_core import record_usage, step
 
-from ._fidelity import LiveValue, live_values
+from ._codec import LiveValue, live_values
 from ._names import StepNamer
+from ._usage import usage_of
 
 __all__ = ["StepBackend", "StepConfig", "in_step"]
 
@@ -48,7 +49,7 @@ class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
     The body hands back the operation's JSON payload (pydantic-ai encodes it with the capability's
     codec inside the unit), which is what the step records, so it needs no return annotation. A
     step that ran here hands pydantic-ai the operation's own result (`LiveValue`); a replayed one
-    its recorded payload, which the codec reads back exactly (see `_fidelity`).
+    its recorded payload, which the codec reads back exactly (see `_codec`).
     """
 
     def __init__(
@@ -97,8 +98,12 @@ class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
         return payload
 
 
-async def _run_operation(body: Callable[[], Awaitable[object]], executed: list[bool]) -> object:
-    """The body of every operation step: runs pydantic-ai's operation, marking that it ran live."""
+async def _run_operation(body: Callable[[], Awaitable[object]], executed: list[bool]) -> Any:
+    """The body of every operation step: runs pydantic-ai's operation, marking that it ran live.
+
+    Annotated `Any`: what it returns is the operation's JSON payload (plain JSON, already checked
+    by the codec), which the engine then records, and replays, without decoding it by a type.
+    """
     executed.append(True)
     token = _IN_STEP.set(True)
     try:
@@ -112,35 +117,12 @@ async def _run_operation(body: Callable[[], Awaitable[object]], executed: list[b
     return payload
 
 
-def usage_of(response: ModelResponse) -> Usage:
-    """A model response's usage as pydantic-ai reports it; the cost from genai-prices when it can
-    price the model (else unknown, never guessed); tokens unknown when the response omitted usage."""
-    usage = response.usage
-    measured = not usage.unmeasured_requests
-    cost: float | None = None
-    if measured and response.model_name:
-        try:
-            cost = float(response.cost().total_price)
-        except Exception:  # an unknown model or provider: genai-prices cannot price it
-            cost = None
-    return Usage(
-        model=response.model_name,
-        provider=response.provider_name,
-        input_tokens=usage.input_tokens if measured else None,
-        output_tokens=usage.output_tokens if measured else None,
-        cache_read_tokens=usage.cache_read_tokens if measured else None,
-        cache_write_tokens=usage.cache_write_tokens if measured else None,
-        requests=1,
-        cost_usd=cost,
-    )
-
-
 _MAX_STEP_RUNNERS = 4096
 
 
 def _step_runner(
     name: str, config: tuple[tuple[str, Any], ...]
-) -> Callable[[Callable[[], Awaitable[object]], list[bool]], Awaitable[object]]:
+) -> Callable[[Callable[[], Awaitable[object]], list[bool]], Awaitable[Any]]:
     """One `durable_core` step per (name, settings), built once: steps run on every model
     request and tool call, so they are not re-decorated per call."""
     key = (name, config)
@@ -155,5 +137,5 @@ def _step_runner(
 
 _step_runners: dict[
     tuple[str, tuple[tuple[str, Any], ...]],
-    Callable[[Callable[[], Awaitable[object]], list[bool]], Awaitable[object]],
+    Callable[[Callable[[], Awaitable[object]], list[bool]], Awaitable[Any]],
 ] = {}
