@@ -16,14 +16,19 @@ process on a fresh database:
 - commit-floor-sqlite  9 bare single-row INSERTs, each its own commit, with the sqlite3 module
              (WAL, `synchronous=FULL`, DurableAgent's default): the least that recording 7 steps
              plus the workflow's start and finish can cost on this disk, whatever the engine
+- commit-floor-postgres  the same 9 commits on PostgreSQL: one autocommit INSERT each over one
+             psycopg connection (the least a network round trip and a WAL flush per step cost)
 - durable    `DurableAgent.run` on SQLite and on PostgreSQL (every model request and tool a step);
              `durable-sqlite-normal` with `sqlite_synchronous="NORMAL"` (no fsync per commit)
 - dbos       pydantic-ai's `DBOSDurability` inside a `@DBOS.workflow`, tools as `@DBOS.step`
              (so both engines checkpoint the same 7 steps), on SQLite and on PostgreSQL
+- plain-20ms, durable-sqlite-20ms, durable-postgres-20ms  the same agent on a model whose every
+             request takes 20 ms (an `await asyncio.sleep(0.02)`, a fast provider's latency)
 
-Prints a table of per-run latency with the ratio to plain, then the floor no engine built on the
-toolkit can go below on SQLite with a commit per step (`toolkit-nodb` + `commit-floor-sqlite`).
-It never asserts timings.
+Prints a table of per-run latency with the ratio to plain, then the floors no engine built on the
+toolkit can go below with a commit per step (`toolkit-nodb` + `commit-floor-sqlite`, and
+`toolkit-nodb` + `commit-floor-postgres`), and DurableAgent's ratios to them, to DBOS and, on
+the 20 ms model, to plain. It never asserts timings.
 
     python benchmarks/pydantic_ai.py [--runs 100] [--rounds 4] [--warmup 5] [--pg URL]
         [--variants plain,durable-sqlite,...]
@@ -59,29 +64,47 @@ VARIANTS = (
     "toolkit-nodb",
     "toolkit-sqlite",
     "commit-floor-sqlite",
+    "commit-floor-postgres",
     "durable-sqlite",
     "durable-sqlite-normal",
     "durable-postgres",
     "dbos-sqlite",
     "dbos-postgres",
+    "plain-20ms",
+    "durable-sqlite-20ms",
+    "durable-postgres-20ms",
 )
+MODEL_DELAY_SUFFIX = "-20ms"
+MODEL_DELAY_SECONDS = 0.02
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def build_agent(
-    name: str, *, capabilities: list[Any] | None = None, tool_wrapper: Callable[[Any], Any] | None = None
+    name: str,
+    *,
+    capabilities: list[Any] | None = None,
+    tool_wrapper: Callable[[Any], Any] | None = None,
+    model_delay: float = 0.0,
 ):
     from pydantic_ai import Agent
     from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
     from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    def respond(messages: list[ModelMessage]) -> ModelResponse:
         done = sum(1 for m in messages if m.kind == "response")
         if done < len(TOOLS):
             return ModelResponse(parts=[ToolCallPart(TOOLS[done], {"x": done})])
         return ModelResponse(parts=[TextPart("done")])
 
-    agent = Agent(FunctionModel(model), name=name, capabilities=capabilities or [])
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return respond(messages)
+
+    async def slow_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        await asyncio.sleep(model_delay)  # a fast provider's latency
+        return respond(messages)
+
+    function_model = FunctionModel(slow_model if model_delay else model)
+    agent = Agent(function_model, name=name, capabilities=capabilities or [])
     for tool in TOOLS:
 
         def make(tool: str = tool) -> Callable[[int], Awaitable[str]]:
@@ -177,6 +200,27 @@ def _run_commit_floor(tmp: Path, runs: int, warmup: int) -> dict[str, Any]:
         conn.close()
 
 
+def _run_commit_floor_postgres(
+    pg_url: str, runs: int, warmup: int, cleanup: list[Callable[[], None]]
+) -> dict[str, Any]:
+    """9 single-row INSERTs per run on PostgreSQL, each an autocommit statement of its own (one
+    round trip and one WAL flush each), over one psycopg connection."""
+    import psycopg
+
+    url, drop = _fresh_pg(pg_url)
+    cleanup.append(drop)
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    cleanup.insert(0, conn.close)
+    conn.execute("CREATE TABLE steps (run INTEGER, step INTEGER, output TEXT, PRIMARY KEY (run, step))")
+    output = json.dumps({"parts": [{"part_kind": "text", "content": "x" * 200}], "kind": "response"})
+
+    async def one(i: int) -> None:
+        for step in range(COMMITS_PER_RUN):
+            conn.execute("INSERT INTO steps VALUES (%s, %s, %s)", (i, step, output))
+
+    return {"times": asyncio.run(_time_runs(one, runs, warmup)), "steps": COMMITS_PER_RUN}
+
+
 def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
     """Pydantic AI's durability toolkit inside a durable_core workflow, with steps that record nothing:
     the part of DurableAgent's cost that is the toolkit's own (plus the workflow's start and finish)."""
@@ -204,8 +248,9 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pai-"))
     cleanup: list[Callable[[], None]] = []
     try:
-        if variant == "plain":
-            agent = build_agent("bench")
+        model_delay = MODEL_DELAY_SECONDS if variant.endswith(MODEL_DELAY_SUFFIX) else 0.0
+        if variant.startswith("plain"):
+            agent = build_agent("bench", model_delay=model_delay)
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
         if variant == "capability":
@@ -220,6 +265,8 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
             return _run_toolkit_only(tmp, runs, warmup, cleanup)
         if variant == "commit-floor-sqlite":
             return _run_commit_floor(tmp, runs, warmup)
+        if variant == "commit-floor-postgres":
+            return _run_commit_floor_postgres(pg_url, runs, warmup, cleanup)
         if variant.startswith("durable"):
             from durable_pydantic_ai import DurableAgent
 
@@ -230,7 +277,7 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
             else:
                 url, drop = _fresh_pg(pg_url)
                 cleanup.append(drop)
-            durable_agent = DurableAgent(build_agent("bench"))
+            durable_agent = DurableAgent(build_agent("bench", model_delay=model_delay))
             engine = Engine(url, sqlite_synchronous="NORMAL" if variant.endswith("normal") else "FULL")
             engine.launch()
             cleanup.insert(0, engine.shutdown)
@@ -333,27 +380,51 @@ def main() -> None:
             else:
                 results[variant] = data
 
-    plain = statistics.median(results["plain"]["times"]) if "plain" in results else None
+    medians = {variant: statistics.median(data["times"]) for variant, data in results.items()}
     print(
         f"\n3-tool FunctionModel agent: {per_round * args.rounds} runs per variant in {args.rounds} turns,"
-        f" {args.warmup} warm-up runs per turn (ms per run)\n"
+        f" {args.warmup} warm-up runs per turn (ms per run; x plain: against plain on the same model)\n"
     )
     print("| variant               |   median |      p90 |      min | x plain | steps |")
     print("|-----------------------|----------|----------|----------|---------|-------|")
     for variant, data in results.items():
-        print(_row(variant, data, plain))
+        same_model = "plain-20ms" if variant.endswith(MODEL_DELAY_SUFFIX) else "plain"
+        print(_row(variant, data, medians.get(same_model)))
     print(
-        "\nsteps: checkpointed steps per run (model requests + tool calls; for commit-floor-sqlite,"
+        "\nsteps: checkpointed steps per run (model requests + tool calls; for the commit floors,"
         " bare commits: 7 steps + workflow start and finish). Timings vary run to run; compare ratios."
     )
-    if plain and "toolkit-nodb" in results and "commit-floor-sqlite" in results:
-        floor = statistics.median(results["toolkit-nodb"]["times"]) + statistics.median(
-            results["commit-floor-sqlite"]["times"]
-        )
+    _print_targets(medians)
+
+
+def _print_targets(medians: dict[str, float]) -> None:
+    """The floors on each database, and DurableAgent's ratios to them, to DBOS and to plain."""
+    plain = medians.get("plain")
+    toolkit = medians.get("toolkit-nodb")
+    for backend, label in (("sqlite", "SQLite FULL"), ("postgres", "PostgreSQL")):
+        commits = medians.get(f"commit-floor-{backend}")
+        if toolkit is None or commits is None:
+            continue
+        floor = toolkit + commits
+        versus_plain = f" = {floor / plain:.2f}x plain" if plain else ""
         print(
-            "floor for any engine on pydantic-ai's toolkit with one commit per step, SQLite FULL:"
-            f" toolkit-nodb + commit-floor-sqlite = {floor:.2f} ms = {floor / plain:.2f}x plain"
+            f"floor for any engine on pydantic-ai's toolkit with one commit per step, {label}:"
+            f" toolkit-nodb + commit-floor-{backend} = {floor:.2f} ms{versus_plain}"
         )
+        durable = medians.get(f"durable-{backend}")
+        if durable is not None:
+            print(f"  durable-{backend} / floor = {durable / floor:.3f}x")
+    for backend in ("sqlite", "postgres"):
+        durable, dbos = medians.get(f"durable-{backend}"), medians.get(f"dbos-{backend}")
+        if durable is not None and dbos is not None:
+            print(f"durable-{backend} / dbos-{backend} = {durable / dbos:.3f}x")
+    slow_plain = medians.get(f"plain{MODEL_DELAY_SUFFIX}")
+    for backend in ("sqlite", "postgres"):
+        durable = medians.get(f"durable-{backend}{MODEL_DELAY_SUFFIX}")
+        if durable is not None and slow_plain:
+            print(
+                f"durable-{backend}{MODEL_DELAY_SUFFIX} / plain{MODEL_DELAY_SUFFIX} = {durable / slow_plain:.3f}x"
+            )
 
 
 if __name__ == "__main__":
