@@ -439,17 +439,14 @@ class Engine:
     async def run_write(self, fn: Callable[[], T]) -> T:
         """Run a workflow's checkpoint write (a step, its start or finish) from its event loop.
 
-        A workflow running alone in this engine on SQLite writes right here, sparing the
-        hand-off to an IO thread and back, when the write lock is free at once and recent commits
-        were fast (`Database.inline_writes`). Otherwise, or when the write would wait, it runs on
-        an IO thread like any other database work, so concurrent workflows keep overlapping their
-        commits with each other's work.
+        On PostgreSQL over the loop's own connection; on SQLite inline when the workflow runs
+        alone and the write lock is free (`Database.write_on_loop`). Otherwise, or when the write
+        would wait, it runs on an IO thread like any other database work.
         """
         db = self._db
-        if self.launched and db is not None and db.writes_inline and len(self.active) <= 1:
+        if self.launched and db is not None:
             try:
-                with db.inline_writes():
-                    return fn()
+                return await db.write_on_loop(fn, alone=len(self.active) <= 1)
             except WriteWouldWait:
                 pass
         return await self.run_io(fn)

@@ -12,11 +12,14 @@ and the caller runs the same write on an IO thread.
 
 PostgreSQL (psycopg 3): the engine's own schema through `search_path`, no pool pre-ping (a
 dropped connection surfaces as a disconnect error, which `Database.retrying` absorbs), and a
-second, autocommit pool for single-statement writes so a step costs one round trip.
+second, autocommit pool for single-statement writes so a step costs one round trip. Async
+workflows write those statements over their event loop's own `AsyncConnection` instead
+(`Database.write_on_loop`, see `_loop_writes`), each wait bounded by `write_timeout`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -36,6 +39,8 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 
 from ..errors import DatabaseUnavailable
+from ._loop_writes import AVAILABLE as _LOOP_WRITES_AVAILABLE
+from ._loop_writes import LoopConnections, StatementTimedOut, await_on_loop, on_loop, run_on_loop
 
 __all__ = [
     "INLINE_WRITE_LIMIT_SECONDS",
@@ -149,6 +154,8 @@ class Database:
         schema: the Postgres schema holding the tables (ignored on SQLite).
         sqlite_synchronous: ``"FULL"`` (a committed step survives power loss) or ``"NORMAL"``.
         retry_seconds: how long a statement is retried while the server is unreachable.
+        write_timeout: PostgreSQL, writes made from an event loop: seconds one statement may take
+            (lock waits included) before it is abandoned and retried as an outage.
     """
 
     def __init__(
@@ -159,6 +166,7 @@ class Database:
         sqlite_synchronous: str = "FULL",
         pool_size: int = 10,
         retry_seconds: float = 120.0,
+        write_timeout: float = 10.0,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid schema name {schema!r}: use letters, digits and underscores")
@@ -174,6 +182,7 @@ class Database:
         self.write_seconds = 0.0
         self.schema = schema
         self.retry_seconds = retry_seconds
+        self._loop_writes: LoopConnections | None = None
         parsed = parse_url(url)
         self.read_only = False
         self._memory_dir: str | None = None
@@ -188,6 +197,10 @@ class Database:
             self.dialect = "postgresql"
             self.sa_engine = self._postgres_engine(parsed, pool_size, autocommit=False)
             self.autocommit_engine = self._postgres_engine(parsed, pool_size, autocommit=True)
+            if _LOOP_WRITES_AVAILABLE:
+                self._loop_writes = LoopConnections(
+                    self._postgres_conninfo(parsed, write_timeout), timeout=write_timeout, keep=pool_size
+                )
         self._closed = False
 
     # -- engines -------------------------------------------------------------------------
@@ -315,6 +328,45 @@ class Database:
             **kwargs,
         )
 
+    def _postgres_conninfo(self, parsed: sa.URL, statement_timeout: float) -> str:
+        """The libpq connection string of the event-loop connections: the engine's schema, and
+        a server-side bound on every statement."""
+        from psycopg.conninfo import make_conninfo
+
+        args: dict[str, Any] = {k: v for k, v in parsed.query.items() if isinstance(v, str)}
+        for key, value in (
+            ("host", parsed.host),
+            ("port", parsed.port),
+            ("user", parsed.username),
+            ("password", parsed.password),
+            ("dbname", parsed.database),
+        ):
+            if value is not None:
+                args[key] = str(value)
+        args["options"] = (
+            f"-c search_path={self.schema},public -c statement_timeout={max(1, int(statement_timeout * 1000))}"
+        )
+        args["application_name"] = "durable-agents"
+        args["connect_timeout"] = str(max(2, int(statement_timeout)))
+        return make_conninfo(**args)
+
+    @property
+    def write_timeout(self) -> float | None:
+        """PostgreSQL: the bound on one statement written from an event loop (None on SQLite)."""
+        return None if self._loop_writes is None else self._loop_writes.timeout
+
+    @write_timeout.setter
+    def write_timeout(self, seconds: float) -> None:
+        """Change the bound (connections opened from now on get the new server-side timeout)."""
+        if self._loop_writes is not None:
+            self._loop_writes.timeout = seconds
+            self._loop_writes.conninfo = self._postgres_conninfo(parse_url(self.url), seconds)
+            self._loop_writes.close_idle()
+
+    def loop_connection_count(self) -> int:
+        """Open event-loop connections (PostgreSQL), for tests and diagnostics."""
+        return 0 if self._loop_writes is None else self._loop_writes.open_count()
+
     @property
     def sqlite_file(self) -> str | None:
         """The SQLite file the engine uses (a private temporary one for an in-memory URL); None on
@@ -338,10 +390,26 @@ class Database:
         finally:
             _inline.reset(token)
 
+    async def write_on_loop(self, fn: Callable[[], T], *, alone: bool) -> T:
+        """Run a workflow's checkpoint write `fn` (synchronous store calls) from its event loop.
+
+        PostgreSQL: its one-statement writes go over this loop's `AsyncConnection` while the loop
+        runs other tasks. SQLite, only when the workflow runs `alone` and recent writes were fast:
+        inline on the loop, without waiting for the write lock. Anything else (a multi-statement
+        transaction, a read on PostgreSQL, a busy SQLite lock) raises `WriteWouldWait` before it
+        touches the database: the caller runs `fn` again on an IO thread (every write is idempotent).
+        """
+        if self._loop_writes is not None:
+            return await run_on_loop(fn)
+        if alone and self.writes_inline:
+            with self.inline_writes():
+                return fn()
+        raise WriteWouldWait("this write runs on an IO thread")
+
     @contextmanager
     def write(self) -> Generator[sa.Connection, None, None]:
         """One write transaction (BEGIN IMMEDIATE on SQLite), committed on success."""
-        if _inline.get():
+        if _inline.get() or on_loop():
             raise WriteWouldWait("a multi-statement transaction runs on an IO thread")
         with self.sa_engine.connect() as conn:
             conn.execution_options(durable_write=True)
@@ -351,6 +419,8 @@ class Database:
     @contextmanager
     def read(self) -> Generator[sa.Connection, None, None]:
         """A read-only transaction."""
+        if on_loop():
+            raise WriteWouldWait("a PostgreSQL read runs on an IO thread")
         with self.sa_engine.connect() as conn, conn.begin():
             yield conn
 
@@ -363,6 +433,9 @@ class Database:
         """
         if self._sqlite_path is not None:
             return self._sqlite_write_one(statement, params, inline=_inline.get())
+        if on_loop():
+            assert self._loop_writes is not None
+            return await_on_loop(self._loop_writes.execute(statement, params))
         if _inline.get():
             raise WriteWouldWait("Postgres writes run on an IO thread")
         with self._autocommit_cursor() as cursor:
@@ -399,6 +472,8 @@ class Database:
         if self._sqlite_path is not None:
             with self._sqlite_raw() as conn:
                 return conn.execute(statement, params).fetchall()
+        if on_loop():
+            raise WriteWouldWait("a PostgreSQL read runs on an IO thread")
         with self._autocommit_cursor() as cursor:
             cursor.execute(statement, params)
             return list(cursor.fetchall())
@@ -482,7 +557,10 @@ class Database:
                     getattr(error, "orig", error),
                     delay,
                 )
-                time.sleep(delay)
+                if on_loop():  # never block the event loop: it keeps running while we wait
+                    await_on_loop(asyncio.sleep(delay))
+                else:
+                    time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
     def check_connection(self) -> None:
@@ -505,6 +583,8 @@ class Database:
 
     def dispose(self) -> None:
         self._closed = True
+        if self._loop_writes is not None:
+            self._loop_writes.close()
         for free in (self._sqlite_free, self._sqlite_inline_free):
             while True:
                 try:
@@ -554,6 +634,8 @@ def _driver_disconnect(error: BaseException) -> bool:
 
 
 def _is_transient(error: BaseException) -> bool:
+    if isinstance(error, StatementTimedOut):
+        return True
     if not isinstance(error, exc.DBAPIError):
         module = type(error).__module__
         if module.startswith("psycopg"):

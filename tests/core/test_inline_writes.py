@@ -164,3 +164,120 @@ def test_a_write_that_would_wait_for_the_lock_moves_off_the_loop(
     assert ticks_while_locked and ticks_while_locked[0] >= 10
     assert [s.output for s in sqlite_engine.list_steps("blocked")] == ["recorded after the lock"]
     assert sqlite_engine.get_workflow_status("blocked").status == "SUCCESS"
+
+
+# -- PostgreSQL: writes over the event loop's own AsyncConnection -----------------------------------
+
+
+@pytest.fixture
+def pg_engine(database_url: str) -> Iterator[Engine]:
+    engine = Engine(database_url, heartbeat_seconds=0.5, lease_seconds=5.0, db_retry_seconds=30.0)
+    engine.launch()
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
+@pytest.mark.backends("postgres")
+def test_postgres_async_steps_are_written_on_the_event_loop_thread(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = _spy_step_writes(pg_engine, monkeypatch)
+
+    async def main() -> tuple[tuple[int, int], tuple[int, int]]:
+        # two workflows at once on one loop: PostgreSQL writes stay on the loop even then
+        with workflow_options(workflow_id="pg-loop-a"):
+            a = asyncio.ensure_future(double_twice(3))
+        with workflow_options(workflow_id="pg-loop-b"):
+            b = asyncio.ensure_future(double_twice(4))
+        return await a, await b
+
+    (value_a, loop_a), (value_b, loop_b) = asyncio.run(main())
+    assert (value_a, value_b) == (12, 16)
+    assert loop_a == loop_b
+    assert threads == [loop_a] * 4
+    assert [s.output for s in pg_engine.list_steps("pg-loop-a")] == [6, 12]
+    assert pg_engine.get_workflow_status("pg-loop-b").status == "SUCCESS"
+
+
+@pytest.mark.backends("postgres")
+def test_postgres_loop_connections_close_with_their_loop_and_the_engine(
+    pg_engine: Engine, recwarn: pytest.WarningsRecorder
+) -> None:
+    import gc
+
+    for run in range(3):  # a loop per run, as pytest-asyncio makes one per test
+
+        async def main(run: int = run) -> tuple[int, int]:
+            with workflow_options(workflow_id=f"pg-loops-{run}"):
+                return await double_twice(run)
+
+        assert asyncio.run(main())[0] == 4 * run
+    gc.collect()
+    connections = pg_engine.database.loop_connection_count()
+    assert connections <= 1  # those of closed loops are closed at the next write, or when collected
+    pg_engine.shutdown()
+    assert pg_engine.database.loop_connection_count() == 0
+    gc.collect()
+    unclosed = [str(w.message) for w in recwarn if issubclass(w.category, ResourceWarning)]
+    assert not [text for text in unclosed if "Connection" in text]  # psycopg's "deleted while still open"
+
+
+@pytest.mark.backends("postgres")
+def test_a_blocked_postgres_write_is_bounded_retried_and_never_stalls_the_loop(
+    pg_engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another connection holds a lock on the steps table while a step is recorded: each attempt
+    is abandoned after the write timeout and retried as an outage, the loop keeps running, and
+    the step is recorded once the lock is released."""
+    import psycopg
+
+    pg_engine.database.write_timeout = 0.3
+    holder = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
+    ticks = [0]
+    ticks_while_locked: list[int] = []
+
+    def release_later() -> None:
+        ticks_at_lock = ticks[0]
+        threading.Event().wait(1.5)
+        ticks_while_locked.append(ticks[0] - ticks_at_lock)
+        holder.commit()
+
+    @step(name="pg_loop.blocked")
+    async def blocked() -> str:
+        holder.execute("LOCK TABLE durable.steps IN ACCESS EXCLUSIVE MODE")
+        threading.Thread(target=release_later, daemon=True).start()
+        return "recorded after the lock"
+
+    @workflow(name="pg_loop.blocked_writer")
+    async def blocked_writer() -> tuple[str, int]:
+        return await blocked(), threading.get_ident()
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            await asyncio.sleep(0.01)
+
+    async def main() -> tuple[str, int]:
+        stop = asyncio.Event()
+        ticking = asyncio.ensure_future(ticker(stop))
+        try:
+            with workflow_options(workflow_id="pg-blocked"):
+                return await blocked_writer()
+        finally:
+            stop.set()
+            await ticking
+
+    try:
+        with caplog.at_level("WARNING", logger="durable_core.storage"):
+            value, _loop = asyncio.run(main())
+    finally:
+        holder.close()
+    assert value == "recorded after the lock"
+    # about 150 ticks in the 1.5 s the lock was held; a loop blocked on the write makes none
+    assert ticks_while_locked and ticks_while_locked[0] >= 50
+    retries = [r for r in caplog.records if "record step: database unavailable" in r.getMessage()]
+    assert len(retries) >= 2  # bounded attempts (0.3 s each), retried while the lock was held
+    assert [s.output for s in pg_engine.list_steps("pg-blocked")] == ["recorded after the lock"]
+    assert pg_engine.get_workflow_status("pg-blocked").status == "SUCCESS"
