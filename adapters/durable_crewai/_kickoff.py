@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,16 +26,21 @@ from crewai.core.providers.human_input import reset_provider, set_provider
 from crewai.crews.crew_output import CrewOutput
 
 from durable_core import Budget, Engine, current_workflow_id, step, workflow
-from durable_core.errors import WorkflowCancelled
+from durable_core.extend import (
+    LiveHandoff,
+    leave_to_caller,
+    pending_workflow_id,
+    recorded_steps,
+    workflow_id_scope,
+)
 
 from ._codec import decode_crew_output, encode_crew_output
-from ._core import explicit_workflow_id, kickoff_options, recorded_steps
 from ._errors import BudgetStop, CrewDivergenceError
 from ._human import DurableHumanInputProvider
 from ._identity import crew_structure_key, default_workflow_id
 from ._llm import wrap_llm
 from ._ownership import owns, set_owned
-from ._state import CompletedTask, KickoffRun, _run
+from ._state import CompletedTask, KickoffRun, kickoff_scope
 from ._tasks import TASK_OUTPUT_STEP, TASK_STEP, agent_llms, wrap_task
 from ._tools import wrap_tool
 from ._usage import collect_usage
@@ -58,7 +62,7 @@ class _LiveCall:
     output: CrewOutput | None = None
 
 
-_live: ContextVar[_LiveCall | None] = ContextVar("durable_crewai_live", default=None)
+_live: LiveHandoff[_LiveCall] = LiveHandoff("durable_crewai")
 
 
 def instrument(crew: Crew, *, workflow_id: str | None = None, budget: Budget | None = None) -> Crew:
@@ -111,7 +115,7 @@ def instrument(crew: Crew, *, workflow_id: str | None = None, budget: Budget | N
             planning=_take(planning_requested),
         )
         chosen = wrapper_id()
-        if was_replayed and chosen is None and explicit_workflow_id() is None:
+        if was_replayed and chosen is None and pending_workflow_id() is None:
             # Crew.replay(task_id): a run of its own, not the kickoff it replays from.
             chosen = f"{default_workflow_id(crew, crew._inputs)}-replay-{start_index}"
         return _durable_call(crew, live, chosen, _execute_tasks.budget)  # type: ignore[attr-defined]
@@ -168,55 +172,36 @@ def _prepare(crew: Crew) -> None:
         wrap_llm(llm)
 
 
-def _workflow_id(crew: Crew, instrumented_id: str | None) -> str | None:
-    """The id to start the workflow with, or None when `workflow_options` already names one."""
-    if explicit_workflow_id() is not None:
-        return None
-    return instrumented_id or default_workflow_id(crew, crew._inputs)
-
-
 def _call_plan(
     crew: Crew, chosen: str | None, budget: Budget | None
-) -> tuple[str | None, str, AbstractContextManager[Any]]:
-    """(the id the run is known by, the crew's structure key, the scope that starts it under its
-    id and budget)."""
+) -> tuple[str, AbstractContextManager[str]]:
+    """(the crew's structure key, the scope that starts the kickoff under its id and budget; it
+    yields the id). The id: the caller's `workflow_options`, else `chosen`, else the default."""
     _prepare(crew)
-    workflow_id = _workflow_id(crew, chosen)
-    named = workflow_id or explicit_workflow_id()
-    return named, crew_structure_key(crew), kickoff_options(workflow_id, budget)
+    workflow_id = chosen or pending_workflow_id() or default_workflow_id(crew, crew._inputs)
+    return crew_structure_key(crew), workflow_id_scope(workflow_id, budget=budget)
 
 
 def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None, budget: Budget | None) -> CrewOutput:
-    named, key, scope = _call_plan(crew, chosen, budget)
-    token = _live.set(live)
-    try:
-        with scope:
-            recorded = crewai_kickoff(key, crew._inputs)
-    finally:
-        _live.reset(token)
-    return _result(crew, live, recorded, named, key)
+    key, scope = _call_plan(crew, chosen, budget)
+    with _live.offer(live), scope as workflow_id:
+        recorded = crewai_kickoff(key, crew._inputs)
+    return _result(crew, live, recorded, workflow_id, key)
 
 
 async def _adurable_call(
     crew: Crew, live: _LiveCall, chosen: str | None, budget: Budget | None
 ) -> CrewOutput:
-    named, key, scope = _call_plan(crew, chosen, budget)
-    token = _live.set(live)
-    try:
-        with scope:
-            recorded = await crewai_akickoff(key, crew._inputs)
-    finally:
-        _live.reset(token)
-    return _result(crew, live, recorded, named, key)
+    key, scope = _call_plan(crew, chosen, budget)
+    with _live.offer(live), scope as workflow_id:
+        recorded = await crewai_akickoff(key, crew._inputs)
+    return _result(crew, live, recorded, workflow_id, key)
 
 
-def _result(
-    crew: Crew, live: _LiveCall, recorded: dict[str, Any], workflow_id: str | None, key: str
-) -> CrewOutput:
+def _result(crew: Crew, live: _LiveCall, recorded: dict[str, Any], workflow_id: str, key: str) -> CrewOutput:
     if live.output is not None:
         return live.output
-    if workflow_id is not None:
-        _check_same_crew(workflow_id, key, crew)
+    _check_same_crew(workflow_id, key, crew)
     # The kickoff had finished before: rebuild its output with no LLM or tool call. CrewAI's
     # own end-of-kickoff bookkeeping (OUTPUT / EXECUTION_END hooks, the completed event) still
     # runs, so the EXECUTION_START this kickoff dispatched is paired as usual.
@@ -280,37 +265,33 @@ async def crewai_akickoff(crew: str, inputs: dict[str, Any] | None) -> dict[str,
 
 
 def _claim_live() -> _LiveCall:
-    live = _live.get()
+    live = _live.claim()  # claimed once: a crew kicked off inside a task starts its own workflow
     if live is None:
-        # Recovered at engine launch, before the user has rebuilt the crew: leave the workflow
-        # PENDING (an interruption records nothing) for the next `crew.kickoff(...)` to resume.
-        raise WorkflowCancelled(
-            current_workflow_id(),
-            "deferred: a durable CrewAI kickoff resumes when the same crew.kickoff(...) runs again",
-        )
-    _live.set(None)  # a crew kicked off inside a task starts its own workflow
+        # Run by an engine (resumed, forked, dequeued) without the crew: leave the workflow
+        # PENDING (nothing is recorded) for the next `crew.kickoff(...)` to resume.
+        leave_to_caller("a durable CrewAI kickoff resumes when the same crew.kickoff(...) runs again")
     return live
 
 
 @contextmanager
 def _kickoff_run(live: _LiveCall) -> Generator[KickoffRun]:
     workflow_id = current_workflow_id()
-    run = KickoffRun(workflow_id=workflow_id, crew=live.crew, completed=_completed_tasks(workflow_id))
-    token = _run.set(run)
+    run = KickoffRun(workflow_id=workflow_id, crew=live.crew, completed=_completed_tasks())
     provider_token = set_provider(DurableHumanInputProvider())
     try:
-        yield run
+        with kickoff_scope(run):
+            yield run
     finally:
         reset_provider(provider_token)
-        _run.reset(token)
 
 
-def _completed_tasks(workflow_id: str) -> dict[int, CompletedTask]:
+def _completed_tasks() -> dict[int, CompletedTask]:
     """Tasks framed by a `crewai.task` and a `crewai.task.output` step in the record."""
     completed: dict[int, CompletedTask] = {}
     opened: tuple[int, str] | None = None
     names: list[str] = []
-    for name, output in recorded_steps(workflow_id):
+    recorded = recorded_steps()  # as of this execution's start; empty for a new kickoff
+    for name, output in [(recorded[i].name, recorded[i].output) for i in sorted(recorded)]:
         if name == TASK_STEP and isinstance(output, dict):
             opened, names = (int(output.get("index", -1)), str(output.get("key"))), []
         if opened is None:

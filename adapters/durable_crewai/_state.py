@@ -29,6 +29,7 @@ __all__ = [
     "current_run",
     "current_scope",
     "disarm",
+    "kickoff_scope",
     "nested_scope",
     "step_body",
 ]
@@ -118,6 +119,18 @@ class ToolOrder:
 
 
 _run: ContextVar[KickoffRun | None] = ContextVar("durable_crewai_run", default=None)
+
+
+@contextmanager
+def kickoff_scope(run: KickoffRun) -> Generator[KickoffRun]:
+    """The kickoff execution running in this context (and the threads CrewAI starts from it)."""
+    token = _run.set(run)
+    try:
+        yield run
+    finally:
+        _run.reset(token)
+
+
 _scope: ContextVar[TaskScope | None] = ContextVar("durable_crewai_scope", default=None)
 
 
