@@ -36,8 +36,8 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import DatabaseUnavailable, DurableError, WorkflowNotFoundError
-from ._client import NoDatabase, client_engine
+from .. import DatabaseUnavailable, DurableError, WorkflowNotFoundError
+from .._inspection import NoDatabase, client_engine
 from ._commands import COMMANDS, CommandError, check_usage
 from ._parser import build_parser
 

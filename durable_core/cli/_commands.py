@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -13,17 +12,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from .._engine import Engine
-from .._records import WorkflowStatus
-from .._usage import ModelUsage
-from ..errors import WorkflowNotFoundError
-from ..storage._database import redact_url
-from . import _render
-from ._export import (
+from .. import Engine, ModelUsage, WorkflowNotFoundError, WorkflowStatus
+from .._inspection import (
     answer_command,
     budget_text,
     cost_text,
     count_text,
+    database_option,
     describe_wait,
     error_line,
     plain_field,
@@ -36,10 +31,12 @@ from ._export import (
     tokens_text,
     total_usage,
     usage_dict,
+    waiting_workflows,
     workflow_dict,
 )
+from . import _render
 
-__all__ = ["COMMANDS", "CommandError", "check_usage", "database_option", "load_message", "output_format"]
+__all__ = ["COMMANDS", "CommandError", "check_usage", "load_message", "output_format"]
 
 TERMINAL = ("SUCCESS", "ERROR", "CANCELLED")
 
@@ -346,21 +343,6 @@ def workflows_fork(engine: Engine, args: argparse.Namespace) -> int:
 INBOX_COLUMNS = ["ID", "NAME", "KIND", "TOPIC", "DEADLINE", "WAITING_FOR", "ANSWER_WITH"]
 
 
-def database_option(args: argparse.Namespace) -> str:
-    """The ``--database-url`` part of a command printed for the user: the URL given on this
-    command line (its password hidden), or nothing when it came from the environment."""
-    url = getattr(args, "database_url", None)
-    if not url:
-        return ""
-    safe = redact_url(url)
-    return f" --database-url {shlex.quote(safe)}"
-
-
-def _in_inbox(row: WorkflowStatus) -> bool:
-    """Waits a person ends: a message (recv) or a budget raise."""
-    return row.waiting is not None and (row.waiting.answerable or row.waiting.kind == "budget")
-
-
 def _wait_text(row: WorkflowStatus) -> str:
     text = describe_wait(row.waiting)
     if row.waiting is not None and row.waiting.kind == "budget":
@@ -369,31 +351,22 @@ def _wait_text(row: WorkflowStatus) -> str:
 
 
 def inbox(engine: Engine, args: argparse.Namespace) -> int:
-    rows = engine.list_workflows(status="PENDING", waiting=True, limit=limit_of(args) or None)
-    if not args.all:
-        rows = [r for r in rows if _in_inbox(r)]
+    rows = waiting_workflows(engine, limit=limit_of(args) or None, everything=args.all)
     fmt = output_format(args)
-    suffix = database_option(args)
+    # the URL given on this command line (password hidden); none when it came from the environment
+    suffix = database_option(getattr(args, "database_url", None))
 
     def answer(row: WorkflowStatus) -> str:
-        command = answer_command(row.workflow_id, row.waiting)
-        return f"{command}{suffix}" if command else ""
+        return answer_command(row.workflow_id, row.waiting, database_option=suffix) or ""
 
     def lift(row: WorkflowStatus) -> str:
-        command = raise_command(row.workflow_id, row.waiting)
-        return f"{command}{suffix}" if command else ""
+        return raise_command(row.workflow_id, row.waiting, suffix) or ""
 
     if args.ids:
         _print_ids(rows)
         return 0
     if fmt == "json":
-        records = [workflow_dict(row) for row in rows]
-        for record, row in zip(records, rows, strict=True):
-            if record["waiting"] is not None and record["waiting"]["answer_with"]:
-                record["waiting"]["answer_with"] = answer(row)
-            if record["waiting"] is not None and record["waiting"].get("raise_with"):
-                record["waiting"]["raise_with"] = lift(row)
-        _print_json(records)
+        _print_json([workflow_dict(row, suffix) for row in rows])
         return 0
     if not rows:
         message = "nothing is waiting for input" + (

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-__all__ = ["DASHBOARD_PORT", "FORMATS", "USAGE_GROUPS", "build_parser", "parse_time"]
+from .._inspection import DASHBOARD_PORT, STATUSES, parse_time
 
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-DASHBOARD_PORT = 8790  # not 8765, the agent-inbox example's port
-STATUSES = ("PENDING", "ENQUEUED", "SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
+__all__ = ["FORMATS", "USAGE_GROUPS", "build_parser"]
+
+FORMATS = ("table", "plain", "json")
+USAGE_GROUPS = ("workflow", "name", "model", "day")
 
 
-def parse_time(text: str) -> datetime:
-    """An ISO date/time (local time when naive) or a duration ago: ``30m``, ``2h``, ``1d``."""
-    match = _RELATIVE.match(text)
-    if match:
-        amount, unit = float(match.group(1)), match.group(2)
-        return datetime.now(UTC) - timedelta(**{_UNITS[unit]: amount})
+def _time(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: use ISO format (2026-01-31 or 2026-01-31T14:00) or a duration "
-            f"ago (30m, 2h, 1d)"
-        ) from None
-    return value if value.tzinfo is not None else value.astimezone()
+        return parse_time(text)
+    except ValueError as exc:  # argparse shows the message of this type only
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -82,18 +72,16 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--queue", action="append", metavar="QUEUE", help="queue name (repeatable)")
     group.add_argument(
         "--since",
-        type=parse_time,
+        type=_time,
         metavar="TIME",
         help="created at or after TIME (ISO time, or a duration ago: 30m, 2h, 1d)",
     )
-    group.add_argument("--until", type=parse_time, metavar="TIME", help="created before TIME")
+    group.add_argument("--until", type=_time, metavar="TIME", help="created before TIME")
     group.add_argument(
         "--waiting", action="store_true", help="only workflows blocked in recv, sleep or get_event now"
     )
 
 
-FORMATS = ("table", "plain", "json")
-USAGE_GROUPS = ("workflow", "name", "model", "day")
 DATABASE_HELP = "database URL (default: env DURABLE_DATABASE_URL, else sqlite:///durable.db)"
 
 
@@ -234,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     usage.add_argument(
         "--since",
-        type=parse_time,
+        type=_time,
         metavar="TIME",
         help="model calls completed at or after TIME (ISO time, or a duration ago: 30m, 12h, 1d)",
     )

@@ -11,9 +11,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from .._records import StepInfo, WorkflowStatus
-from .._usage import ModelUsage
-from ._export import (
+from .. import ModelUsage, StepInfo, WorkflowStatus
+from .._inspection import (
     cost_text,
     describe_wait,
     duration_text,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,10 +13,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .._engine import Engine
-from ..cli._export import budget_text, raise_outcome, step_dict, workflow_dict
-from ..cli._parser import STATUSES, parse_time
-from ..errors import DurableError, WorkflowNotFoundError
+from .. import DurableError, Engine, WorkflowNotFoundError
+from .._inspection import (
+    STATUSES,
+    budget_text,
+    parse_time,
+    raise_outcome,
+    show_workflow,
+    step_dict,
+    waiting_workflows,
+    workflow_dict,
+)
 from . import _pages
 from ._html import wf_url
 from ._security import Guard, form_secret_ok
@@ -93,7 +99,7 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
         if params.get("since"):
             try:
                 filters["created_after"] = parse_time(params["since"])
-            except argparse.ArgumentTypeError as exc:
+            except ValueError as exc:
                 error = str(exc)
         try:
             offset = max(0, int(params.get("offset", "0") or 0))
@@ -108,8 +114,7 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
     async def workflow(request: Request) -> Response:
         wid = request.path_params["workflow_id"]
         try:
-            wf = await call(engine.get_workflow_status, wid)
-            steps = await call(engine.list_steps, wid)
+            wf, steps = await call(show_workflow, engine, wid)
         except WorkflowNotFoundError:
             return _html(_pages.message_page("Not found", f"No workflow with id {wid!r}."), 404)
         notice = request.query_params.get("notice", "")
@@ -121,8 +126,7 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
     async def workflow_json(request: Request) -> Response:
         wid = request.path_params["workflow_id"]
         try:
-            wf = await call(engine.get_workflow_status, wid)
-            steps = await call(engine.list_steps, wid)
+            wf, steps = await call(show_workflow, engine, wid)
         except WorkflowNotFoundError:
             return JSONResponse({"error": f"no workflow with id {wid!r}"}, status_code=404)
         return JSONResponse(
@@ -180,7 +184,7 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
         return back(handle.workflow_id, f"Forked from {wid} at step {start_step}.")
 
     async def inbox(request: Request) -> Response:
-        rows = await call(engine.list_workflows, status="PENDING", waiting=True, limit=500)
+        rows = await call(waiting_workflows, engine, limit=500)
         notice = request.query_params.get("notice", "")
         return _html(_pages.inbox_page(rows, _secret(request), notice=notice))
 
@@ -191,7 +195,7 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
         try:
             message = json.loads(text)
         except json.JSONDecodeError as exc:
-            rows = await call(engine.list_workflows, status="PENDING", waiting=True, limit=500)
+            rows = await call(waiting_workflows, engine, limit=500)
             page = _pages.inbox_page(
                 rows,
                 _secret(request),
@@ -228,7 +232,7 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
         if not problem and not limits:
             problem = "Give at least one new limit."
         if problem:
-            rows = await call(engine.list_workflows, status="PENDING", waiting=True, limit=500)
+            rows = await call(waiting_workflows, engine, limit=500)
             return _html(_pages.inbox_page(rows, _secret(request), error_for=wid, error=problem), 400)
         budget = await call(engine.raise_budget, wid, **limits)
         status = await call(engine.get_workflow_status, wid)
@@ -245,7 +249,7 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
         since_text = params.get("since", "30d") or "30d"
         try:
             since = parse_time(since_text)
-        except argparse.ArgumentTypeError as exc:
+        except ValueError as exc:
             error, since = str(exc), parse_time("30d")
         name = params.get("name") or None
         per_day = await call(engine.usage, name=name, since=since, group_by="day")

@@ -7,9 +7,9 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
-from .._records import StepInfo, WorkflowStatus
-from .._usage import ModelUsage, UsageTotals
-from ..cli._export import (
+from .. import ModelUsage, StepInfo, UsageTotals, WorkflowStatus
+from .._inspection import (
+    STATUSES,
     budget_limit,
     cost_text,
     describe_wait,
@@ -24,7 +24,6 @@ from ..cli._export import (
     tokens_text,
     total_usage,
 )
-from ..cli._parser import STATUSES
 from ._html import api_url, badge, esc, hidden, layout, link, post_button, pre_json, wf_url
 
 __all__ = ["inbox_page", "list_page", "message_page", "usage_page", "workflow_page"]

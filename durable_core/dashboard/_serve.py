@@ -7,8 +7,7 @@ import socket
 
 import uvicorn
 
-from ..cli._client import client_engine
-from ..cli._parser import DASHBOARD_PORT
+from .._inspection import DASHBOARD_PORT, client_engine
 from ._app import create_app
 from ._security import DashboardConfigError, check_bind, is_loopback
 

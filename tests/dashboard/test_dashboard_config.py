@@ -11,7 +11,7 @@ from pathlib import Path
 from dash_app import dashboard_server, free_port, http
 
 from durable_core import Engine
-from durable_core.cli._parser import DASHBOARD_PORT
+from durable_core._inspection import DASHBOARD_PORT
 
 INBOX_EXAMPLE_PORT = 8765  # examples/agent_inbox/inbox.py serves its page here
 
