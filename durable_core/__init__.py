@@ -35,13 +35,12 @@ from ._comms import (
 )
 from ._context import in_workflow
 from ._current import (
-    current_engine,
     current_workflow_started_at,
     execution_state,
     pending_workflow_id,
     recorded_steps,
 )
-from ._engine import Engine
+from ._engine import Engine, current_engine
 from ._handle import WorkflowHandle
 from ._options import workflow_options
 from ._queues import Queue, RateLimit

@@ -10,30 +10,28 @@ or the workflow is cancelled; a ``"fail"`` budget raises `BudgetExceeded`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import _comms
+from ._keys import budget_key
 from ._records import wait_label
-from ._runtime import now_ms
+from ._run import RunHost, WorkflowRun
+from ._status import now_ms
 from ._usage import Budget, UsageTotals, decode_usage, totals_of
+from ._waiting import Wait, drive_async, drive_sync, lost_ownership
 from .errors import BudgetExceeded
-
-if TYPE_CHECKING:
-    from ._engine import Engine
-    from ._runtime import WorkflowContext
-    from .storage import StepWrite
+from .storage import StepWrite
 
 __all__ = ["BUDGET_STEP", "gate_async", "gate_sync", "tree_totals"]
 
 BUDGET_STEP = "durable.budget"
 
 
-def tree_totals(engine: Engine, root: str) -> UsageTotals:
+def tree_totals(engine: RunHost, root: str) -> UsageTotals:
     rows = engine.usage_records.tree_rows(workflow_ids=[root])
     return totals_of([decode_usage(r.usage) for r in rows])
 
 
-def _verdict(ctx: WorkflowContext) -> tuple[Budget, UsageTotals, str | None]:
+def _verdict(ctx: WorkflowRun) -> tuple[Budget, UsageTotals, str | None]:
     engine = ctx.engine
     owner = ctx.budget_owner
     assert owner is not None
@@ -47,7 +45,7 @@ def _summary(totals: UsageTotals) -> dict[str, Any]:
     return {"model_calls": totals.model_calls, "tokens": totals.tokens, "cost_usd": round(totals.cost_usd, 6)}
 
 
-def _exceeded_error(ctx: WorkflowContext, reason: str) -> BudgetExceeded:
+def _exceeded_error(ctx: WorkflowRun, reason: str) -> BudgetExceeded:
     return BudgetExceeded(
         f"Workflow {ctx.workflow_id!r} reached its budget ({reason}; budget of {ctx.budget_owner!r}) and makes "
         "no further model call. Raise it with engine.raise_budget(...) and resume the workflow.",
@@ -55,17 +53,17 @@ def _exceeded_error(ctx: WorkflowContext, reason: str) -> BudgetExceeded:
     )
 
 
-class _BudgetWait(_comms.Wait):
+class _BudgetWait(Wait):
     """A durable pause until the budget allows a model call again (or the workflow is cancelled)."""
 
-    def __init__(self, ctx: WorkflowContext, step_id: int, reason: str) -> None:
+    def __init__(self, ctx: WorkflowRun, step_id: int, reason: str) -> None:
         super().__init__(
             ctx,
             step_id,
             BUDGET_STEP,
             wait_label("budget", reason),
             None,
-            [f"budget:{ctx.budget_owner}"],
+            [budget_key(str(ctx.budget_owner))],
             self._attempt,
             lambda _deadline: None,
         )
@@ -77,11 +75,11 @@ class _BudgetWait(_comms.Wait):
         value = {"paused": True, **_summary(totals)}
         step.output = self.ctx.engine.serializer.dumps(value)
         if not self.ctx.engine.messages.finish_wait(step=step, now=now_ms()):
-            _comms.lost_ownership(self.ctx, self.step_id)
+            lost_ownership(self.ctx, self.step_id)
         return True, value
 
 
-def _live_check(ctx: WorkflowContext, step_id: int, started: int) -> _BudgetWait | None:
+def _live_check(ctx: WorkflowRun, step_id: int, started: int) -> _BudgetWait | None:
     """Check now: record a pass, raise (and record) a failure, or return the pause to drive."""
     budget, totals, reason = _verdict(ctx)
     if reason is None:
@@ -94,7 +92,7 @@ def _live_check(ctx: WorkflowContext, step_id: int, started: int) -> _BudgetWait
     return _BudgetWait(ctx, step_id, reason)
 
 
-def gate_sync(ctx: WorkflowContext) -> None:
+def gate_sync(ctx: WorkflowRun) -> None:
     step_id = ctx.take_step_id()
     row = ctx.begin_step(step_id, BUDGET_STEP)
     if row is not None:
@@ -102,10 +100,10 @@ def gate_sync(ctx: WorkflowContext) -> None:
         return
     wait = _live_check(ctx, step_id, now_ms())
     if wait is not None:
-        _comms.drive_sync(wait)
+        drive_sync(wait)
 
 
-async def gate_async(ctx: WorkflowContext, step_id: int) -> None:
+async def gate_async(ctx: WorkflowRun, step_id: int) -> None:
     row = ctx.begin_step(step_id, BUDGET_STEP)
     if row is not None:
         ctx.replay(row, Any)
@@ -113,4 +111,4 @@ async def gate_async(ctx: WorkflowContext, step_id: int) -> None:
     started = now_ms()
     wait = await ctx.engine.run_io(lambda: _live_check(ctx, step_id, started))
     if wait is not None:
-        await _comms.drive_async(wait)
+        await drive_async(wait)

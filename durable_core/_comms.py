@@ -3,25 +3,26 @@
 Every wait records its deadline before it blocks (on the workflow row, which is also what
 `list_workflows(waiting=True)` reads), so after a restart it keeps its original deadline.
 Waiters in this process are woken directly; other processes by Postgres LISTEN/NOTIFY, or by a
-short poll on SQLite. Each wait has one implementation (`_Wait.poll`) and two thin drivers.
+short poll on SQLite. Each wait has one implementation (`_waiting.Wait.poll`) and two thin drivers.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from ._context import current_context
+from ._host import EngineHost, resolve_host
+from ._keys import done_key, event_key, message_key, stream_key
 from ._records import wait_label
-from ._runtime import WorkflowContext, now_ms
+from ._run import RunHost, WorkflowRun
 from ._serialization import reject_nul
+from ._status import TERMINAL_STATES, now_ms
+from ._waiting import Wait, drive_async, drive_sync, lost_ownership, step_write
 from .errors import SerializationError, StepOutsideWorkflow, WorkflowNotFoundError
 from .storage import StepWrite
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = [
     "close_stream",
@@ -45,7 +46,7 @@ DEFAULT_TOPIC = "__default__"
 _MAX_TIMEOUT = 10 * 365 * 24 * 3600.0
 
 
-def _workflow_context(operation: str) -> WorkflowContext:
+def _workflow_context(operation: str) -> WorkflowRun:
     ctx = current_context()
     if ctx is None:
         raise StepOutsideWorkflow(
@@ -72,7 +73,7 @@ def current_workflow_id() -> str:
     return _workflow_context("current_workflow_id").workflow_id
 
 
-def _dumps(engine: Engine, value: Any, what: str) -> str:
+def _dumps(engine: RunHost, value: Any, what: str) -> str:
     try:
         return engine.serializer.dumps(value)
     except SerializationError as exc:
@@ -82,138 +83,7 @@ def _dumps(engine: Engine, value: Any, what: str) -> str:
         ) from exc
 
 
-def _step_write(ctx: WorkflowContext, step_id: int, name: str, output: str | None, started: int) -> StepWrite:
-    return StepWrite(
-        workflow_id=ctx.workflow_id,
-        executor_id=ctx.executor_id,
-        owner_epoch=ctx.owner_epoch,
-        step_id=step_id,
-        name=name,
-        output=output,
-        serialization=ctx.engine.serializer.name,
-        started_at=started,
-    )
-
-
-def _lost_ownership(ctx: WorkflowContext, step_id: int) -> None:
-    ctx.engine.resolve_unrecorded_step(ctx, step_id)
-
-
-# -- waits -----------------------------------------------------------------------------------
-
-
-class _Wait:
-    """One durable wait inside a workflow: recorded deadline, wake-up keys, and one `poll`."""
-
-    def __init__(
-        self,
-        ctx: WorkflowContext,
-        step_id: int,
-        name: str,
-        label: str,
-        timeout_seconds: float | None,
-        keys: list[str],
-        attempt: Callable[[StepWrite], tuple[bool, Any]] | None,
-        final_output: Callable[[int | None], Any],
-    ) -> None:
-        self.ctx = ctx
-        self.engine = ctx.engine
-        self.step_id = step_id
-        self.name = name
-        self.keys = [*keys, f"wake:{ctx.workflow_id}"]
-        self.attempt = attempt
-        self.final_output = final_output
-        self.started = now_ms()
-        resume = ctx.resume_wait
-        if resume is not None and resume[0] == step_id:
-            self.deadline = resume[1]  # keep the original deadline across a restart
-        else:
-            self.deadline = None if timeout_seconds is None else self.started + int(timeout_seconds * 1000)
-        self.label = label
-        self.began = False
-        self.polls = 0
-
-    def begin(self) -> None:
-        engine = self.ctx.engine
-        if not engine.messages.begin_wait(
-            workflow_id=self.ctx.workflow_id,
-            executor_id=self.ctx.executor_id,
-            owner_epoch=self.ctx.owner_epoch,
-            topic=self.label,
-            deadline=self.deadline,
-            step_id=self.step_id,
-        ):
-            _lost_ownership(self.ctx, self.step_id)
-        self.began = True
-
-    def poll(self) -> tuple[bool, Any]:
-        """One round: done? and the value. Runs in a thread (blocking database work)."""
-        self.ctx.check_alive()
-        if not self.began:
-            self.begin()
-        step = _step_write(self.ctx, self.step_id, self.name, None, self.started)
-        if self.attempt is not None:
-            done, value = self.attempt(step)
-            if done:
-                return True, value
-        elif self.polls:
-            self.ctx.engine.check_still_owner(self.ctx, self.step_id)  # a cancel from another process
-        self.polls += 1
-        if self.deadline is not None and now_ms() >= self.deadline:
-            value = self.final_output(self.deadline)
-            step.output = self.ctx.engine.serializer.dumps(value)
-            if not self.ctx.engine.messages.finish_wait(step=step, now=now_ms()):
-                _lost_ownership(self.ctx, self.step_id)
-            return True, value
-        return False, None
-
-    def next_timeout(self) -> float | None:
-        limits: list[float] = []
-        now = now_ms()
-        if self.deadline is not None:
-            limits.append(max(0.0, (self.deadline - now) / 1000))
-        if self.ctx.deadline_ms is not None:
-            limits.append(max(0.0, (self.ctx.deadline_ms - now) / 1000))
-        if self.attempt is not None:
-            limits.append(self.ctx.engine.poll_interval)
-        else:
-            limits.append(self.ctx.engine.cancel_poll_interval)
-        return min(limits) if limits else None
-
-
-class _Poller(Protocol):
-    """A wait, seen by its drivers: the wake-up keys, one blocking `poll`, and how long to sleep."""
-
-    engine: Engine
-    keys: list[str]
-
-    def poll(self) -> tuple[bool, Any]: ...
-
-    def next_timeout(self) -> float | None: ...
-
-
-def _drive_sync(wait: _Poller) -> Any:
-    with wait.engine.waiters.register(*wait.keys) as waiter:
-        while True:
-            done, value = wait.poll()
-            if done:
-                return value
-            waiter.wait(wait.next_timeout())
-            waiter.clear()
-
-
-async def _drive_async(wait: _Poller) -> Any:
-    engine = wait.engine
-    with engine.waiters.register(*wait.keys) as waiter:
-        while True:
-            done, value = await engine.run_io(wait.poll)
-            if done:
-                return value
-            await waiter.wait_async(wait.next_timeout())
-            waiter.clear()
-
-
-def _prepare(operation: str, name: str) -> tuple[WorkflowContext, int, Any]:
+def _prepare(operation: str, name: str) -> tuple[WorkflowRun, int, Any]:
     """Take the step id; return the recorded outcome if this wait already completed (else a sentinel)."""
     ctx = _workflow_context(operation)
     step_id = ctx.take_step_id()
@@ -223,14 +93,14 @@ def _prepare(operation: str, name: str) -> tuple[WorkflowContext, int, Any]:
     return ctx, step_id, None
 
 
-def _live_step(ctx: WorkflowContext, name: str) -> int | None:
+def _live_step(ctx: WorkflowRun, name: str) -> int | None:
     """Take the next step id; None when that step is already recorded (replayed: nothing to redo)."""
     step_id = ctx.take_step_id()
     return step_id if ctx.begin_step(step_id, name) is None else None
 
 
-def _sleep_wait(ctx: WorkflowContext, step_id: int, seconds: float) -> _Wait:
-    return _Wait(
+def _sleep_wait(ctx: WorkflowRun, step_id: int, seconds: float) -> Wait:
+    return Wait(
         ctx, step_id, "durable.sleep", wait_label("sleep"), seconds, [], None, lambda deadline: deadline
     )
 
@@ -240,24 +110,24 @@ def sleep(seconds: float) -> None:
     seconds = check_timeout(seconds) or 0.0
     ctx, step_id, recorded = _prepare("sleep", "durable.sleep")
     if recorded is None:
-        _drive_sync(_sleep_wait(ctx, step_id, seconds))
+        drive_sync(_sleep_wait(ctx, step_id, seconds))
 
 
 async def sleep_async(seconds: float) -> None:
     seconds = check_timeout(seconds) or 0.0
     ctx, step_id, recorded = _prepare("sleep", "durable.sleep")
     if recorded is None:
-        await _drive_async(_sleep_wait(ctx, step_id, seconds))
+        await drive_async(_sleep_wait(ctx, step_id, seconds))
 
 
-def _recv_wait(ctx: WorkflowContext, step_id: int, topic: str | None, timeout: float | None) -> _Wait:
+def _recv_wait(ctx: WorkflowRun, step_id: int, topic: str | None, timeout: float | None) -> Wait:
     name = topic if topic is not None else DEFAULT_TOPIC
     engine = ctx.engine
 
     def attempt(step: StepWrite) -> tuple[bool, Any]:
         state, message, serialization = engine.messages.consume(topic=name, step=step, now=now_ms())
         if state == "not-owner":
-            _lost_ownership(ctx, step_id)
+            lost_ownership(ctx, step_id)
         if state == "received":
             return True, None if message is None else engine.serializer_for(serialization or "json").loads(
                 message
@@ -265,13 +135,13 @@ def _recv_wait(ctx: WorkflowContext, step_id: int, topic: str | None, timeout: f
         return False, None
 
     label = wait_label("recv", topic)  # WaitInfo.topic reads back exactly `topic`
-    return _Wait(
+    return Wait(
         ctx,
         step_id,
         "durable.recv",
         label,
         timeout,
-        [f"msg:{ctx.workflow_id}:{name}"],
+        [message_key(ctx.workflow_id, name)],
         attempt,
         lambda _deadline: None,
     )
@@ -284,7 +154,7 @@ def recv(topic: str | None = None, timeout_seconds: float | None = 60.0) -> Any:
     ctx, step_id, recorded = _prepare("recv", "durable.recv")
     if recorded is not None:
         return recorded[0]
-    return _drive_sync(_recv_wait(ctx, step_id, topic, timeout))
+    return drive_sync(_recv_wait(ctx, step_id, topic, timeout))
 
 
 async def recv_async(topic: str | None = None, timeout_seconds: float | None = 60.0) -> Any:
@@ -293,12 +163,10 @@ async def recv_async(topic: str | None = None, timeout_seconds: float | None = 6
     ctx, step_id, recorded = _prepare("recv", "durable.recv")
     if recorded is not None:
         return recorded[0]
-    return await _drive_async(_recv_wait(ctx, step_id, topic, timeout))
+    return await drive_async(_recv_wait(ctx, step_id, topic, timeout))
 
 
-def _event_wait(
-    ctx: WorkflowContext, step_id: int, workflow_id: str, key: str, timeout: float | None
-) -> _Wait:
+def _event_wait(ctx: WorkflowRun, step_id: int, workflow_id: str, key: str, timeout: float | None) -> Wait:
     engine = ctx.engine
 
     def attempt(step: StepWrite) -> tuple[bool, Any]:
@@ -307,16 +175,16 @@ def _event_wait(
             return False, None
         step.output = found[0]
         if not engine.messages.finish_wait(step=step, now=now_ms()):
-            _lost_ownership(ctx, step_id)
+            lost_ownership(ctx, step_id)
         return True, engine.serializer_for(found[1]).loads(found[0])
 
-    return _Wait(
+    return Wait(
         ctx,
         step_id,
         "durable.get_event",
         wait_label("event", f"{workflow_id}:{key}"),
         timeout,
-        [f"event:{workflow_id}:{key}"],
+        [event_key(workflow_id, key)],
         attempt,
         lambda _deadline: None,
     )
@@ -328,13 +196,11 @@ def get_event(workflow_id: str, key: str, timeout_seconds: float | None = 60.0) 
     timeout = check_timeout(timeout_seconds)
     ctx = current_context()
     if ctx is None:
-        from ._starting import resolve_engine
-
-        return resolve_engine().get_event(workflow_id, key, timeout_seconds)
+        return resolve_host().get_event(workflow_id, key, timeout_seconds)
     ctx, step_id, recorded = _prepare("get_event", "durable.get_event")
     if recorded is not None:
         return recorded[0]
-    return _drive_sync(_event_wait(ctx, step_id, workflow_id, key, timeout))
+    return drive_sync(_event_wait(ctx, step_id, workflow_id, key, timeout))
 
 
 async def get_event_async(workflow_id: str, key: str, timeout_seconds: float | None = 60.0) -> Any:
@@ -342,21 +208,17 @@ async def get_event_async(workflow_id: str, key: str, timeout_seconds: float | N
     timeout = check_timeout(timeout_seconds)
     ctx = current_context()
     if ctx is None:
-        from ._starting import resolve_engine
-
-        return await resolve_engine().get_event_async(workflow_id, key, timeout_seconds)
+        return await resolve_host().get_event_async(workflow_id, key, timeout_seconds)
     ctx, step_id, recorded = _prepare("get_event", "durable.get_event")
     if recorded is not None:
         return recorded[0]
-    return await _drive_async(_event_wait(ctx, step_id, workflow_id, key, timeout))
+    return await drive_async(_event_wait(ctx, step_id, workflow_id, key, timeout))
 
 
 # -- one-shot operations -------------------------------------------------------------------
 
 
-def _send_op(
-    ctx: WorkflowContext, step_id: int, destination_id: str, message: Any, topic: str | None
-) -> None:
+def _send_op(ctx: WorkflowRun, step_id: int, destination_id: str, message: Any, topic: str | None) -> None:
     engine = ctx.engine
     started = now_ms()
     text = _dumps(engine, message, f"send() to workflow {destination_id!r}")
@@ -368,15 +230,15 @@ def _send_op(
         serialization=engine.serializer.name,
         idempotency_key=f"{ctx.workflow_id}:{step_id}",
         now=started,
-        step=_step_write(ctx, step_id, "durable.send", None, started),
+        step=step_write(ctx, step_id, "durable.send", None, started),
     )
     if state == "not-owner":
-        _lost_ownership(ctx, step_id)
+        lost_ownership(ctx, step_id)
     if state == "no-destination":
         error = WorkflowNotFoundError(destination_id)
         ctx.record(step_id, "durable.send", error=error, started_at=started)
         raise error
-    engine.waiters.notify(f"msg:{destination_id}:{name}")
+    engine.waiters.notify(message_key(destination_id, name))
 
 
 def send(destination_id: str, message: Any, topic: str | None = None) -> None:
@@ -384,9 +246,7 @@ def send(destination_id: str, message: Any, topic: str | None = None) -> None:
     reject_nul(destination_id=destination_id, topic=topic)
     ctx = current_context()
     if ctx is None:
-        from ._starting import resolve_engine
-
-        resolve_engine().send(destination_id, message, topic)
+        resolve_host().send(destination_id, message, topic)
         return
     step_id = _live_step(ctx, "durable.send")
     if step_id is not None:
@@ -397,16 +257,14 @@ async def send_async(destination_id: str, message: Any, topic: str | None = None
     reject_nul(destination_id=destination_id, topic=topic)
     ctx = current_context()
     if ctx is None:
-        from ._starting import resolve_engine
-
-        await resolve_engine().send_async(destination_id, message, topic)
+        await resolve_host().send_async(destination_id, message, topic)
         return
     step_id = _live_step(ctx, "durable.send")
     if step_id is not None:
         await ctx.engine.run_io(lambda: _send_op(ctx, step_id, destination_id, message, topic))
 
 
-def _set_event_op(ctx: WorkflowContext, step_id: int, key: str, value: Any) -> None:
+def _set_event_op(ctx: WorkflowRun, step_id: int, key: str, value: Any) -> None:
     engine = ctx.engine
     started = now_ms()
     text = _dumps(engine, value, f"set_event({key!r})")
@@ -414,11 +272,11 @@ def _set_event_op(ctx: WorkflowContext, step_id: int, key: str, value: Any) -> N
         key=key,
         value=text,
         serialization=engine.serializer.name,
-        step=_step_write(ctx, step_id, "durable.set_event", None, started),
+        step=step_write(ctx, step_id, "durable.set_event", None, started),
         now=started,
     ):
-        _lost_ownership(ctx, step_id)
-    engine.waiters.notify(f"event:{ctx.workflow_id}:{key}")
+        lost_ownership(ctx, step_id)
+    engine.waiters.notify(event_key(ctx.workflow_id, key))
 
 
 def set_event(key: str, value: Any) -> None:
@@ -438,7 +296,7 @@ async def set_event_async(key: str, value: Any) -> None:
         await ctx.engine.run_io(lambda: _set_event_op(ctx, step_id, key, value))
 
 
-def _stream_op(ctx: WorkflowContext, step_id: int, name: str, key: str, value: Any, closed: bool) -> None:
+def _stream_op(ctx: WorkflowRun, step_id: int, name: str, key: str, value: Any, closed: bool) -> None:
     engine = ctx.engine
     started = now_ms()
     text = None if closed else _dumps(engine, value, f"write_stream({key!r})")
@@ -447,11 +305,11 @@ def _stream_op(ctx: WorkflowContext, step_id: int, name: str, key: str, value: A
         value=text,
         serialization=engine.serializer.name,
         closed=closed,
-        step=_step_write(ctx, step_id, name, None, started),
+        step=step_write(ctx, step_id, name, None, started),
         now=started,
     ):
-        _lost_ownership(ctx, step_id)
-    engine.waiters.notify(f"stream:{ctx.workflow_id}:{key}")
+        lost_ownership(ctx, step_id)
+    engine.waiters.notify(stream_key(ctx.workflow_id, key))
 
 
 def write_stream(key: str, value: Any) -> None:
@@ -492,7 +350,7 @@ async def close_stream_async(key: str) -> None:
 
 
 def engine_send(
-    engine: Engine, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None
+    engine: EngineHost, destination_id: str, message: Any, topic: str | None, idempotency_key: str | None
 ) -> None:
     reject_nul(destination_id=destination_id, topic=topic, idempotency_key=idempotency_key)
     name = topic if topic is not None else DEFAULT_TOPIC
@@ -507,15 +365,15 @@ def engine_send(
     )
     if state == "no-destination":
         raise WorkflowNotFoundError(destination_id)
-    engine.waiters.notify(f"msg:{destination_id}:{name}")
+    engine.waiters.notify(message_key(destination_id, name))
 
 
 class _EventPoll:
-    def __init__(self, engine: Engine, workflow_id: str, key: str, timeout: float | None) -> None:
+    def __init__(self, engine: EngineHost, workflow_id: str, key: str, timeout: float | None) -> None:
         self.engine = engine
         self.workflow_id = workflow_id
         self.key = key
-        self.keys = [f"event:{workflow_id}:{key}"]
+        self.keys = [event_key(workflow_id, key)]
         self.deadline = None if timeout is None else time.monotonic() + timeout
 
     def poll(self) -> tuple[bool, Any]:
@@ -533,20 +391,20 @@ class _EventPoll:
         return limit
 
 
-def engine_get_event(engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None) -> Any:
+def engine_get_event(engine: EngineHost, workflow_id: str, key: str, timeout_seconds: float | None) -> Any:
     reject_nul(workflow_id=workflow_id, key=key)
-    return _drive_sync(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
+    return drive_sync(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
 
 
 async def engine_get_event_async(
-    engine: Engine, workflow_id: str, key: str, timeout_seconds: float | None
+    engine: EngineHost, workflow_id: str, key: str, timeout_seconds: float | None
 ) -> Any:
     reject_nul(workflow_id=workflow_id, key=key)
-    return await _drive_async(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
+    return await drive_async(_EventPoll(engine, workflow_id, key, check_timeout(timeout_seconds)))
 
 
 class _StreamReader:
-    def __init__(self, engine: Engine, workflow_id: str, key: str) -> None:
+    def __init__(self, engine: EngineHost, workflow_id: str, key: str) -> None:
         self.engine = engine
         self.workflow_id = workflow_id
         self.key = key
@@ -554,8 +412,6 @@ class _StreamReader:
 
     def poll(self) -> tuple[list[Any], bool]:
         """New values, and whether the stream is over (closed, or its workflow finished)."""
-        from .storage import TERMINAL_STATUSES
-
         rows = self.engine.messages.read_stream(self.workflow_id, self.key, self.offset)
         values: list[Any] = []
         for offset, value, serialization, closed in rows:
@@ -569,7 +425,7 @@ class _StreamReader:
             row = self.engine.workflows.get(self.workflow_id)
             if row is None:
                 raise WorkflowNotFoundError(self.workflow_id)
-            if row.status in TERMINAL_STATUSES:
+            if row.status in TERMINAL_STATES:
                 tail = self.engine.messages.read_stream(self.workflow_id, self.key, self.offset)
                 values.extend(
                     self.engine.serializer_for(s).loads(v)
@@ -580,10 +436,10 @@ class _StreamReader:
         return values, False
 
 
-def engine_read_stream(engine: Engine, workflow_id: str, key: str) -> Iterator[Any]:
+def engine_read_stream(engine: EngineHost, workflow_id: str, key: str) -> Iterator[Any]:
     reject_nul(workflow_id=workflow_id, key=key)
     reader = _StreamReader(engine, workflow_id, key)
-    with engine.waiters.register(f"stream:{workflow_id}:{key}", f"done:{workflow_id}") as waiter:
+    with engine.waiters.register(stream_key(workflow_id, key), done_key(workflow_id)) as waiter:
         while True:
             values, finished = reader.poll()
             yield from values
@@ -594,10 +450,10 @@ def engine_read_stream(engine: Engine, workflow_id: str, key: str) -> Iterator[A
                 waiter.clear()
 
 
-async def engine_read_stream_async(engine: Engine, workflow_id: str, key: str) -> AsyncIterator[Any]:
+async def engine_read_stream_async(engine: EngineHost, workflow_id: str, key: str) -> AsyncIterator[Any]:
     reject_nul(workflow_id=workflow_id, key=key)
     reader = _StreamReader(engine, workflow_id, key)
-    with engine.waiters.register(f"stream:{workflow_id}:{key}", f"done:{workflow_id}") as waiter:
+    with engine.waiters.register(stream_key(workflow_id, key), done_key(workflow_id)) as waiter:
         while True:
             values, finished = await engine.run_io(reader.poll)
             for value in values:
@@ -607,10 +463,3 @@ async def engine_read_stream_async(engine: Engine, workflow_id: str, key: str) -
             if not values:
                 await waiter.wait_async(engine.poll_interval)
                 waiter.clear()
-
-
-# for other services of the core (budgets) that wait the same way
-Wait = _Wait
-drive_sync = _drive_sync
-drive_async = _drive_async
-lost_ownership = _lost_ownership

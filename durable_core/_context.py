@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._options import WorkflowOptions
-    from ._registry import StepDef
-    from ._runtime import WorkflowContext
+from ._options import _options, pending_options
+from ._registry import StepDef
+from ._run import WorkflowRun
 
 StepInterceptor = Callable[["StepDef", tuple[Any, ...], dict[str, Any]], Any]
 
 __all__ = [
+    "_options",
     "current_context",
     "in_step",
     "in_workflow",
@@ -22,9 +22,8 @@ __all__ = [
     "set_step_interceptor",
 ]
 
-_current: ContextVar[WorkflowContext | None] = ContextVar("durable_workflow", default=None)
+_current: ContextVar[WorkflowRun | None] = ContextVar("durable_workflow", default=None)
 _in_step: ContextVar[bool] = ContextVar("durable_in_step", default=False)
-_options: ContextVar[WorkflowOptions | None] = ContextVar("durable_options", default=None)
 _interceptor: ContextVar[StepInterceptor | None] = ContextVar("durable_step_interceptor", default=None)
 
 
@@ -41,7 +40,7 @@ def reset_step_interceptor(token: Token[StepInterceptor | None]) -> None:
     _interceptor.reset(token)
 
 
-def current_context() -> WorkflowContext | None:
+def current_context() -> WorkflowRun | None:
     """The running workflow's context, or None outside workflows (and inside a step body)."""
     if _in_step.get():
         return None
@@ -55,7 +54,3 @@ def in_workflow() -> bool:
 
 def in_step() -> bool:
     return _in_step.get()
-
-
-def pending_options() -> WorkflowOptions | None:
-    return _options.get()

@@ -1,34 +1,23 @@
-"""What code running inside a workflow (or an adapter wrapping one) may ask about it."""
+"""What code running inside a workflow (or an adapter wrapping one) may ask about it.
+
+(`current_engine`, which returns the `Engine` facade, lives in `_engine`.)"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._context import current_context, pending_options
+from ._management import to_step_info
+from ._records import StepInfo
 from .errors import StepOutsideWorkflow
 
-if TYPE_CHECKING:
-    from ._engine import Engine
-    from ._records import StepInfo
-
 __all__ = [
-    "current_engine",
     "current_workflow_started_at",
     "execution_state",
     "pending_workflow_id",
     "recorded_steps",
 ]
-
-
-def current_engine() -> Engine:
-    """The engine running the current workflow, else the most recently launched one."""
-    ctx = current_context()
-    if ctx is not None:
-        return ctx.engine
-    from ._engine import Engine
-
-    return Engine.current()
 
 
 def pending_workflow_id() -> str | None:
@@ -65,8 +54,6 @@ def recorded_steps() -> dict[int, StepInfo]:
 
     Served from memory: a recovering workflow loads its record once, at its start.
     """
-    from ._management import to_step_info
-
     ctx = current_context()
     if ctx is None:
         raise StepOutsideWorkflow("recorded_steps() must be called inside a durable workflow.")

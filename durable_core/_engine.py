@@ -17,23 +17,27 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from . import _comms, _management, _recovery, _starting
+from ._context import current_context
 from ._handle import WorkflowHandle
+from ._host import host_of, launched
+from ._keys import QUEUE_PREFIX, wake_key, workflow_key
+from ._queues import enqueue_by_name, start_dispatcher
 from ._records import StepInfo, WorkflowStatus
-from ._runtime import Outcome, WorkflowContext, now_ms
-from ._serialization import JsonSerializer, Serializer, dumps_checked, encode_error, workflow_return_hint
+from ._run import ActiveRuns, WorkflowRun
+from ._serialization import JsonSerializer, Serializer
 from ._usage import Budget, UsageTotals
+from ._usage_report import raise_budget, usage_report
 from ._waits import Waiters
-from .errors import DurableError, EngineNotLaunched, OwnershipLost, SerializationError, WorkflowCancelled
+from .errors import EngineNotLaunched, SerializationError
 from .storage import (
     Database,
     ExecutorStore,
     MessageStore,
     StepStore,
     UsageStore,
-    WorkflowRow,
     WorkflowStore,
     WriteWouldWait,
     migrate,
@@ -41,29 +45,16 @@ from .storage import (
 from .storage.listener import Listener
 from .storage.queues import QueueStore
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "current_engine"]
 
 T = TypeVar("T")
 log = logging.getLogger("durable_core")
-
-_launched: list[Engine] = []
 
 
 def _nothing() -> None:
     return None
 
 
-def _owned_by(row: WorkflowRow | None, ctx: WorkflowContext) -> bool:
-    """Does the workflow row still name this execution as its owner?"""
-    return (
-        row is not None
-        and row.status == "PENDING"
-        and row.executor_id == ctx.executor_id
-        and row.owner_epoch == ctx.owner_epoch
-    )
-
-
-_launched_lock = threading.Lock()
 _instance_counter = itertools.count(1)
 
 
@@ -145,11 +136,9 @@ class Engine:
         self.messages: MessageStore
         self.queues: QueueStore
         self._dispatcher: Any = None
-        self.advertised_cache: tuple[float, set[str], set[str]] | None = None
         self._listener: Listener | None = None
-        self.active: dict[str, tuple[WorkflowContext, Future[Outcome]]] = {}
-        self.active_lock = threading.Lock()
         self.waiters = Waiters()
+        self.active = ActiveRuns(self.waiters)  # the workflow runs executing in this process
         self._pool: ThreadPoolExecutor | None = None
         self._io_pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -208,8 +197,7 @@ class Engine:
         self.launched = True
         self.is_client = _client
         self._heartbeating = False
-        with _launched_lock:
-            _launched.append(self)
+        launched.add(self)
         if _client:
             return self
         self._heartbeating = True
@@ -220,8 +208,6 @@ class Engine:
         _recovery.heartbeat_once(self)
         _recovery.recover_own(self)
         _recovery.start_monitor(self)
-        from ._queues import start_dispatcher
-
         self._dispatcher = start_dispatcher(self)
         return self
 
@@ -241,9 +227,7 @@ class Engine:
             except Exception:  # pragma: no cover - best effort
                 log.exception("stopping a background service failed")
         self._services.clear()
-        with _launched_lock:
-            if self in _launched:
-                _launched.remove(self)
+        launched.remove(self)
         assert self._pool is not None and self._io_pool is not None and self._loop is not None
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -271,10 +255,7 @@ class Engine:
     @staticmethod
     def current() -> Engine:
         """The most recently launched engine of this process."""
-        with _launched_lock:
-            if not _launched:
-                raise EngineNotLaunched()
-            return _launched[-1]
+        return cast(Engine, launched.current())
 
     @property
     def poll_interval(self) -> float:
@@ -289,7 +270,7 @@ class Engine:
 
     def _deliver(self, key: str) -> None:
         self.waiters.notify(key)
-        if key.startswith("queue:") and self._dispatcher is not None:
+        if key.startswith(QUEUE_PREFIX) and self._dispatcher is not None:
             self._dispatcher.wake.set()
 
     def wake_queues(self, queue_name: str, *, remote: bool = True) -> None:
@@ -301,14 +282,9 @@ class Engine:
 
     def notify_remote(self, kind: str, workflow_id: str) -> None:
         if self._db is not None and self._db.dialect == "postgresql":
-            self.messages.notify([f"{kind}:{workflow_id}", f"wake:{workflow_id}"])
+            self.messages.notify([workflow_key(kind, workflow_id), wake_key(workflow_id)])
 
-    def check_still_owner(self, ctx: WorkflowContext, step_id: int) -> None:
-        row = self.workflows.get(ctx.workflow_id)
-        if not _owned_by(row, ctx):
-            self.resolve_unrecorded_step(ctx, step_id)
-
-    def storage_interrupted(self, ctx: WorkflowContext) -> None:
+    def storage_interrupted(self, ctx: WorkflowRun) -> None:
         """A body stopped because the database was unreachable (or its disk full) for longer than
         `db_retry_seconds`: nothing is recorded as its outcome, and the heartbeat loop resumes it
         in this process once storage answers again (an outage is never a terminal outcome)."""
@@ -330,8 +306,7 @@ class Engine:
         with self._interrupted_lock:
             if not self._interrupted:
                 return []
-            with self.active_lock:
-                ready = {wid for wid in self._interrupted if wid not in self.active}
+            ready = {wid for wid in self._interrupted if wid not in self.active}
             self._interrupted -= ready
         if not ready:
             return []
@@ -376,8 +351,6 @@ class Engine:
         `group_by`: ``"workflow"`` (the top workflow's id), ``"name"`` (its name), ``"model"`` or
         ``"day"`` (UTC date of the step, ``YYYY-MM-DD``).
         """
-        from ._usage_report import usage_report
-
         return usage_report(self, workflow_ids=workflow_ids, name=name, since=since, group_by=group_by)
 
     def raise_budget(
@@ -390,8 +363,6 @@ class Engine:
     ) -> Budget:
         """Raise the limits of the budget governing `workflow_id` (set on it or inherited); a run
         paused by that budget continues once it allows a model call again. Returns the new budget."""
-        from ._usage_report import raise_budget
-
         return raise_budget(self, workflow_id, max_cost_usd, max_tokens, max_model_calls)
 
     def ensure_executor(self) -> None:
@@ -460,106 +431,6 @@ class Engine:
                     "This row was written with pickle; reading it needs Engine(serializer=PickleSerializer())."
                 ) from None
             raise SerializationError(f"Unknown serialization {name!r} in the database.") from None
-
-    def finish_workflow(self, ctx: WorkflowContext, outcome: Outcome) -> None:
-        """Record a workflow's outcome (no-op if it was interrupted or is no longer ours)."""
-        release = True
-        try:
-            if outcome.interrupted:
-                return
-            if outcome.error is not None and ctx.deadline_ms is not None and now_ms() >= ctx.deadline_ms:
-                # past its deadline a workflow ends CANCELLED, whatever its body raised (typically
-                # the cancellation of a child that inherited the deadline)
-                self.expire_workflow(ctx.workflow_id)
-                outcome.interrupted = True
-                return
-            output = error = None
-            status = "SUCCESS"
-            serialization = self.serializer.name
-            if outcome.error is not None:
-                status, error = "ERROR", encode_error(outcome.error)
-            else:
-                try:
-                    output = dumps_checked(self.serializer, outcome.value, workflow_return_hint(ctx.name))
-                except SerializationError as exc:
-                    failure = SerializationError(
-                        f"Workflow {ctx.name!r} ({ctx.workflow_id!r}) returned a value of type "
-                        f"{type(outcome.value).__qualname__} that cannot be serialized: {exc.message}",
-                        workflow_id=ctx.workflow_id,
-                    )
-                    outcome.error, outcome.value = failure, None
-                    status, error = "ERROR", encode_error(failure)
-            finished = self.workflows.finish(
-                ctx.workflow_id,
-                ctx.executor_id,
-                owner_epoch=ctx.owner_epoch,
-                status=status,
-                output=output,
-                error=error,
-                serialization=serialization,
-                now=now_ms(),
-            )
-            if not finished:
-                # cancelled or taken over meanwhile: the outcome is the owner's (or the cancellation),
-                # which the caller reads from the database
-                outcome.interrupted = True
-        except WriteWouldWait:
-            release = False  # nothing written: `run_write` runs this again on an IO thread
-            raise
-        finally:
-            if release:
-                self._release(ctx)
-
-    def _release(self, ctx: WorkflowContext) -> None:
-        """The workflow is done here: drop it from the active ones and wake its waiters."""
-        with self.active_lock:
-            entry = self.active.get(ctx.workflow_id)
-            if entry is not None and entry[0] is ctx:
-                del self.active[ctx.workflow_id]
-        self.waiters.notify(f"done:{ctx.workflow_id}")
-
-    def resolve_unrecorded_step(self, ctx: WorkflowContext, step_id: int) -> None:
-        """An ownership-proving write affected no row: find out why, and stop the body unless it is ours.
-
-        While the workflow row still names this execution (executor and ownership epoch), nobody
-        else can have written its steps, so the write that matched nothing was a retry of our own
-        committed write whose acknowledgement was lost: fine. Otherwise the workflow was cancelled
-        or another execution owns it now; a step row that exists proves nothing (the new owner may
-        have written it), so this body stops here, writes nothing more and runs no further step.
-        """
-        row = self.workflows.get(ctx.workflow_id)
-        if _owned_by(row, ctx):
-            if self.steps.get(ctx.workflow_id, step_id) is not None:
-                return
-            raise DurableError(
-                f"Step {step_id} of workflow {ctx.workflow_id!r} could not be recorded although this "
-                "process owns the workflow; its row may have been changed by hand.",
-                workflow_id=ctx.workflow_id,
-                step_id=step_id,
-            )
-        if row is None or row.status == "CANCELLED":
-            ctx.cancel_reason = "cancelled"
-        elif row.status == "PENDING":
-            ctx.taken_over = True
-            owner = row.executor_id if row.executor_id != ctx.executor_id else "a newer run of this executor"
-            ctx.cancel_reason = f"taken over by {owner!r} at step {step_id}"
-        else:
-            ctx.taken_over = True  # finished, requeued or parked by someone else
-            ctx.cancel_reason = f"no longer owned by this process (status {row.status})"
-        if ctx.taken_over:
-            log.warning(
-                "Workflow %s: this process (executor %s) lost ownership at step %d (%s); its body stops here.",
-                ctx.workflow_id,
-                ctx.executor_id,
-                step_id,
-                ctx.cancel_reason,
-            )
-            raise OwnershipLost(ctx.workflow_id, ctx.cancel_reason)
-        raise WorkflowCancelled(ctx.workflow_id, ctx.cancel_reason)
-
-    def expire_workflow(self, workflow_id: str) -> None:
-        """A workflow passed its deadline: cancel it and its children."""
-        self.cancel_workflow(workflow_id)
 
     # -- starting workflows --------------------------------------------------------------
 
@@ -699,8 +570,6 @@ class Engine:
 
         Raises `DurableError` when no engine of this database has registered that workflow or queue.
         """
-        from ._queues import enqueue_by_name
-
         return enqueue_by_name(self, queue_name, workflow_name, args, kwargs)
 
     async def enqueue_async(
@@ -757,3 +626,11 @@ class Engine:
 
     def copy_events_for_fork(self, source_id: str, target_id: str, start_step: int) -> None:
         self.messages.copy_events_for_fork(source_id, target_id, start_step)
+
+
+def current_engine() -> Engine:
+    """The engine running the current workflow, else the most recently launched one."""
+    ctx = current_context()
+    if ctx is not None:
+        return cast(Engine, host_of(ctx))
+    return Engine.current()

@@ -9,24 +9,24 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._context import current_context
-from ._records import wait_label
+from ._host import EngineHost
+from ._keys import done_key
+from ._records import WorkflowStatus, wait_label
 from ._registry import WorkflowDef, get_workflow
-from ._runtime import Outcome, WorkflowContext, now_ms
+from ._run import Outcome, WorkflowRun
+from ._runtime import run_engine_step_sync
 from ._serialization import decode_error
+from ._status import TERMINAL_STATES, WorkflowState, now_ms
 from .errors import (
     AwaitedWorkflowCancelled,
     DatabaseUnavailable,
     RecoveryAttemptsExceeded,
     WorkflowNotFoundError,
 )
-from .storage import TERMINAL_STATUSES, WorkflowRow
-
-if TYPE_CHECKING:
-    from ._engine import Engine
-    from ._records import WorkflowStatus
+from .storage import WorkflowRow
 
 __all__ = ["WorkflowHandle"]
 
@@ -41,7 +41,7 @@ class WorkflowHandle(Generic[R]):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineHost,
         workflow_id: str,
         defn: WorkflowDef | None = None,
         future: Future[Outcome] | None = None,
@@ -74,8 +74,6 @@ class WorkflowHandle(Generic[R]):
         """
         ctx = current_context()
         if ctx is not None:
-            from ._runtime import run_engine_step_sync
-
             return run_engine_step_sync(
                 GET_RESULT,
                 lambda: self.wait_outcome(timeout_seconds),
@@ -87,13 +85,13 @@ class WorkflowHandle(Generic[R]):
     # A workflow waiting for another's result is listed as waiting (kind "workflow", detail: the id
     # it waits for) while it really waits; an outcome that is already there marks nothing.
 
-    def _mark_wait(self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None) -> bool:
+    def _mark_wait(self, ctx: WorkflowRun, step_id: int, timeout_seconds: float | None) -> bool:
         local = self._local_future()
         if local is not None and local.done():
             return False
         if local is None:
             row = self.engine.workflows.get(self.workflow_id)
-            if row is None or row.status in TERMINAL_STATUSES:
+            if row is None or row.status in TERMINAL_STATES:
                 return False
         deadline = None if timeout_seconds is None else now_ms() + int(timeout_seconds * 1000)
         if not self.engine.messages.begin_wait(
@@ -104,10 +102,10 @@ class WorkflowHandle(Generic[R]):
             deadline=deadline,
             step_id=step_id,
         ):
-            self.engine.resolve_unrecorded_step(ctx, step_id)  # no longer ours: stops the body
+            ctx.resolve_unrecorded(step_id)  # no longer ours: stops the body
         return True
 
-    def _wait_marked(self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None) -> Any:
+    def _wait_marked(self, ctx: WorkflowRun, step_id: int, timeout_seconds: float | None) -> Any:
         marked = self._mark_wait(ctx, step_id, timeout_seconds)
         try:
             return self.wait_outcome(timeout_seconds)
@@ -115,9 +113,7 @@ class WorkflowHandle(Generic[R]):
             if marked:
                 self.engine.messages.clear_wait(ctx.workflow_id, step_id)
 
-    async def _wait_marked_async(
-        self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None
-    ) -> Any:
+    async def _wait_marked_async(self, ctx: WorkflowRun, step_id: int, timeout_seconds: float | None) -> Any:
         marked = await self.engine.run_io(lambda: self._mark_wait(ctx, step_id, timeout_seconds))
         try:
             return await self.wait_outcome_async(timeout_seconds)
@@ -132,7 +128,7 @@ class WorkflowHandle(Generic[R]):
         return await self.wait_outcome_async(timeout_seconds)
 
     async def get_result_as_step_async(
-        self, ctx: WorkflowContext, step_id: int, timeout_seconds: float | None = None
+        self, ctx: WorkflowRun, step_id: int, timeout_seconds: float | None = None
     ) -> Any:
         row = ctx.begin_step(step_id, GET_RESULT)
         if row is not None:
@@ -167,7 +163,7 @@ class WorkflowHandle(Generic[R]):
                     raise outcome.error
                 return outcome.value
         delay = _POLL_MIN
-        with self.engine.waiters.register(f"done:{self.workflow_id}") as waiter:
+        with self.engine.waiters.register(done_key(self.workflow_id)) as waiter:
             while True:
                 row = _read_through_outage(self.engine, self.workflow_id)
                 if row is _OUTAGE:
@@ -175,7 +171,7 @@ class WorkflowHandle(Generic[R]):
                     continue
                 if row is None:
                     raise WorkflowNotFoundError(self.workflow_id)
-                if row.status in TERMINAL_STATUSES:
+                if row.status in TERMINAL_STATES:
                     return self._decode(row)
                 remaining = _remaining(deadline)
                 if remaining is not None and remaining <= 0:
@@ -205,7 +201,7 @@ class WorkflowHandle(Generic[R]):
                     raise outcome.error
                 return outcome.value
         delay = _POLL_MIN
-        with self.engine.waiters.register(f"done:{self.workflow_id}") as waiter:
+        with self.engine.waiters.register(done_key(self.workflow_id)) as waiter:
             while True:
                 row = await self.engine.run_io(lambda: _read_through_outage(self.engine, self.workflow_id))
                 if row is _OUTAGE:
@@ -213,7 +209,7 @@ class WorkflowHandle(Generic[R]):
                     continue
                 if row is None:
                     raise WorkflowNotFoundError(self.workflow_id)
-                if row.status in TERMINAL_STATUSES:
+                if row.status in TERMINAL_STATES:
                     return self._decode(row)
                 remaining = _remaining(deadline)
                 if remaining is not None and remaining <= 0:
@@ -225,18 +221,17 @@ class WorkflowHandle(Generic[R]):
     def _local_future(self) -> Future[Outcome] | None:
         if self._future is not None:
             return self._future
-        with self.engine.active_lock:
-            entry = self.engine.active.get(self.workflow_id)
+        entry = self.engine.active.get(self.workflow_id)
         return entry[1] if entry is not None else None
 
     def _decode(self, row: WorkflowRow) -> Any:
-        if row.status == "SUCCESS":
+        if row.status == WorkflowState.SUCCESS:
             if row.output is None:
                 return None
             return self.engine.serializer_for(row.serialization).loads(row.output, self._hint)
-        if row.status == "ERROR":
+        if row.status == WorkflowState.ERROR:
             raise decode_error(row.error or '{"type": "Exception", "message": "unknown error"}')
-        if row.status == "CANCELLED":
+        if row.status == WorkflowState.CANCELLED:
             raise AwaitedWorkflowCancelled(self.workflow_id)
         raise RecoveryAttemptsExceeded(self.workflow_id, row.recovery_attempts)
 
@@ -252,7 +247,7 @@ class WorkflowHandle(Generic[R]):
 _OUTAGE: Any = object()
 
 
-def _read_through_outage(engine: Engine, workflow_id: str) -> Any:
+def _read_through_outage(engine: EngineHost, workflow_id: str) -> Any:
     """The workflow's row, or `_OUTAGE` while the database is unreachable: waiting for an outcome
     outlives an outage (the run itself resumes once storage is back), so the wait goes on."""
     try:

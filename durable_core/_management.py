@@ -6,26 +6,26 @@ import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._handle import WorkflowHandle
+from ._host import EngineHost
+from ._keys import done_key, wake_key
+from ._ownership import is_dead
+from ._queues import INTERNAL_QUEUE
 from ._records import StepInfo, WorkflowStatus, parse_wait
 from ._registry import get_workflow
-from ._runtime import now_ms
+from ._run import RunHost
 from ._serialization import decode_error, reject_nul
 from ._starting import decode_inputs, run_recovered
+from ._status import ACTIVE_STATES, WorkflowState, now_ms
 from ._stranded import Fleet, stranded_reason
 from ._usage import UsageTotals
 from ._usage_report import tree_usage
 from .errors import DurableError, WorkflowNotFoundError
 from .storage import StepRow, WorkflowRow
 
-if TYPE_CHECKING:
-    from ._engine import Engine
-
 __all__ = ["cancel", "fork", "get_status", "list_steps", "list_workflows", "resume", "retrieve", "to_status"]
-
-from ._queues import INTERNAL_QUEUE
 
 
 def _ms(value: datetime | int | None) -> int | None:
@@ -34,7 +34,7 @@ def _ms(value: datetime | int | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
-def _require(engine: Engine, workflow_id: str) -> WorkflowRow:
+def _require(engine: EngineHost, workflow_id: str) -> WorkflowRow:
     reject_nul(workflow_id=workflow_id)
     row = engine.workflows.get(workflow_id)
     if row is None:
@@ -43,7 +43,7 @@ def _require(engine: Engine, workflow_id: str) -> WorkflowRow:
 
 
 def to_status(
-    engine: Engine, row: WorkflowRow, fleet: Fleet | None = None, usage: UsageTotals | None = None
+    engine: EngineHost, row: WorkflowRow, fleet: Fleet | None = None, usage: UsageTotals | None = None
 ) -> WorkflowStatus:
     """The public record of a row; `fleet` (the live executors) explains a stranded one."""
     defn = get_workflow(row.name)
@@ -60,7 +60,7 @@ def to_status(
         except Exception:
             output = row.output
     waiting = None
-    if row.status == "PENDING" and row.wait_topic is not None:
+    if row.status == WorkflowState.PENDING and row.wait_topic is not None:
         waiting = parse_wait(row.wait_topic, row.wait_deadline)
     return WorkflowStatus(
         workflow_id=row.workflow_id,
@@ -87,14 +87,14 @@ def to_status(
     )
 
 
-def _fleet_for(engine: Engine, rows: Sequence[WorkflowRow]) -> Fleet | None:
+def _fleet_for(engine: EngineHost, rows: Sequence[WorkflowRow]) -> Fleet | None:
     """The live executors, read only when a row may be stranded (PENDING or ENQUEUED)."""
-    if any(row.status in ("PENDING", "ENQUEUED") for row in rows):
+    if any(row.status in ACTIVE_STATES for row in rows):
         return Fleet.read(engine)
     return None
 
 
-def to_step_info(engine: Engine, row: StepRow) -> StepInfo:
+def to_step_info(engine: RunHost, row: StepRow) -> StepInfo:
     output: Any = None
     if row.output is not None:
         try:
@@ -112,18 +112,18 @@ def to_step_info(engine: Engine, row: StepRow) -> StepInfo:
     )
 
 
-def retrieve(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
+def retrieve(engine: EngineHost, workflow_id: str) -> WorkflowHandle[Any]:
     row = _require(engine, workflow_id)
     return WorkflowHandle(engine, workflow_id, get_workflow(row.name))
 
 
-def get_status(engine: Engine, workflow_id: str) -> WorkflowStatus:
+def get_status(engine: EngineHost, workflow_id: str) -> WorkflowStatus:
     row = _require(engine, workflow_id)
     return to_status(engine, row, _fleet_for(engine, [row]), tree_usage(engine, [workflow_id])[workflow_id])
 
 
 def list_workflows(
-    engine: Engine,
+    engine: EngineHost,
     *,
     status: str | Sequence[str] | None,
     name: str | Sequence[str] | None,
@@ -154,21 +154,18 @@ def list_workflows(
     return [to_status(engine, row, fleet, usage.get(row.workflow_id)) for row in rows]
 
 
-def list_steps(engine: Engine, workflow_id: str) -> list[StepInfo]:
+def list_steps(engine: EngineHost, workflow_id: str) -> list[StepInfo]:
     _require(engine, workflow_id)
     return [to_step_info(engine, row) for row in engine.steps.load(workflow_id).values()]
 
 
-def cancel(engine: Engine, workflow_id: str) -> None:
+def cancel(engine: EngineHost, workflow_id: str) -> None:
     _require(engine, workflow_id)
     cancelled = engine.workflows.cancel_tree(workflow_id, now_ms())
     for wid in cancelled:
-        with engine.active_lock:
-            entry = engine.active.get(wid)
-        if entry is not None:
-            entry[0].cancel_reason = "cancelled"
-        engine.waiters.notify(f"wake:{wid}")
-        engine.waiters.notify(f"done:{wid}")
+        engine.active.mark_cancelled(wid)
+        engine.waiters.notify(wake_key(wid))
+        engine.waiters.notify(done_key(wid))
     for wid in cancelled:
         engine.notify_remote("done", wid)
 
@@ -180,30 +177,31 @@ Otherwise a second resume can read the row a first one has just taken (PENDING, 
 before that run is registered as active, judge it stranded, and start a second body."""
 
 
-def resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
+def resume(engine: EngineHost, workflow_id: str) -> WorkflowHandle[Any]:
     with _resume_lock:
         return _resume(engine, workflow_id)
 
 
-def _resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
+def _resume(engine: EngineHost, workflow_id: str) -> WorkflowHandle[Any]:
     row = _require(engine, workflow_id)
     defn = get_workflow(row.name)
-    if row.status == "SUCCESS":
+    if row.status == WorkflowState.SUCCESS:
         return WorkflowHandle(engine, workflow_id, defn)
-    if row.status == "ERROR":
+    if row.status == WorkflowState.ERROR:
         # run it again from the step that failed: every earlier step replays from its record
         return _run_or_enqueue(
             engine, row.workflow_id, row.name, {"recovery_attempts": 0, "deadline_at": None}, reopen=True
         )
-    with engine.active_lock:
-        running_here = workflow_id in engine.active
-    if running_here and row.status == "PENDING":
+    running_here = workflow_id in engine.active
+    if running_here and row.status == WorkflowState.PENDING:
         return WorkflowHandle(engine, workflow_id, defn)
     # a cancelled body may still be inside a step here: the resumed run (a newer ownership epoch)
     # replaces it, and it stops at its next step boundary without writing anything
-    if row.status == "PENDING" and row.executor_id is not None and row.app_version == engine.app_version:
-        from ._recovery import is_dead
-
+    if (
+        row.status == WorkflowState.PENDING
+        and row.executor_id is not None
+        and row.app_version == engine.app_version
+    ):
         owner = engine.executors.get(row.executor_id)
         if row.executor_id != engine.executor_id and not is_dead(engine, owner, now_ms()):
             return WorkflowHandle(engine, workflow_id, defn)  # running live elsewhere: leave it alone
@@ -212,12 +210,17 @@ def _resume(engine: Engine, workflow_id: str) -> WorkflowHandle[Any]:
         row.workflow_id,
         row.name,
         {"recovery_attempts": 0, "deadline_at": None},
-        only_status=("CANCELLED", "RETRIES_EXCEEDED", "PENDING", "ENQUEUED"),
+        only_status=(
+            WorkflowState.CANCELLED,
+            WorkflowState.RETRIES_EXCEEDED,
+            WorkflowState.PENDING,
+            WorkflowState.ENQUEUED,
+        ),
     )
 
 
 def _run_or_enqueue(
-    engine: Engine,
+    engine: EngineHost,
     workflow_id: str,
     name: str,
     values: dict[str, Any],
@@ -242,7 +245,7 @@ def _run_or_enqueue(
         updated = take(
             {
                 **values,
-                "status": "PENDING",
+                "status": WorkflowState.PENDING,
                 "executor_id": engine.executor_id,
                 "updated_at": now,
                 "started_at": now,
@@ -257,7 +260,7 @@ def _run_or_enqueue(
     take(
         {
             **values,
-            "status": "ENQUEUED",
+            "status": WorkflowState.ENQUEUED,
             "executor_id": None,
             "queue_name": INTERNAL_QUEUE,
             "updated_at": now,
@@ -268,7 +271,7 @@ def _run_or_enqueue(
 
 
 def fork(
-    engine: Engine,
+    engine: EngineHost,
     workflow_id: str,
     start_step: int,
     *,
@@ -298,7 +301,7 @@ def fork(
     values: dict[str, Any] = {
         "workflow_id": new_id,
         "name": name or source.name,  # a new name: the function was renamed since the source ran
-        "status": "ENQUEUED",
+        "status": WorkflowState.ENQUEUED,
         "inputs": source.inputs,
         "serialization": source.serialization,
         "created_at": now,
@@ -310,8 +313,8 @@ def fork(
         "timeout_ms": source.timeout_ms,
     }
     engine.workflows.copy_for_fork(workflow_id, values, start_step)
-    engine.copy_events_for_fork(workflow_id, new_id, start_step)
+    engine.messages.copy_events_for_fork(workflow_id, new_id, start_step)
     if (app_version or engine.app_version) != engine.app_version:
         engine.workflows.update(new_id, {"queue_name": INTERNAL_QUEUE})
         return WorkflowHandle(engine, new_id, get_workflow(name or source.name))
-    return _run_or_enqueue(engine, new_id, name or source.name, {}, only_status=("ENQUEUED",))
+    return _run_or_enqueue(engine, new_id, name or source.name, {}, only_status=(WorkflowState.ENQUEUED,))

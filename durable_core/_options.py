@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from ._context import _options
 from ._serialization import reject_nul
 from ._usage import Budget
 
-__all__ = ["WorkflowOptions", "workflow_options"]
+__all__ = ["WorkflowOptions", "pending_options", "workflow_options"]
 
 
 @dataclass(kw_only=True)
@@ -29,6 +29,14 @@ class WorkflowOptions:
             return None
         self._id_used = True
         return self.workflow_id
+
+
+_options: ContextVar[WorkflowOptions | None] = ContextVar("durable_options", default=None)
+
+
+def pending_options() -> WorkflowOptions | None:
+    """The options of the enclosing `workflow_options` block, if any (None inside a workflow body)."""
+    return _options.get()
 
 
 @contextmanager

@@ -12,22 +12,23 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._context import current_context, pending_options
 from ._handle import WorkflowHandle
+from ._host import EngineHost, resolve_host
+from ._keys import queue_key
 from ._registry import WorkflowDef, get_workflow, registered_names
-from ._runtime import Outcome, now_ms
+from ._run import Outcome
 from ._serialization import reject_nul
-from ._starting import definition_of, insert, make_plan, resolve_engine, run_recovered
-from .errors import DurableError, QueueDeduplicatedError
+from ._starting import definition_of, insert, make_plan, run_recovered
+from ._status import WorkflowState, now_ms
+from .errors import DurableError, EngineNotLaunched, QueueDeduplicatedError
 from .storage import ClaimRequest, WorkflowRow
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = ["INTERNAL_QUEUE", "Queue", "RateLimit", "served_queue_names"]
 
@@ -35,6 +36,10 @@ log = logging.getLogger("durable_core.queues")
 INTERNAL_QUEUE = "_durable_internal"
 _queues: dict[str, Queue] = {}
 _lock = threading.Lock()
+# per engine: (when read, workflow names, queue names) the live executors advertised
+_advertised: weakref.WeakKeyDictionary[EngineHost, tuple[float, set[str], set[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -96,14 +101,12 @@ class Queue:
 
     def enqueue(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Queue a workflow (or a step, run as a one-step workflow); return its handle at once."""
-        engine = resolve_engine()
+        engine = resolve_host()
         return enqueue_definition(engine, self, definition_of(fn), args, kwargs)
 
     async def enqueue_async(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
-        engine = resolve_engine()
+        engine = resolve_host()
         if not engine.launched:
-            from .errors import EngineNotLaunched
-
             raise EngineNotLaunched()
         defn = definition_of(fn)
         prepared = _prepare(engine, self.name, defn, args, kwargs)  # planned here, in the caller's context
@@ -113,13 +116,13 @@ class Queue:
 _INTERNAL = Queue(INTERNAL_QUEUE, worker_concurrency=None)
 
 
-def served_queue_names(engine: Engine) -> list[str]:
+def served_queue_names(engine: EngineHost) -> list[str]:
     names = engine.queue_names if engine.queue_names is not None else list(_queues)
     return sorted({*names, INTERNAL_QUEUE})
 
 
 def _prepare(
-    engine: Engine, queue_name: str, defn: WorkflowDef, args: Any, kwargs: Any
+    engine: EngineHost, queue_name: str, defn: WorkflowDef, args: Any, kwargs: Any
 ) -> Callable[[], WorkflowHandle[Any]]:
     """Plan the enqueue in the caller's context (ids, options, parent step); return the write to commit.
 
@@ -137,11 +140,11 @@ def _prepare(
         raise ValueError(
             f"Queue {queue_name!r} was declared without priority_enabled=True; priority is ignored there."
         )
-    plan = make_plan(engine, defn, args, kwargs, status="ENQUEUED", queue_name=queue_name)
+    plan = make_plan(engine, defn, args, kwargs, status=WorkflowState.ENQUEUED, queue_name=queue_name)
 
     def commit() -> WorkflowHandle[Any]:
         try:
-            insert(engine, plan, notify=f"queue:{queue_name}")
+            insert(engine, plan, notify=queue_key(queue_name))
         except Exception as exc:
             if _is_unique_violation(exc) and plan.values.get("deduplication_id"):
                 raise QueueDeduplicatedError(queue_name, plan.values["deduplication_id"]) from None
@@ -153,17 +156,15 @@ def _prepare(
 
 
 def enqueue_definition(
-    engine: Engine, queue: Queue, defn: WorkflowDef, args: Any, kwargs: Any
+    engine: EngineHost, queue: Queue, defn: WorkflowDef, args: Any, kwargs: Any
 ) -> WorkflowHandle[Any]:
     if not engine.launched:
-        from .errors import EngineNotLaunched
-
         raise EngineNotLaunched()
     return _prepare(engine, queue.name, defn, args, kwargs)()
 
 
 def enqueue_by_name(
-    engine: Engine, queue_name: str, workflow_name: str, args: Any, kwargs: Any
+    engine: EngineHost, queue_name: str, workflow_name: str, args: Any, kwargs: Any
 ) -> WorkflowHandle[Any]:
     """`engine.enqueue`: queue a workflow by name, from a process that may not have its code."""
     reject_nul(queue_name=queue_name, workflow_name=workflow_name)
@@ -173,7 +174,7 @@ def enqueue_by_name(
         )
     names, queues = set(registered_names()), set(_queues)
     if workflow_name not in names or queue_name not in queues:
-        cached = engine.advertised_cache
+        cached = _advertised.get(engine)
         if (
             cached is None
             or workflow_name not in cached[1]
@@ -181,7 +182,7 @@ def enqueue_by_name(
             or (time.monotonic() - cached[0] > 10)
         ):
             advertised_names, advertised_queues = engine.executors.advertised()
-            cached = engine.advertised_cache = (time.monotonic(), advertised_names, advertised_queues)
+            cached = _advertised[engine] = (time.monotonic(), advertised_names, advertised_queues)
         names.update(cached[1])
         queues.update(cached[2])
     if workflow_name not in names:
@@ -211,7 +212,7 @@ def _is_unique_violation(exc: Exception) -> bool:
 class Dispatcher:
     """Claims queued workflows for one engine and runs them within the queues' limits."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineHost) -> None:
         self.engine = engine
         self.wake = threading.Event()
         self.stopped = threading.Event()
@@ -320,7 +321,7 @@ class Dispatcher:
         self.wake.set()
 
 
-def start_dispatcher(engine: Engine) -> Dispatcher:
+def start_dispatcher(engine: EngineHost) -> Dispatcher:
     dispatcher = Dispatcher(engine)
     dispatcher.start()
     engine.add_service(dispatcher.stop)

@@ -9,30 +9,27 @@ claim is one guarded UPDATE, so among racing survivors each workflow goes to exa
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._handle import WorkflowHandle
+from ._host import EngineHost
+from ._ownership import is_dead, lease_recheck, park
+from ._queues import served_queue_names
 from ._registry import get_workflow, registered_names
-from ._runtime import now_ms
 from ._starting import run_recovered
+from ._status import WorkflowState, now_ms
 from ._stranded import report_dead_executor, report_own
-from .storage import ClaimedWorkflow, ExecutorRow
-
-if TYPE_CHECKING:
-    from ._engine import Engine
+from .storage import ClaimedWorkflow
 
 __all__ = ["heartbeat_once", "recover", "recover_own", "start_monitor"]
 
 log = logging.getLogger("durable_core.recovery")
 
 
-def heartbeat_once(engine: Engine, *, advertise: bool = True) -> None:
+def heartbeat_once(engine: EngineHost, *, advertise: bool = True) -> None:
     """Renew this executor's lease; `advertise=False` (client engines) claims no names or queues."""
-    from ._queues import served_queue_names
-
     if not advertise or engine.is_client:
         names: list[str] = []
         queue_names: list[str] = []
@@ -50,7 +47,7 @@ def heartbeat_once(engine: Engine, *, advertise: bool = True) -> None:
     )
 
 
-def _resume_claimed(engine: Engine, claimed: ClaimedWorkflow) -> WorkflowHandle[Any]:
+def _resume_claimed(engine: EngineHost, claimed: ClaimedWorkflow) -> WorkflowHandle[Any]:
     defn = get_workflow(claimed.name)
     if defn is None:
         log.warning(
@@ -65,7 +62,7 @@ def _resume_claimed(engine: Engine, claimed: ClaimedWorkflow) -> WorkflowHandle[
         park(engine, claimed, limit)
         return WorkflowHandle(engine, claimed.workflow_id, defn)
     row = engine.workflows.get(claimed.workflow_id)
-    if not defn.auto_recover or row is None or row.status != "PENDING":
+    if not defn.auto_recover or row is None or row.status != WorkflowState.PENDING:
         return WorkflowHandle(engine, claimed.workflow_id, defn)
     future = run_recovered(engine, defn, row)
     return WorkflowHandle(engine, claimed.workflow_id, defn, future)
@@ -81,31 +78,12 @@ def recoverable_names() -> list[str]:
     return names
 
 
-def park(engine: Engine, claimed: ClaimedWorkflow, limit: int) -> None:
-    """Stop crash-looping: mark the workflow RETRIES_EXCEEDED."""
-    engine.workflows.update(
-        claimed.workflow_id,
-        {"status": "RETRIES_EXCEEDED", "updated_at": now_ms(), "deduplication_id": None},
-        only_status=("PENDING",),
-    )
-    engine.waiters.notify(f"done:{claimed.workflow_id}")
-    log.error(
-        "Workflow %s (%s) was recovered %d times (max_recovery_attempts=%d) and is parked as "
-        "RETRIES_EXCEEDED; engine.resume_workflow() revives it.",
-        claimed.workflow_id,
-        claimed.name,
-        claimed.recovery_attempts,
-        limit,
-    )
-
-
 def _claim_and_resume(
-    engine: Engine, from_executor: str, unless_alive_at: int | None = None
+    engine: EngineHost, from_executor: str, unless_alive_at: int | None = None
 ) -> list[WorkflowHandle[Any]]:
     running: list[str] = []
     if from_executor == engine.executor_id:  # our own workflows that run right now are not orphans
-        with engine.active_lock:
-            running = list(engine.active)
+        running = engine.active.ids()
     claimed = engine.executors.claim(
         from_executor=from_executor,
         to_executor=engine.executor_id,
@@ -126,7 +104,7 @@ def _claim_and_resume(
     ]
 
 
-def _resume_isolated(engine: Engine, claimed: ClaimedWorkflow) -> WorkflowHandle[Any]:
+def _resume_isolated(engine: EngineHost, claimed: ClaimedWorkflow) -> WorkflowHandle[Any]:
     """Resume one claimed workflow: whatever fails is logged with its id and never stops the others.
 
     (Inputs that cannot be decoded are not a failure here: `run_recovered` records that workflow
@@ -153,53 +131,21 @@ def _report(report: Callable[..., None], *args: Any) -> None:
         log.exception("could not check for workflows that cannot be resumed")
 
 
-def recover_own(engine: Engine) -> list[WorkflowHandle[Any]]:
+def recover_own(engine: EngineHost) -> list[WorkflowHandle[Any]]:
     handles = _claim_and_resume(engine, engine.executor_id)
     _report(report_own, engine)  # what it owns but cannot run (function renamed, removed, ...)
     handles.extend(takeover_dead(engine))
     return handles
 
 
-def recover(engine: Engine, executor_ids: Sequence[str] | None) -> list[WorkflowHandle[Any]]:
+def recover(engine: EngineHost, executor_ids: Sequence[str] | None) -> list[WorkflowHandle[Any]]:
     handles: list[WorkflowHandle[Any]] = []
     for executor_id in executor_ids or [engine.executor_id]:
         handles.extend(_claim_and_resume(engine, executor_id))
     return handles
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def is_dead(engine: Engine, row: ExecutorRow | None, now: int) -> bool:
-    if row is None:
-        return True
-    if row.heartbeat_at + row.lease_ms < now:
-        return True
-    return process_gone(engine, row)
-
-
-def process_gone(engine: Engine, row: ExecutorRow) -> bool:
-    """The executor ran on this host in a process that no longer exists (a certain death)."""
-    same_host = row.hostname == engine.hostname and row.pid is not None and row.pid != engine.pid
-    return same_host and row.pid is not None and _process_gone(row.pid)
-
-
-def lease_recheck(engine: Engine, row: ExecutorRow | None, now: int) -> int | None:
-    """For a claim of `row`'s work: the time its lease must still be expired at when the claim
-    runs (None when its death is certain: no lease row at all, or its local process is gone)."""
-    if row is None or process_gone(engine, row):
-        return None
-    return now
-
-
-def takeover_dead(engine: Engine) -> list[WorkflowHandle[Any]]:
+def takeover_dead(engine: EngineHost) -> list[WorkflowHandle[Any]]:
     """Claim the workflows of executors whose lease expired (or whose local process is gone)."""
     handles: list[WorkflowHandle[Any]] = []
     now = now_ms()
@@ -216,7 +162,7 @@ def takeover_dead(engine: Engine) -> list[WorkflowHandle[Any]]:
     return handles
 
 
-def start_monitor(engine: Engine, *, takeover: bool = True) -> None:
+def start_monitor(engine: EngineHost, *, takeover: bool = True) -> None:
     """Heartbeat in the background; with `takeover`, also resume dead executors' work and expire
     overdue workflows (a client engine only heartbeats)."""
     stop = threading.Event()

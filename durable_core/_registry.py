@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._retry import RetryPolicy
+
 __all__ = [
     "StepDef",
     "WorkflowDef",
@@ -76,6 +78,14 @@ class StepDef:
     model_call: bool = False  # a model request: budget-checked first, its usage recorded with it
     _return_hint: Any = field(default=None, repr=False)
     _hint_loaded: bool = field(default=False, repr=False)
+    _retry: RetryPolicy | None = field(default=None, repr=False)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The step's retry policy (built once)."""
+        if self._retry is None:
+            self._retry = RetryPolicy.of_step(self)
+        return self._retry
 
     @property
     def return_hint(self) -> Any:
@@ -89,13 +99,24 @@ _lock = threading.Lock()
 _workflows: dict[str, WorkflowDef] = {}
 _steps: dict[str, StepDef] = {}
 STEP_WORKFLOW_PREFIX = "step:"
-# set by _workflow: builds the one-step workflow that runs an enqueued step
-step_workflow_factory: Callable[[StepDef], WorkflowDef] | None = None
+_step_workflows: dict[StepDef, WorkflowDef] = {}  # a step -> the one-step workflow that runs it
 
 
-def register_step(defn: StepDef) -> None:
-    """Remember a step by name so a worker can run it when it is enqueued on its own."""
-    _steps[defn.name] = defn
+def register_step(defn: StepDef, as_workflow: WorkflowDef) -> None:
+    """Remember a step by name, with the one-step workflow (named ``step:<name>``) that runs it when
+    it is enqueued on its own, so a worker can run it."""
+    with _lock:
+        _steps[defn.name] = defn
+        _step_workflows[defn] = as_workflow
+    register_workflow(as_workflow)
+
+
+def workflow_of_step(defn: StepDef) -> WorkflowDef:
+    """The one-step workflow of a registered step, registered again if another step took its name since."""
+    as_workflow = _step_workflows[defn]
+    if _workflows.get(as_workflow.name) is not as_workflow:
+        register_workflow(as_workflow)
+    return as_workflow
 
 
 def register_workflow(defn: WorkflowDef) -> None:
@@ -116,14 +137,9 @@ def register_workflow(defn: WorkflowDef) -> None:
 
 
 def get_workflow(name: str) -> WorkflowDef | None:
-    defn = _workflows.get(name)
-    if defn is None and name.startswith(STEP_WORKFLOW_PREFIX) and step_workflow_factory is not None:
-        step_def = _steps.get(name[len(STEP_WORKFLOW_PREFIX) :])
-        if step_def is not None:
-            return step_workflow_factory(step_def)
-    return defn
+    return _workflows.get(name)
 
 
 def registered_names() -> list[str]:
     """Names of the workflows this process can run (enqueued steps included)."""
-    return sorted([*_workflows, *(STEP_WORKFLOW_PREFIX + name for name in _steps)])
+    return sorted(_workflows)

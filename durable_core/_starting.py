@@ -13,41 +13,31 @@ import threading
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._context import current_context, pending_options
 from ._handle import GET_RESULT, WorkflowHandle
-from ._registry import WorkflowDef
-from ._runtime import (
-    Outcome,
-    WorkflowContext,
-    abandon_execution,
-    execute_workflow_async,
-    execute_workflow_sync,
-    now_ms,
-    run_engine_step_sync,
-)
-from ._serialization import JsonSerializer, dumps_inputs, input_hints
+from ._host import EngineHost, resolve_host
+from ._inputs import dumps_inputs, input_hints
+from ._options import WorkflowOptions
+from ._ownership import is_dead, lease_recheck, park
+from ._registry import WorkflowDef, workflow_of_step
+from ._run import Outcome, WorkflowRun
+from ._runtime import abandon_execution, execute_workflow_async, execute_workflow_sync, run_engine_step_sync
+from ._serialization import JsonSerializer
+from ._status import WorkflowState, now_ms
 from ._tracing import capture_context
 from .errors import EngineNotLaunched, SerializationError, WorkflowConflictError
 from .storage import ParentStep, StepRow, WorkflowRow
-
-if TYPE_CHECKING:
-    from ._engine import Engine
-    from ._options import WorkflowOptions
 
 log = logging.getLogger("durable_core.recovery")
 
 __all__ = ["Plan", "decode_inputs", "encode_inputs", "resolve_engine"]
 
 
-def resolve_engine() -> Engine:
-    ctx = current_context()
-    if ctx is not None:
-        return ctx.engine
-    from ._engine import Engine
-
-    return Engine.current()
+def resolve_engine() -> EngineHost:
+    """The engine running the current workflow, else the most recently launched one."""
+    return resolve_host()
 
 
 def definition_of(fn: Any) -> WorkflowDef:
@@ -55,9 +45,7 @@ def definition_of(fn: Any) -> WorkflowDef:
     if defn is None:
         step_def = getattr(fn, "__durable_step__", None)
         if step_def is not None:
-            from ._workflow import workflow_for_step
-
-            return workflow_for_step(step_def)
+            return workflow_of_step(step_def)
         raise TypeError(
             f"{getattr(fn, '__qualname__', fn)!r} is not a durable workflow: decorate it with @workflow "
             "(or @step to run it as a one-step workflow)."
@@ -66,7 +54,9 @@ def definition_of(fn: Any) -> WorkflowDef:
     return defn
 
 
-def encode_inputs(engine: Engine, defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def encode_inputs(
+    engine: EngineHost, defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
     try:
         return dumps_inputs(engine.serializer, defn, args, kwargs)  # a replay decodes each back equal
     except SerializationError as exc:
@@ -78,7 +68,7 @@ def encode_inputs(engine: Engine, defn: WorkflowDef, args: tuple[Any, ...], kwar
 
 
 def decode_inputs(
-    engine: Engine, defn: WorkflowDef | None, row: WorkflowRow
+    engine: EngineHost, defn: WorkflowDef | None, row: WorkflowRow
 ) -> tuple[list[Any], dict[str, Any]]:
     """Recorded inputs, typed by the workflow's parameter annotations when the JSON serializer wrote them."""
     if row.inputs is None:
@@ -106,18 +96,18 @@ class Plan:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     values: dict[str, Any]
-    parent: WorkflowContext | None
+    parent: WorkflowRun | None
     parent_step_id: int | None
     recorded_child: bool  # the parent's record already names this child: no insert of the parent step
 
 
 def make_plan(
-    engine: Engine,
+    engine: EngineHost,
     defn: WorkflowDef,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
-    status: str = "PENDING",
+    status: WorkflowState = WorkflowState.PENDING,
     queue_name: str | None = None,
 ) -> Plan:
     options = pending_options()
@@ -137,7 +127,7 @@ def make_plan(
     deadline: int | None = None
     if options is not None and options.timeout_seconds is not None:
         timeout_ms = int(options.timeout_seconds * 1000)
-        if status == "PENDING":
+        if status == WorkflowState.PENDING:
             deadline = now + timeout_ms
     if parent is not None and parent.deadline_ms is not None:
         deadline = parent.deadline_ms if deadline is None else min(deadline, parent.deadline_ms)
@@ -149,9 +139,9 @@ def make_plan(
         "serialization": engine.serializer.name,
         "created_at": now,
         "updated_at": now,
-        "started_at": now if status == "PENDING" else None,
+        "started_at": now if status == WorkflowState.PENDING else None,
         "queue_name": queue_name,
-        "executor_id": engine.executor_id if status == "PENDING" else None,
+        "executor_id": engine.executor_id if status == WorkflowState.PENDING else None,
         "app_version": engine.app_version,
         "recovery_attempts": 0,
         "parent_workflow_id": parent.workflow_id if parent is not None else None,
@@ -166,7 +156,7 @@ def make_plan(
 
 
 def _budget_values(
-    workflow_id: str, options: WorkflowOptions | None, parent: WorkflowContext | None
+    workflow_id: str, options: WorkflowOptions | None, parent: WorkflowRun | None
 ) -> dict[str, Any]:
     """A budget set for this workflow governs it and its descendants; else it inherits its parent's."""
     if options is not None and options.budget is not None:
@@ -175,7 +165,7 @@ def _budget_values(
     return {"budget": None, "budget_owner": parent.budget_owner if parent is not None else None}
 
 
-def insert(engine: Engine, plan: Plan, *, notify: str | None = None) -> bool:
+def insert(engine: EngineHost, plan: Plan, *, notify: str | None = None) -> bool:
     """Create the row; on an existing id check it belongs to the same workflow function."""
     parent_step = None
     parent = plan.parent
@@ -186,7 +176,7 @@ def insert(engine: Engine, plan: Plan, *, notify: str | None = None) -> bool:
     created = engine.workflows.insert(plan.values, parent_step=parent_step, notify=notify)
     if created is None:  # the parent is no longer ours: nothing was written, its body stops here
         assert parent is not None and plan.parent_step_id is not None
-        engine.resolve_unrecorded_step(parent, plan.parent_step_id)
+        parent.resolve_unrecorded(plan.parent_step_id)
         raise AssertionError("unreachable: the parent is no longer owned here")
     if not created:
         existing = engine.workflows.get(plan.workflow_id)
@@ -199,8 +189,8 @@ def insert(engine: Engine, plan: Plan, *, notify: str | None = None) -> bool:
     return created
 
 
-def new_context(engine: Engine, plan: Plan, recorded: dict[int, StepRow] | None = None) -> WorkflowContext:
-    return WorkflowContext(
+def new_context(engine: EngineHost, plan: Plan, recorded: dict[int, StepRow] | None = None) -> WorkflowRun:
+    return WorkflowRun(
         engine,
         plan.workflow_id,
         plan.defn.name,
@@ -213,11 +203,11 @@ def new_context(engine: Engine, plan: Plan, recorded: dict[int, StepRow] | None 
     )
 
 
-def context_for_row(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> WorkflowContext:
+def context_for_row(engine: EngineHost, defn: WorkflowDef, row: WorkflowRow) -> WorkflowRun:
     """The context of a workflow resumed from its record: steps loaded in one query."""
     recorded = engine.steps.load(row.workflow_id)
     resume_wait = (row.wait_step, row.wait_deadline) if row.wait_step is not None else None
-    return WorkflowContext(
+    return WorkflowRun(
         engine,
         row.workflow_id,
         defn.name,
@@ -234,21 +224,18 @@ def context_for_row(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Work
 
 
 def adopt_orphan(
-    engine: Engine, defn: WorkflowDef, workflow_id: str
-) -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
+    engine: EngineHost, defn: WorkflowDef, workflow_id: str
+) -> tuple[WorkflowRun, Any, Any, Future[Outcome]] | None:
     """Claim a PENDING workflow that nobody runs (its owner is this executor, idle, or a dead one).
 
     Used when a caller starts an id that exists: rather than wait on a run that will never
     progress, the caller resumes it (one guarded UPDATE decides among racing callers).
     """
-    from ._recovery import is_dead, lease_recheck
-
     row = engine.workflows.get(workflow_id)
-    if row is None or row.status != "PENDING" or row.executor_id is None:
+    if row is None or row.status != WorkflowState.PENDING or row.executor_id is None:
         return None
-    with engine.active_lock:
-        if workflow_id in engine.active:
-            return None
+    if workflow_id in engine.active:
+        return None
     recheck: int | None = None
     if row.executor_id != engine.executor_id:
         owner = engine.executors.get(row.executor_id)
@@ -268,8 +255,6 @@ def adopt_orphan(
         return None
     limit = defn.max_recovery_attempts
     if limit is not None and claimed[0].recovery_attempts > limit:
-        from ._recovery import park
-
         park(engine, claimed[0], limit)
         return None
     row = engine.workflows.get(workflow_id)
@@ -287,7 +272,7 @@ def adopt_orphan(
 
 
 def fail_undecodable(
-    engine: Engine, ctx: WorkflowContext, row: WorkflowRow, exc: Exception, future: Future[Outcome]
+    engine: EngineHost, ctx: WorkflowRun, row: WorkflowRow, exc: Exception, future: Future[Outcome]
 ) -> None:
     """A claimed workflow whose recorded inputs cannot be decoded: record it as ERROR, never raise.
 
@@ -311,37 +296,20 @@ def fail_undecodable(
     )
     outcome = Outcome(error=error)
     try:
-        engine.finish_workflow(ctx, outcome)  # records ERROR and releases it from engine.active
+        ctx.finish(outcome)  # records ERROR and releases it from engine.active
     finally:
         if not future.done():
             future.set_result(outcome)
 
 
-def register_active(engine: Engine, ctx: WorkflowContext) -> Future[Outcome] | None:
-    """Mark a workflow as running here; None if it already runs in this process.
-
-    An execution here under an older ownership epoch lost the workflow (it was cancelled and
-    resumed, requeued, or reclaimed) and only has not noticed yet: the newer one replaces it, and
-    the older body stops at its next step boundary without writing anything.
-    """
+def register_active(engine: EngineHost, ctx: WorkflowRun) -> Future[Outcome] | None:
+    """Mark a workflow as running here (see `ActiveRuns.register`); None if it already runs here."""
     engine.ensure_executor()
-    future: Future[Outcome] = Future()
-    with engine.active_lock:
-        entry = engine.active.get(ctx.workflow_id)
-        if entry is not None:
-            if entry[0].owner_epoch >= ctx.owner_epoch:
-                return None
-            stale = entry[0]
-            stale.taken_over = True
-            stale.cancel_reason = "superseded by a newer execution of it in this process"
-        engine.active[ctx.workflow_id] = (ctx, future)
-    if entry is not None:
-        engine.waiters.notify(f"wake:{ctx.workflow_id}")  # a stale body blocked in a wait stops now
-    return future
+    return engine.active.register(ctx)
 
 
 def launch_background(
-    engine: Engine, defn: WorkflowDef, ctx: WorkflowContext, args: Any, kwargs: Any, future: Future[Outcome]
+    engine: EngineHost, defn: WorkflowDef, ctx: WorkflowRun, args: Any, kwargs: Any, future: Future[Outcome]
 ) -> None:
     if defn.is_async:
         engine.submit_coroutine(execute_workflow_async(ctx, defn, args, kwargs, future))
@@ -349,7 +317,7 @@ def launch_background(
         engine.submit(lambda: execute_workflow_sync(ctx, defn, args, kwargs, future))
 
 
-def _check_launched(engine: Engine) -> None:
+def _check_launched(engine: EngineHost) -> None:
     if not engine.launched:
         raise EngineNotLaunched()
     engine.ensure_executor()  # before the row exists, so no launched engine ever judges it orphaned
@@ -391,7 +359,7 @@ def call_async(defn: WorkflowDef, args: tuple[Any, ...], kwargs: dict[str, Any])
     return _call_async(engine, plan, result_step)
 
 
-async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> Any:
+async def _call_async(engine: EngineHost, plan: Plan, result_step: int | None) -> Any:
     future: Future[Outcome] | None = None
     if await engine.run_write(lambda: insert(engine, plan)):
         ctx = new_context(engine, plan)
@@ -410,8 +378,8 @@ async def _call_async(engine: Engine, plan: Plan, result_step: int | None) -> An
 
 
 async def _adopt_async(
-    engine: Engine, plan: Plan
-) -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
+    engine: EngineHost, plan: Plan
+) -> tuple[WorkflowRun, Any, Any, Future[Outcome]] | None:
     """`adopt_orphan` on an IO thread for a caller on an event loop.
 
     If the caller's task is cancelled meanwhile, an adopted run is let go (released from
@@ -419,10 +387,10 @@ async def _adopt_async(
     to run it.
     """
     lock = threading.Lock()
-    adopted: list[tuple[WorkflowContext, Any, Any, Future[Outcome]]] = []
+    adopted: list[tuple[WorkflowRun, Any, Any, Future[Outcome]]] = []
     abandoned: list[bool] = []
 
-    def adopt() -> tuple[WorkflowContext, Any, Any, Future[Outcome]] | None:
+    def adopt() -> tuple[WorkflowRun, Any, Any, Future[Outcome]] | None:
         orphan = adopt_orphan(engine, plan.defn, plan.workflow_id)
         with lock:
             if orphan is not None and abandoned:
@@ -443,7 +411,7 @@ async def _adopt_async(
 
 
 def start_background(
-    engine: Engine, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    engine: EngineHost, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> WorkflowHandle[Any]:
     _check_launched(engine)
     defn = definition_of(fn)
@@ -453,7 +421,7 @@ def start_background(
 
 
 async def start_background_async(
-    engine: Engine, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    engine: EngineHost, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> WorkflowHandle[Any]:
     _check_launched(engine)
     defn = definition_of(fn)
@@ -462,7 +430,7 @@ async def start_background_async(
     return WorkflowHandle(engine, plan.workflow_id, defn, future)
 
 
-def _start_planned(engine: Engine, plan: Plan) -> Future[Outcome] | None:
+def _start_planned(engine: EngineHost, plan: Plan) -> Future[Outcome] | None:
     if not insert(engine, plan):
         orphan = adopt_orphan(engine, plan.defn, plan.workflow_id)
         if orphan is None:
@@ -477,7 +445,7 @@ def _start_planned(engine: Engine, plan: Plan) -> Future[Outcome] | None:
     return future
 
 
-def run_recovered(engine: Engine, defn: WorkflowDef, row: WorkflowRow) -> Future[Outcome] | None:
+def run_recovered(engine: EngineHost, defn: WorkflowDef, row: WorkflowRow) -> Future[Outcome] | None:
     """Resume a workflow this executor has just claimed: replay its recorded steps, then run live.
 
     None if it already runs in this process. Inputs that cannot be decoded end it in ERROR

@@ -22,21 +22,18 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from ._host import EngineHost
 from ._registry import registered_names
-from ._runtime import now_ms
+from ._status import ACTIVE_STATES, WorkflowState, now_ms
 from .storage import WorkflowRow
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = ["Fleet", "report_dead_executor", "report_own", "stranded_reason"]
 
 log = logging.getLogger("durable_core.recovery")
 
 _ROWS_PER_CHECK = 1000  # a bound on the rows one check reads (each is reported once anyway)
-_reported: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+_reported: weakref.WeakKeyDictionary[EngineHost, set[str]] = weakref.WeakKeyDictionary()
 _reported_lock = threading.Lock()
 
 
@@ -60,7 +57,7 @@ class Fleet:
     executors: dict[str, LiveExecutor] = field(default_factory=lambda: {})
 
     @staticmethod
-    def read(engine: Engine, *, dead: str | None = None) -> Fleet:
+    def read(engine: EngineHost, *, dead: str | None = None) -> Fleet:
         """The executors with a fresh lease, less `dead` (one known gone although its lease is not over)."""
         return Fleet(
             {
@@ -76,10 +73,10 @@ class Fleet:
 
 def stranded_reason(row: WorkflowRow, fleet: Fleet) -> str | None:
     """Why no live executor will run this PENDING or ENQUEUED workflow; None when one will (or may)."""
-    if row.status not in ("PENDING", "ENQUEUED"):
+    if row.status not in ACTIVE_STATES:
         return None
     name, version = row.name, row.app_version
-    if row.status == "PENDING" and row.executor_id is not None:
+    if row.status == WorkflowState.PENDING and row.executor_id is not None:
         owner = fleet.executors.get(row.executor_id)
         if owner is not None:  # a live owner keeps it: nobody else claims it
             if not owner.worker:
@@ -107,12 +104,16 @@ def stranded_reason(row: WorkflowRow, fleet: Fleet) -> str | None:
             "(renamed or removed since it started?)"
         )
     queue = row.queue_name
-    if row.status == "ENQUEUED" and queue is not None and not any(queue in w.queue_names for w in able):
+    if (
+        row.status == WorkflowState.ENQUEUED
+        and queue is not None
+        and not any(queue in w.queue_names for w in able)
+    ):
         return f"no live executor of app version {version!r} that has {name!r} serves queue {queue!r}"
     return None
 
 
-def _first_time(engine: Engine, workflow_id: str) -> bool:
+def _first_time(engine: EngineHost, workflow_id: str) -> bool:
     with _reported_lock:
         seen = _reported.setdefault(engine, set())
         if workflow_id in seen:
@@ -129,7 +130,7 @@ def _missing_name_hint(row: WorkflowRow) -> str:
     )
 
 
-def _warn(engine: Engine, row: WorkflowRow, reason: str, hint: str) -> None:
+def _warn(engine: EngineHost, row: WorkflowRow, reason: str, hint: str) -> None:
     if not _first_time(engine, row.workflow_id):
         return
     log.warning(
@@ -143,16 +144,17 @@ def _warn(engine: Engine, row: WorkflowRow, reason: str, hint: str) -> None:
     )
 
 
-def report_own(engine: Engine) -> None:
+def report_own(engine: EngineHost) -> None:
     """At launch, after resuming its own workflows: those this executor owns but cannot run.
 
     Nobody else claims a live executor's workflows, so each is reported here: its function is
     not registered in this process, or it belongs to another app version.
     """
     names = set(registered_names())
-    rows = engine.workflows.list(status="PENDING", executor_id=engine.executor_id, limit=_ROWS_PER_CHECK)
-    with engine.active_lock:
-        running = set(engine.active)
+    rows = engine.workflows.list(
+        status=WorkflowState.PENDING, executor_id=engine.executor_id, limit=_ROWS_PER_CHECK
+    )
+    running = set(engine.active.ids())
     for row in rows:
         if row.workflow_id in running:
             continue
@@ -171,11 +173,14 @@ def report_own(engine: Engine) -> None:
             _warn(engine, row, reason, _missing_name_hint(row))
 
 
-def report_dead_executor(engine: Engine, executor_id: str) -> None:
+def report_dead_executor(engine: EngineHost, executor_id: str) -> None:
     """During a takeover, after the claim: the dead executor's workflows of this version left behind
     because no live executor has their function registered."""
     rows = engine.workflows.list(
-        status="PENDING", executor_id=executor_id, app_version=engine.app_version, limit=_ROWS_PER_CHECK
+        status=WorkflowState.PENDING,
+        executor_id=executor_id,
+        app_version=engine.app_version,
+        limit=_ROWS_PER_CHECK,
     )
     with _reported_lock:
         seen = _reported.get(engine, set())

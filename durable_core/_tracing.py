@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._runtime import WorkflowContext
+    from ._run import WorkflowRun
 
 __all__ = [
     "WorkflowLogFilter",
@@ -100,7 +100,7 @@ def capture_context() -> str | None:
 
 @contextmanager
 def workflow_span(
-    ctx: WorkflowContext, trace_context: str | None, *, queue_name: str | None, recovery_attempts: int
+    ctx: WorkflowRun, trace_context: str | None, *, queue_name: str | None, recovery_attempts: int
 ) -> Generator[Any, None, None]:
     if not tracing_enabled():
         yield None
@@ -203,7 +203,7 @@ def _adopt_early_span(name: str, attributes: dict[str, Any]) -> Any:
 
 
 @contextmanager
-def step_span(ctx: WorkflowContext, step_id: int, name: str) -> Generator[Any, None, None]:
+def step_span(ctx: WorkflowRun, step_id: int, name: str) -> Generator[Any, None, None]:
     """The span of a live step; also makes the step id visible to the log filter."""
     token = _current_step.set(step_id)
     try:

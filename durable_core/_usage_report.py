@@ -6,14 +6,12 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
+from ._host import EngineHost
+from ._keys import budget_key
 from ._serialization import reject_nul
 from ._usage import Budget, Usage, UsageTotals, decode_usage, totals_of
 from .errors import DurableError, WorkflowNotFoundError
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = ["raise_budget", "tree_usage", "usage_report"]
 
@@ -26,7 +24,7 @@ def _ms(value: datetime | int | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
-def tree_usage(engine: Engine, workflow_ids: Sequence[str]) -> dict[str, UsageTotals]:
+def tree_usage(engine: EngineHost, workflow_ids: Sequence[str]) -> dict[str, UsageTotals]:
     """Each workflow's usage with its descendants' (one query for all of them)."""
     steps: dict[str, list[list[Usage]]] = defaultdict(list)
     for row in engine.usage_records.tree_rows(workflow_ids=list(workflow_ids)):
@@ -35,7 +33,7 @@ def tree_usage(engine: Engine, workflow_ids: Sequence[str]) -> dict[str, UsageTo
 
 
 def usage_report(
-    engine: Engine,
+    engine: EngineHost,
     *,
     workflow_ids: Sequence[str] | None,
     name: str | Sequence[str] | None,
@@ -67,7 +65,7 @@ def usage_report(
 
 
 def raise_budget(
-    engine: Engine,
+    engine: EngineHost,
     workflow_id: str,
     max_cost_usd: float | None,
     max_tokens: int | None,
@@ -99,6 +97,6 @@ def raise_budget(
     budget = dataclasses.replace(current, **changes)
     engine.usage_records.set_budget(owner, budget.to_json())
     # paused runs re-check at their next poll; wake the ones waiting here at once
-    engine.waiters.notify(f"budget:{owner}")
+    engine.waiters.notify(budget_key(owner))
     engine.notify_remote("budget", owner)
     return budget

@@ -14,12 +14,11 @@ import types
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from . import _registry
-from ._registry import StepDef, WorkflowDef, register_step, register_workflow
+from ._registry import STEP_WORKFLOW_PREFIX, StepDef, WorkflowDef, register_step, register_workflow
 from ._runtime import run_step_sync, start_step_async
 from ._starting import call_async, call_sync
 
-__all__ = ["step", "workflow", "workflow_for_step"]
+__all__ = ["step", "workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -190,18 +189,14 @@ def step(
 
             wrapper = functools.wraps(func)(call)
         wrapper.__durable_step__ = defn
-        register_step(defn)
+        register_step(defn, _one_step_workflow(defn))
         return cast(Callable[P, R], wrapper)
 
     return decorate(fn) if fn is not None else decorate
 
 
-def workflow_for_step(step_def: StepDef) -> WorkflowDef:
+def _one_step_workflow(step_def: StepDef) -> WorkflowDef:
     """The one-step workflow that runs a step on its own (for `queue.enqueue(step_fn, ...)`)."""
-    name = f"{_registry.STEP_WORKFLOW_PREFIX}{step_def.name}"
-    existing = _registry._workflows.get(name)
-    if existing is not None and getattr(existing.fn, "__durable_step_def__", None) is step_def:
-        return existing
     runner: Callable[..., Any]
     if step_def.is_async:
 
@@ -218,9 +213,9 @@ def workflow_for_step(step_def: StepDef) -> WorkflowDef:
     runner.__annotations__ = dict(getattr(step_def.fn, "__annotations__", {}))
     runner.__durable_step_def__ = step_def  # type: ignore[attr-defined]
     runner.__wrapped__ = step_def.fn  # type: ignore[attr-defined]  # signature and hints of the step
-    defn = WorkflowDef(name=name, fn=runner, is_async=step_def.is_async, max_recovery_attempts=50)
-    register_workflow(defn)
-    return defn
-
-
-_registry.step_workflow_factory = workflow_for_step
+    return WorkflowDef(
+        name=f"{STEP_WORKFLOW_PREFIX}{step_def.name}",
+        fn=runner,
+        is_async=step_def.is_async,
+        max_recovery_attempts=50,
+    )

@@ -560,7 +560,7 @@ class _Kit:
             os._exit(CRASH_EXIT_CODE)  # a real process death: nothing flushed, nothing cleaned up
         if self.snapshot is not None:
             _copy_sqlite(*self.snapshot)  # the database as the dead process leaves it
-        engine = ctx.engine
+        engine = cast(Engine, ctx.engine)
         self.dead.add(engine)
         engine.stopping = True  # its other bodies stop at their next step boundary, unrecorded
         engine.waiters.wake_all()
@@ -896,8 +896,7 @@ def _settle(engine: Engine, answerer: _Answerer | None, kit: _Kit, timeout: floa
         if kit.crashed.is_set():
             return None
         busy = []
-        with engine.active_lock:
-            active = set(engine.active)
+        active = set(engine.active.ids())
         for status in engine.list_workflows():
             if status.status in _TERMINAL:
                 continue
