@@ -17,9 +17,10 @@ from ._keys import done_key
 from ._records import WorkflowStatus, wait_label
 from ._registry import WorkflowDef, get_workflow
 from ._run import Outcome, WorkflowRun
-from ._runtime import run_engine_step_sync
+from ._runtime import run_engine_step_async, run_engine_step_sync
 from ._serialization import decode_error
 from ._status import TERMINAL_STATES, WorkflowState, now_ms
+from ._waiting import drive_async, drive_sync
 from .errors import (
     AwaitedWorkflowCancelled,
     DatabaseUnavailable,
@@ -130,59 +131,29 @@ class WorkflowHandle(Generic[R]):
     async def get_result_as_step_async(
         self, ctx: WorkflowRun, step_id: int, timeout_seconds: float | None = None
     ) -> Any:
-        row = ctx.begin_step(step_id, GET_RESULT)
-        if row is not None:
-            return ctx.replay(row, self._defn.return_hint if self._defn else Any)
-        started = now_ms()
-        try:
-            value = await self._wait_marked_async(ctx, step_id, timeout_seconds)
-        except Exception as exc:
-            failure = exc
-            await self.engine.run_io(
-                lambda: ctx.record(step_id, GET_RESULT, error=failure, started_at=started)
-            )
-            raise
         hint = self._defn.return_hint if self._defn else Any  # the hint its replay decodes by
-        await self.engine.run_io(
-            lambda: ctx.record(step_id, GET_RESULT, value=value, started_at=started, hint=hint)
+        return await run_engine_step_async(
+            ctx, step_id, GET_RESULT, lambda: self._wait_marked_async(ctx, step_id, timeout_seconds), hint
         )
-        return value
+
+    # Waiting for the outcome: the run's own future when it runs here, else the database (woken on
+    # `done:<id>`, polled with a growing delay): one `_OutcomeWait`, driven sync or async.
 
     def wait_outcome(self, timeout_seconds: float | None) -> Any:
-        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-        local = self._local_future()
+        wait = _OutcomeWait(self, timeout_seconds)
+        local = wait.local
         if local is not None:
             try:
-                outcome = local.result(timeout=_remaining(deadline))
+                outcome = local.result(timeout=wait.remaining())
             except TimeoutError:
-                raise TimeoutError(
-                    f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s"
-                ) from None
+                raise wait.timed_out() from None
             if not outcome.interrupted:
-                if outcome.error is not None:
-                    raise outcome.error
-                return outcome.value
-        delay = _POLL_MIN
-        with self.engine.waiters.register(done_key(self.workflow_id)) as waiter:
-            while True:
-                row = _read_through_outage(self.engine, self.workflow_id)
-                if row is _OUTAGE:
-                    waiter.wait(_POLL_MAX)
-                    continue
-                if row is None:
-                    raise WorkflowNotFoundError(self.workflow_id)
-                if row.status in TERMINAL_STATES:
-                    return self._decode(row)
-                remaining = _remaining(deadline)
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s")
-                waiter.wait(delay if remaining is None else min(delay, remaining))
-                waiter.clear()
-                delay = min(delay * 2, _POLL_MAX)
+                return _value_of(outcome)
+        return drive_sync(wait)
 
     async def wait_outcome_async(self, timeout_seconds: float | None) -> Any:
-        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-        local = self._local_future()
+        wait = _OutcomeWait(self, timeout_seconds)
+        local = wait.local
         if local is not None:
             try:
                 if local.done():  # the usual case after a direct call: no hop through the loop
@@ -190,33 +161,13 @@ class WorkflowHandle(Generic[R]):
                 else:
                     # shielded: a timeout or a cancelled caller must not cancel the run's own future
                     outcome = await asyncio.wait_for(
-                        asyncio.shield(asyncio.wrap_future(local)), _remaining(deadline)
+                        asyncio.shield(asyncio.wrap_future(local)), wait.remaining()
                     )
             except TimeoutError:
-                raise TimeoutError(
-                    f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s"
-                ) from None
+                raise wait.timed_out() from None
             if not outcome.interrupted:
-                if outcome.error is not None:
-                    raise outcome.error
-                return outcome.value
-        delay = _POLL_MIN
-        with self.engine.waiters.register(done_key(self.workflow_id)) as waiter:
-            while True:
-                row = await self.engine.run_io(lambda: _read_through_outage(self.engine, self.workflow_id))
-                if row is _OUTAGE:
-                    await waiter.wait_async(_POLL_MAX)
-                    continue
-                if row is None:
-                    raise WorkflowNotFoundError(self.workflow_id)
-                if row.status in TERMINAL_STATES:
-                    return self._decode(row)
-                remaining = _remaining(deadline)
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"Workflow {self.workflow_id!r} did not finish in {timeout_seconds}s")
-                await waiter.wait_async(delay if remaining is None else min(delay, remaining))
-                waiter.clear()
-                delay = min(delay * 2, _POLL_MAX)
+                return _value_of(outcome)
+        return await drive_async(wait)
 
     def _local_future(self) -> Future[Outcome] | None:
         if self._future is not None:
@@ -245,6 +196,55 @@ class WorkflowHandle(Generic[R]):
 
 
 _OUTAGE: Any = object()
+
+
+def _value_of(outcome: Outcome) -> Any:
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
+
+
+class _OutcomeWait:
+    """Waiting for one workflow's outcome: its local future, else its row (one `poll` per round)."""
+
+    def __init__(self, handle: WorkflowHandle[Any], timeout_seconds: float | None) -> None:
+        self.handle = handle
+        self.engine: EngineHost = handle.engine
+        self.timeout_seconds = timeout_seconds
+        self.deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        self.local = handle._local_future()
+        self.keys = [done_key(handle.workflow_id)]
+        self.delay = _POLL_MIN
+        self.outage = False
+
+    def remaining(self) -> float | None:
+        return _remaining(self.deadline)
+
+    def timed_out(self) -> TimeoutError:
+        return TimeoutError(f"Workflow {self.handle.workflow_id!r} did not finish in {self.timeout_seconds}s")
+
+    def poll(self) -> tuple[bool, Any]:
+        """The recorded outcome once the workflow is finished (decoded, or its error raised)."""
+        row = _read_through_outage(self.engine, self.handle.workflow_id)
+        self.outage = row is _OUTAGE
+        if self.outage:
+            return False, None
+        if row is None:
+            raise WorkflowNotFoundError(self.handle.workflow_id)
+        if row.status in TERMINAL_STATES:
+            return True, self.handle._decode(row)
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise self.timed_out()
+        return False, None
+
+    def next_timeout(self) -> float | None:
+        if self.outage:
+            return _POLL_MAX  # the database is unreachable: the wait outlives the outage
+        remaining = self.remaining()
+        delay = self.delay
+        self.delay = min(delay * 2, _POLL_MAX)
+        return delay if remaining is None else min(delay, remaining)
 
 
 def _read_through_outage(engine: EngineHost, workflow_id: str) -> Any:

@@ -7,7 +7,7 @@ differ only where they wait (a blocking call versus an `await` on the engine's I
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -179,6 +179,24 @@ def run_engine_step_sync(
         ctx.record(step_id, name, error=exc, started_at=started)
         raise
     ctx.record(step_id, name, value=value, started_at=started, hint=hint)
+    return value
+
+
+async def run_engine_step_async(
+    ctx: WorkflowRun, step_id: int, name: str, operation: Callable[[], Awaitable[Any]], hint: Any = Any
+) -> Any:
+    """`run_engine_step_sync` for a step id taken at call time, its records written on an IO thread."""
+    row = ctx.begin_step(step_id, name)
+    if row is not None:
+        return ctx.replay(row, hint)
+    started = now_ms()
+    try:
+        value = await operation()
+    except Exception as exc:
+        failure = exc
+        await ctx.engine.run_io(lambda: ctx.record(step_id, name, error=failure, started_at=started))
+        raise
+    await ctx.engine.run_io(lambda: ctx.record(step_id, name, value=value, started_at=started, hint=hint))
     return value
 
 
