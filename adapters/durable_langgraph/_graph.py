@@ -35,12 +35,20 @@ from typing import TYPE_CHECKING, Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
+from durable_core.extend import (
+    LiveHandoff,
+    check_budget,
+    check_budget_async,
+    running_workflow,
+    workflow_id_scope,
+)
+
 from ._codec import decode_value, encode_value, is_envelope, json_safe, jsonable_items
 from ._errors import GraphNotDurable
-from ._live import END_OF_STREAM, LiveRegistry, LiveSegment
+from ._live import END_OF_STREAM, LiveSegment
 from ._memo import MemoScope, memo_scope
 from ._saver import DurableCheckpointer, _thread_id
-from ._usage import BudgetReached, node_usage, running_workflow
+from ._usage import BudgetReached, node_usage
 
 if TYPE_CHECKING:
     from durable_core import Budget
@@ -117,7 +125,8 @@ class DurableGraph:
         self.name = name
         self.checkpointer: DurableCheckpointer = checkpointer
         self.workflow_name = f"langgraph:{name}"
-        self._live = LiveRegistry()
+        # live segments by key: the run token for a first segment, "<workflow id>#<n>" after
+        self._live: LiveHandoff[LiveSegment] = LiveHandoff(f"durable_langgraph:{name}")
 
         def run_graph(thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
             return self._run_sync(thread_id, request)
@@ -220,14 +229,14 @@ class DurableGraph:
             target = self._resume_target(thread_id)
             if target is not None:
                 workflow_id, segment = target
-                self._live.add(f"{workflow_id}#{segment}", live)
+                self._live.offer_at(f"{workflow_id}#{segment}", live)
                 message = encode_value(self.checkpointer.serde, input)
                 self.engine.send(workflow_id, message, topic=RESUME_TOPIC)
                 return live, thread_id, target, {}
         else:
             self._supersede(thread_id)
         request = self._request(input, config, kwargs, uuid.uuid4().hex, stream)
-        self._live.add(request["token"], live)
+        self._live.offer_at(request["token"], live)
         return live, thread_id, None, request
 
     def _begin(
@@ -243,10 +252,10 @@ class DurableGraph:
         if target is not None:
             return live, target[0], target[1]
         try:
-            with self._default_workflow_id(thread_id, request["token"]):
+            with self._start_scope(thread_id, request["token"]):
                 handle = self.engine.start_workflow(self._workflow, thread_id, request)
         except BaseException:
-            self._live.discard(request["token"])
+            self._live.withdraw(request["token"])
             raise
         return live, handle.workflow_id, 0
 
@@ -260,30 +269,16 @@ class DurableGraph:
         if target is not None:
             return live, target[0], target[1]
         try:
-            with self._default_workflow_id(thread_id, request["token"]):
+            with self._start_scope(thread_id, request["token"]):
                 handle = await self.engine.start_workflow_async(self._workflow_async, thread_id, request)
         except BaseException:
-            self._live.discard(request["token"])
+            self._live.withdraw(request["token"])
             raise
         return live, handle.workflow_id, 0
 
-    def _default_workflow_id(self, thread_id: str, token: str) -> Any:
-        """The run's `workflow_options`: its default id unless the caller names it, and its budget."""
-        from durable_core import pending_workflow_id, workflow_options
-        from durable_core._context import pending_options
-
-        options = pending_options()
-        budget = self.budget
-        enclosing = running_workflow()
-        if enclosing is not None and enclosing.budget_owner is not None:
-            budget = None  # started inside a workflow under a budget: that budget governs this run
-        if pending_workflow_id() is not None:  # the caller's workflow_options names this run
-            if budget is not None and options is not None and options.budget is None:
-                options.budget = budget  # consumed by the start, like a budget the caller set
-            return _Nothing()
-        if options is not None and options.budget is not None:
-            budget, options.budget = options.budget, None  # the caller's budget, for this run only
-        return workflow_options(workflow_id=f"lg:{self.name}:{thread_id}:{token}", budget=budget)
+    def _start_scope(self, thread_id: str, token: str) -> contextlib.AbstractContextManager[str]:
+        """The run's default id unless the caller's `workflow_options` names it, and its budget."""
+        return workflow_id_scope(f"lg:{self.name}:{thread_id}:{token}", budget=self.budget)
 
     def _request(
         self, input: Any, config: RunnableConfig, kwargs: dict[str, Any], token: str, stream: bool
@@ -487,15 +482,21 @@ class DurableGraph:
             return None  # a static breakpoint resumes with no input
         return Command(resume=message)
 
+    def _claim_live(self, request: dict[str, Any], workflow_id: str, segment: int) -> LiveSegment | None:
+        """The caller's live segment waiting here for this segment, if any (else: from the record)."""
+        live = self._live.claim_at(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
+        if live is not None:
+            live.claimed.set()
+        return live
+
     def _scope(self, workflow_id: str) -> MemoScope:
         return MemoScope(self.checkpointer.store, self.checkpointer.serde, workflow_id)
 
     def _run_sync(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
         from durable_core import current_workflow_id, recv, set_event, step
-        from durable_core._budget import gate_sync
 
         workflow_id = current_workflow_id()
-        ctx = running_workflow()
+        run = running_workflow()
         command = decode_value(self.checkpointer.serde, request["input"])
         memos = _MemoUse()
         carried: LiveSegment | None = None  # the caller's live segment, across a budget pause
@@ -504,7 +505,7 @@ class DurableGraph:
             if carried is not None:
                 live, carried = carried, None
             else:
-                live = self._live.claim(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
+                live = self._claim_live(request, workflow_id, segment)
             config, kwargs = self._segment_inputs(thread_id, request, live)
             base = step(name="langgraph.base")(_latest_reader(self.checkpointer, thread_id))()
 
@@ -514,7 +515,7 @@ class DurableGraph:
                     with (
                         memos.track(self._scope(workflow_id)) as scope,
                         memo_scope(scope),
-                        node_usage(ctx),
+                        node_usage(run),
                     ):
                         if live is not None and live.sink is not None:  # noqa: B023
                             output = None
@@ -532,8 +533,7 @@ class DurableGraph:
                 outcome = step(name="langgraph.run")(run_segment)()
                 set_event(segment_event(segment), outcome)
                 if outcome["status"] == _BUDGET:
-                    assert ctx is not None
-                    gate_sync(ctx)  # pauses durably until the budget allows a call, or fails
+                    check_budget()  # pauses durably until the budget allows a call, or fails
             except BaseException as error:
                 if live is not None:
                     live.fail(error)
@@ -555,10 +555,9 @@ class DurableGraph:
 
     async def _run_async(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
         from durable_core import current_workflow_id, recv_async, set_event_async, step
-        from durable_core._budget import gate_async
 
         workflow_id = current_workflow_id()
-        ctx = running_workflow()
+        run = running_workflow()
         command = decode_value(self.checkpointer.serde, request["input"])
         memos = _MemoUse()
         carried: LiveSegment | None = None
@@ -567,7 +566,7 @@ class DurableGraph:
             if carried is not None:
                 live, carried = carried, None
             else:
-                live = self._live.claim(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
+                live = self._claim_live(request, workflow_id, segment)
             config, kwargs = self._segment_inputs(thread_id, request, live)
             reader = _latest_reader(self.checkpointer, thread_id)
 
@@ -587,7 +586,7 @@ class DurableGraph:
                 )
                 scope = await asyncio.to_thread(self._scope, workflow_id)
                 try:
-                    with memos.track(scope), memo_scope(scope), node_usage(ctx):
+                    with memos.track(scope), memo_scope(scope), node_usage(run):
                         if live is not None and live.sink is not None:  # noqa: B023
                             output = None
                             async for chunk in self.graph.astream(payload, run_config, **kwargs):  # noqa: B023
@@ -604,8 +603,7 @@ class DurableGraph:
                 outcome = await step(name="langgraph.run")(run_segment)()
                 await set_event_async(segment_event(segment), outcome)
                 if outcome["status"] == _BUDGET:
-                    assert ctx is not None
-                    await gate_async(ctx, ctx.take_step_id())
+                    await check_budget_async()
             except BaseException as error:
                 if live is not None:
                     live.fail(error)
@@ -667,11 +665,3 @@ class _MemoUse:
 
 
 _CONTINUE: Any = object()  # the next segment continues a run its budget stopped (no new input)
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

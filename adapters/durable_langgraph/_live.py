@@ -3,8 +3,9 @@
 The workflow body runs on an engine thread (or the engine's event loop); the caller waits in
 its own thread or loop. A `LiveSegment` carries what cannot go through the database: the live
 config and keyword arguments (callbacks, context objects), the graph's real output object,
-and streamed chunks. The database (workflow events and status) remains the source of truth
-when the body runs elsewhere, e.g. after a recovery by another process.
+and streamed chunks; it reaches the body through a `durable_core.extend.LiveHandoff`. The
+database (workflow events and status) remains the source of truth when the body runs
+elsewhere, e.g. after a recovery by another process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-__all__ = ["END_OF_STREAM", "LiveRegistry", "LiveSegment"]
+__all__ = ["END_OF_STREAM", "LiveSegment"]
 
 
 class _End:
@@ -73,26 +74,3 @@ class LiveSegment:
             self.sink.put(END_OF_STREAM)
         if not self.future.done():
             self.future.set_exception(error)
-
-
-class LiveRegistry:
-    """Pending live segments by key: the run token for a first segment, ``"<workflow id>#<n>"`` after."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: dict[str, LiveSegment] = {}
-
-    def add(self, key: str, segment: LiveSegment) -> None:
-        with self._lock:
-            self._items[key] = segment
-
-    def claim(self, key: str) -> LiveSegment | None:
-        with self._lock:
-            segment = self._items.pop(key, None)
-        if segment is not None:
-            segment.claimed.set()
-        return segment
-
-    def discard(self, key: str) -> None:
-        with self._lock:
-            self._items.pop(key, None)

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.errors import GraphBubbleUp
 
-from durable_core.storage.checkpoints import CheckpointStore, MemoRecord
+from durable_core.extend import CheckpointStore, MemoRecord, StepDef, intercept_steps, running_workflow
 
-from ._usage import StepUsage, begin_model_call, running_workflow, where_of
+from ._usage import StepUsage, begin_model_call, where_of
 
 __all__ = ["MemoScope", "StepPolicy", "active_scope", "memo_scope"]
 
@@ -129,11 +129,11 @@ class MemoScope:
         found, value = self._lookup(name, task_ns, idx)
         if found:
             return value
-        ctx = running_workflow() if model_call else None
-        if ctx is None:
+        run = running_workflow() if model_call else None
+        if run is None:
             result = _attempts_sync(fn, policy)
         else:
-            live = begin_model_call(ctx)  # the budget refuses it here, before the call
+            live = begin_model_call(run)  # the budget refuses it here, before the call
             usage = StepUsage()
             try:
                 with usage.active():
@@ -164,11 +164,11 @@ class MemoScope:
         found, value = self._lookup(name, task_ns, idx)
         if found:
             return value
-        ctx = running_workflow() if model_call else None
-        if ctx is None:
+        run = running_workflow() if model_call else None
+        if run is None:
             result = await _attempts_async(fn, policy)
         else:
-            live = await asyncio.to_thread(begin_model_call, ctx)
+            live = await asyncio.to_thread(begin_model_call, run)
             usage = StepUsage()
             where = where_of(task_ns, idx)
             try:
@@ -223,40 +223,24 @@ def active_scope() -> MemoScope | None:
 def memo_scope(scope: MemoScope) -> Generator[None]:
     """Route step calls made in this context (and contexts copied from it) through `scope`.
 
-    `durable_core.step` functions are routed through the core's step interceptor hook when the
-    core provides one; `durable_langgraph.step` functions always are.
+    `durable_core.step` functions are routed through the core's step interceptor
+    (`durable_core.extend.intercept_steps`), `durable_langgraph.step` functions through `scope`.
     """
     token = _scope.set(scope)
-    hook = _install_core_hook()
     try:
-        yield
+        with intercept_steps(_intercept_core_step):
+            yield
     finally:
-        if hook is not None:
-            hook()
         _scope.reset(token)
 
 
-def _install_core_hook() -> Callable[[], None] | None:
-    try:
-        from durable_core import _context as core_context
-    except ImportError:  # pragma: no cover
-        return None
-    setter = getattr(core_context, "set_step_interceptor", None)
-    resetter = getattr(core_context, "reset_step_interceptor", None)
-    if setter is None or resetter is None:
-        return None
-    token = setter(_intercept_core_step)
-    return lambda: resetter(token)
-
-
-def _intercept_core_step(defn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _intercept_core_step(defn: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Called by `durable_core.step` wrappers while a graph runs inside a `DurableGraph` workflow."""
     scope = _scope.get()
     fn = defn.fn
     if scope is None:
         return fn(*args, **kwargs)
     policy = StepPolicy(defn.max_attempts, defn.interval_seconds, defn.backoff_rate, tuple(defn.retry_on))
-    model_call = bool(getattr(defn, "model_call", False))
-    if getattr(defn, "is_async", False) or inspect.iscoroutinefunction(fn):
-        return scope.acall(defn.name, lambda: fn(*args, **kwargs), policy, model_call=model_call)
-    return scope.call(defn.name, lambda: fn(*args, **kwargs), policy, model_call=model_call)
+    if defn.is_async or inspect.iscoroutinefunction(fn):
+        return scope.acall(defn.name, lambda: fn(*args, **kwargs), policy, model_call=defn.model_call)
+    return scope.call(defn.name, lambda: fn(*args, **kwargs), policy, model_call=defn.model_call)

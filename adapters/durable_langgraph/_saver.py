@@ -29,7 +29,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from durable_core.storage.checkpoints import (
+from durable_core.extend import (
     BlobRecord,
     CheckpointRecord,
     CheckpointStore,

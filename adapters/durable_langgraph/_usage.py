@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Generator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
@@ -57,13 +57,7 @@ from langgraph.errors import GraphBubbleUp
 
 from durable_core import Usage
 from durable_core import price_usd as core_price_usd
-from durable_core._budget import _verdict  # pyright: ignore[reportPrivateUsage]
-from durable_core._context import _current  # pyright: ignore[reportPrivateUsage]
-from durable_core._runtime import now_ms
-from durable_core._usage import _step_usage, encode_usage  # pyright: ignore[reportPrivateUsage]
-
-if TYPE_CHECKING:
-    from durable_core._runtime import WorkflowContext
+from durable_core.extend import RunningWorkflow, UnsequencedModelCall, collect_usage, running_workflow
 
 __all__ = [
     "MODEL_STEP",
@@ -76,7 +70,6 @@ __all__ = [
 ]
 
 MODEL_STEP = "langgraph.model"  # a chat-model call made in a node outside any model-call step
-_STATE_KEY = "durable_langgraph.model_calls"
 
 
 class BudgetReached(GraphBubbleUp):
@@ -92,54 +85,25 @@ class BudgetReached(GraphBubbleUp):
         self.reason = reason
 
 
-def running_workflow() -> WorkflowContext | None:
-    """The durable workflow this code runs in (also inside its ``langgraph.run`` step), or None."""
-    return _current.get()
-
-
 # -- budget check and the record of one model call ------------------------------------------------
 
-_gate_lock = threading.Lock()  # a check and the in-flight count it allows are one decision
 
-
-def begin_model_call(ctx: WorkflowContext) -> ModelCall:
+def begin_model_call(run: RunningWorkflow) -> ModelCall:
     """Check the budget (raise `BudgetReached`) and count the call in flight until it is recorded."""
-    with _gate_lock:
-        if ctx.budget_owner is not None:
-            _budget, _totals, reason = _verdict(ctx)
-            if reason is not None:
-                raise BudgetReached(reason)
-        release = ctx.engine.model_call_started(ctx.budget_owner)
-    return ModelCall(ctx, release)
+    return ModelCall(run.begin_model_call(BudgetReached))
 
 
 class ModelCall:
-    """A model call in flight: recorded (with its usage) once, then released from the in-flight count."""
+    """A model call in flight: recorded (with its usage) once, outside the workflow's step sequence,
+    then released from the in-flight count."""
 
-    def __init__(self, ctx: WorkflowContext, release: Any) -> None:
-        self.ctx = ctx
-        self.started = now_ms()
-        self._release = release
-        self._done = False
+    def __init__(self, call: UnsequencedModelCall) -> None:
+        self._call = call
 
     def record(
         self, name: str, where: dict[str, Any], usages: list[Usage], error: BaseException | None = None
     ) -> None:
-        if self._done:
-            return
-        self._done = True
-        try:
-            ctx = self.ctx
-            ctx.record(
-                _take_row_id(ctx),
-                name,
-                value=where if error is None else None,
-                error=error,
-                started_at=self.started,
-                usage=encode_usage(usages),
-            )
-        finally:
-            self._release()
+        self._call.record(name, value=where, error=error, usages=usages)
 
     def record_failure(self, name: str, where: dict[str, Any], usage: StepUsage, error: Exception) -> None:
         """The step's body raised. An `interrupt()` or a budget refusal inside it (a `GraphBubbleUp`)
@@ -155,21 +119,7 @@ class ModelCall:
 
     def abandon(self) -> None:
         """The call never completed here (the process is stopping): release it unrecorded."""
-        if not self._done:
-            self._done = True
-            self._release()
-
-
-def _take_row_id(ctx: WorkflowContext) -> int:
-    """A step id below every recorded one: model-call rows live outside the step sequence."""
-    with _gate_lock:
-        state: dict[str, int] | None = ctx.adapter_state.get(_STATE_KEY)
-        if state is None:
-            lowest = min([0, *ctx.recorded.keys()])
-            state = ctx.adapter_state[_STATE_KEY] = {"next": lowest - 1}
-        row_id = state["next"]
-        state["next"] = row_id - 1
-        return row_id
+        self._call.abandon()
 
 
 def where_of(task_ns: str, idx: int | None = None) -> dict[str, Any]:
@@ -273,11 +223,10 @@ class StepUsage:
     @contextlib.contextmanager
     def active(self) -> Generator[StepUsage]:
         token = _step.set(self)
-        core_token = _step_usage.set(self.reported)  # durable_core.record_usage in the body
         try:
-            yield self
+            with collect_usage(self.reported):  # durable_core.record_usage in the body
+                yield self
         finally:
-            _step_usage.reset(core_token)
             _step.reset(token)
 
 
@@ -312,9 +261,9 @@ class NodeUsageHandler(BaseCallbackHandler):
     def ignore_custom_event(self) -> bool:
         return True
 
-    def __init__(self, ctx: WorkflowContext) -> None:
+    def __init__(self, run: RunningWorkflow) -> None:
         super().__init__()
-        self.ctx = ctx
+        self.run = run
         self._lock = threading.Lock()
         self._calls: dict[uuid.UUID, _Call] = {}
 
@@ -330,7 +279,7 @@ class NodeUsageHandler(BaseCallbackHandler):
             return
         task_ns = meta.get("langgraph_checkpoint_ns")
         where = where_of(task_ns) if isinstance(task_ns, str) else {"node": meta.get("langgraph_node")}
-        call = _Call(model, provider, where, begin_model_call(self.ctx))
+        call = _Call(model, provider, where, begin_model_call(self.run))
         with self._lock:
             self._calls[run_id] = call
 
@@ -403,12 +352,12 @@ logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietRefusals()
 
 
 @contextlib.contextmanager
-def node_usage(ctx: WorkflowContext | None) -> Generator[None]:
+def node_usage(run: RunningWorkflow | None) -> Generator[None]:
     """Install the usage handler for every LangChain run started in this context (a segment)."""
-    if ctx is None:
+    if run is None:
         yield
         return
-    handler = NodeUsageHandler(ctx)
+    handler = NodeUsageHandler(run)
     token = _handler.set(handler)
     try:
         yield
