@@ -7,8 +7,9 @@ differ only where they wait (a blocking call versus an `await` on the engine's I
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 from . import _tracing
@@ -238,38 +239,80 @@ def _body_outcome(ctx: WorkflowRun, error: BaseException) -> Outcome:
     return Outcome(error=error)
 
 
+class _Execution:
+    """One execution of a workflow body: what its sync and async drivers share.
+
+    `body()` sets the context variables and the workflow span around the body and turns how the
+    body ended into its `Outcome`; the drivers only call the body (directly or awaited) and record
+    the outcome (directly or through `run_write`), then `settle` hands it to the run's future.
+    """
+
+    __slots__ = ("cancellable", "ctx", "future", "outcome")
+
+    def __init__(self, ctx: WorkflowRun, future: Future[Outcome], *, cancellable: bool) -> None:
+        self.ctx = ctx
+        self.future = future
+        self.cancellable = cancellable  # an async body: a cancelled task abandons the execution
+        self.outcome = Outcome(interrupted=True)
+
+    @contextmanager
+    def body(self) -> Generator[None, None, None]:
+        ctx = self.ctx
+        tokens = _enter(ctx)
+        try:
+            with _workflow_span(ctx) as span:
+                try:
+                    yield
+                except (Exception, NondeterminismError) as exc:
+                    self.outcome = _body_outcome(ctx, exc)
+                except WorkflowCancelled:
+                    self.outcome = Outcome(interrupted=True)
+                except asyncio.CancelledError:
+                    if not self.cancellable:
+                        self.future.set_result(Outcome(interrupted=True))
+                        raise
+                    abandon_execution(ctx, self.future)
+                    _end_workflow_span(span, Outcome(interrupted=True))
+                    raise
+                except BaseException:
+                    self.future.set_result(Outcome(interrupted=True))
+                    raise
+                _end_workflow_span(span, self.outcome)
+        finally:
+            _exit(tokens)
+
+    def before_finish(self) -> None:
+        if CRASH_HOOKS and not self.outcome.interrupted:
+            run_crash_hooks("finish", self.ctx, self.ctx.next_step_id, self.ctx.name)
+
+    def storage_lost(self) -> None:
+        """Recording the outcome failed on storage: run it again when storage is back."""
+        self.ctx.engine.storage_interrupted(self.ctx)
+        self.outcome = Outcome(interrupted=True)
+
+    def interrupted(self) -> None:
+        self.future.set_result(Outcome(interrupted=True))
+
+    def settle(self) -> None:
+        self.future.set_result(self.outcome)
+
+
 def execute_workflow_sync(
     ctx: WorkflowRun, defn: WorkflowDef, args: Any, kwargs: Any, future: Future[Outcome]
 ) -> None:
     """Run a workflow body in this thread and record its outcome; the outcome also goes to `future`."""
-    tokens = _enter(ctx)
+    execution = _Execution(ctx, future, cancellable=False)
+    with execution.body():
+        execution.outcome = Outcome(value=defn.fn(*args, **kwargs))
     try:
-        with _workflow_span(ctx) as span:
-            try:
-                value = defn.fn(*args, **kwargs)
-            except (Exception, NondeterminismError) as exc:
-                outcome = _body_outcome(ctx, exc)
-            except WorkflowCancelled:
-                outcome = Outcome(interrupted=True)
-            except BaseException:
-                future.set_result(Outcome(interrupted=True))
-                raise
-            else:
-                outcome = Outcome(value=value)
-            _end_workflow_span(span, outcome)
-    finally:
-        _exit(tokens)
-    try:
-        if CRASH_HOOKS and not outcome.interrupted:
-            run_crash_hooks("finish", ctx, ctx.next_step_id, ctx.name)
-        ctx.finish(outcome)
+        execution.before_finish()
+        ctx.finish(execution.outcome)
     except DatabaseUnavailable:
-        ctx.engine.storage_interrupted(ctx)  # the outcome is not recorded: run it again when storage is back
-        outcome = Outcome(interrupted=True)
+        execution.storage_lost()
     except BaseException:
-        future.set_result(Outcome(interrupted=True))
+        execution.interrupted()
         raise
-    future.set_result(outcome)
+    execution.settle()
 
 
 def abandon_execution(ctx: WorkflowRun, future: Future[Outcome]) -> None:
@@ -297,38 +340,19 @@ async def execute_workflow_async(
     promptly: `asyncio.CancelledError` propagates after local cleanup, the workflow stays PENDING in
     the database and is recovered like any interrupted run (see `abandon_execution`).
     """
-    tokens = _enter(ctx)
+    execution = _Execution(ctx, future, cancellable=True)
+    with execution.body():
+        execution.outcome = Outcome(value=await defn.fn(*args, **kwargs))
     try:
-        with _workflow_span(ctx) as span:
-            try:
-                value = await defn.fn(*args, **kwargs)
-            except (Exception, NondeterminismError) as exc:
-                outcome = _body_outcome(ctx, exc)
-            except WorkflowCancelled:
-                outcome = Outcome(interrupted=True)
-            except asyncio.CancelledError:
-                abandon_execution(ctx, future)
-                _end_workflow_span(span, Outcome(interrupted=True))
-                raise
-            except BaseException:
-                future.set_result(Outcome(interrupted=True))
-                raise
-            else:
-                outcome = Outcome(value=value)
-            _end_workflow_span(span, outcome)
-    finally:
-        _exit(tokens)
-    try:
-        if CRASH_HOOKS and not outcome.interrupted:
-            run_crash_hooks("finish", ctx, ctx.next_step_id, ctx.name)
+        execution.before_finish()
+        outcome = execution.outcome
         await ctx.engine.run_write(lambda: ctx.finish(outcome))
     except asyncio.CancelledError:
         abandon_execution(ctx, future)  # cancelled while recording the outcome: it may have landed
         raise
     except DatabaseUnavailable:
-        ctx.engine.storage_interrupted(ctx)  # the outcome is not recorded: run it again when storage is back
-        outcome = Outcome(interrupted=True)
+        execution.storage_lost()
     except BaseException:
-        future.set_result(Outcome(interrupted=True))
+        execution.interrupted()
         raise
-    future.set_result(outcome)
+    execution.settle()
