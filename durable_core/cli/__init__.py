@@ -4,8 +4,8 @@ Example:
     ```console
     $ export DURABLE_DATABASE_URL=sqlite:///agents.db
     $ durable workflows list --status ERROR --since 2h
-    $ durable workflows list --status CANCELLED -q | xargs durable workflows resume
     $ durable workflows show 7f3c...            # steps, outputs cut; --json for everything
+    $ durable workflows list --status ERROR -q | xargs durable workflows resume
     $ durable workflows fork 7f3c... --from-step 4
     $ durable inbox                             # runs waiting for a human
     $ durable send 7f3c... '{"approved": true}' --topic approval
@@ -18,6 +18,10 @@ Options go before or after the command (``durable inbox --database-url URL``). O
 listings are tables; piped or redirected they are plain tab-separated lines (``--format plain``)
 in which no id, name or command is ever wrapped or cut; ``--format json`` gives complete records
 and ``-q`` ids only.
+
+`resume` runs a failed (ERROR) workflow again from the step that failed, once its cause is
+fixed (the steps before it are not re-run), and continues a CANCELLED or parked
+(RETRIES_EXCEEDED) one; a SUCCESS is final (`fork` runs it again from a chosen step).
 
 Exit status: 0 done, 1 not found or the operation failed, 2 usage error. The CLI has no
 workflow code: a fork or resume it asks for is queued and run by a launched engine that

@@ -277,7 +277,7 @@ def workflows_resume(engine: Engine, args: argparse.Namespace) -> int:
         return 0
     failed = resumed = 0
     for wf in targets:
-        if wf.status in ("SUCCESS", "ERROR"):
+        if wf.status == "SUCCESS":
             failed += 1
             console.print(
                 f"workflow {wf.workflow_id} already finished ({wf.status}): it cannot be resumed; "
@@ -291,10 +291,12 @@ def workflows_resume(engine: Engine, args: argparse.Namespace) -> int:
                 "pass --force to queue a stranded one again (it stops wherever it runs now)"
             )
             continue
-        engine.resume_workflow(wf.workflow_id)
+        engine.resume_workflow(wf.workflow_id)  # an ERROR one reruns from the step that failed
         resumed += 1
+        again = ", again from the step that failed" if wf.status == "ERROR" else ""
         console.print(
-            f"resumed {wf.workflow_id} ({wf.name}): {_where(engine.get_workflow_status(wf.workflow_id))}"
+            f"resumed {wf.workflow_id} ({wf.name}{again}): "
+            f"{_where(engine.get_workflow_status(wf.workflow_id))}"
         )
     if not args.workflow_ids:
         console.print(f"{resumed} workflow(s) resumed")

@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
             + (
                 "(default --status PENDING,ENQUEUED)."
                 if action == "cancel"
-                else "(default --status CANCELLED,RETRIES_EXCEEDED)."
+                else "(default --status CANCELLED,RETRIES_EXCEEDED). A failed (ERROR) workflow, once its "
+                "cause is fixed, runs again from the step that failed: earlier steps are not re-run "
+                "(--status ERROR). A SUCCESS is final: fork it to run it again."
             )
             + f" Ids may come from a pipe: durable workflows list --status ... -q | xargs durable workflows {action}",
         )

@@ -135,6 +135,39 @@ def test_ids_feed_xargs(engine: Engine) -> None:
     assert nothing.returncode == 0 and nothing.stdout == ""
 
 
+def test_failed_workflows_whose_cause_is_fixed_resume_through_xargs(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = engine.database_url
+    monkeypatch.setattr(cli_app.SETTINGS, "prompt", cli_app.BAD_PROMPT)
+    cli_app.CALLS.clear()
+    failed = [f"{LONG_PREFIX}failed-{i}" for i in range(3)]
+    for wid in failed:
+        with workflow_options(workflow_id=wid), pytest.raises(ValueError, match="bad prompt"):
+            cli_app.research("tides")
+    with workflow_options(workflow_id="done-1"):
+        ingest(1)
+    assert {w.workflow_id: w.status for w in engine.list_workflows(status="ERROR")} == dict.fromkeys(
+        failed, "ERROR"
+    )
+    assert cli_app.CALLS == {"fetch_documents": 3, "ask_model": 3}
+
+    monkeypatch.setattr(cli_app.SETTINGS, "prompt", cli_app.GOOD_PROMPT)  # the cause is fixed
+    resumed = shell("durable workflows list --status ERROR -q | xargs durable workflows resume", url)
+    assert resumed.returncode == 0, resumed.stderr
+    for wid in failed:
+        assert f"resumed {wid} (cli_test.research, again from the step that failed): " in resumed.stdout
+        result = engine.retrieve_workflow(wid).get_result(timeout_seconds=60)
+        assert result == "published: summary of 3 documents about tides"
+        assert engine.get_workflow_status(wid).status == "SUCCESS"
+    # the step before the failed one ran once per workflow, the failed one again, then the rest
+    assert cli_app.CALLS == {"fetch_documents": 3, "ask_model": 6, "publish": 3}
+    assert shell("durable workflows list --status ERROR -q", url).stdout == ""
+
+    final = durable("workflows", "resume", "done-1", "--database-url", url)
+    assert final.returncode == 1 and "already finished (SUCCESS)" in final.stdout  # a success is final
+
+
 def test_inbox_answer_column_is_a_complete_command(engine: Engine) -> None:
     url = engine.database_url
     wid = f"{LONG_PREFIX}approve it's-fine"  # a space and a quote: the command quotes them
