@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import inspect
 import threading
-import time
 from collections.abc import Awaitable, Callable, Generator
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -27,36 +26,28 @@ from typing import Any, TypeVar
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.errors import GraphBubbleUp
 
-from durable_core.extend import CheckpointStore, MemoRecord, StepDef, intercept_steps, running_workflow
+from durable_core.extend import (
+    CheckpointStore,
+    MemoRecord,
+    RetryPolicy,
+    StepDef,
+    call_with_retries,
+    call_with_retries_async,
+    intercept_steps,
+    running_workflow,
+)
 
 from ._usage import StepUsage, begin_model_call, where_of
 
-__all__ = ["MemoScope", "StepPolicy", "active_scope", "memo_scope"]
+__all__ = ["MemoScope", "active_scope", "memo_scope"]
 
 T = TypeVar("T")
 
 _scope: ContextVar[MemoScope | None] = ContextVar("durable_langgraph_memo_scope", default=None)
 
 
-class StepPolicy:
-    """Retry settings of one memoized call (mirrors `durable_core.step`)."""
-
-    __slots__ = ("backoff_rate", "interval_seconds", "max_attempts", "retry_on")
-
-    def __init__(
-        self,
-        max_attempts: int = 1,
-        interval_seconds: float = 1.0,
-        backoff_rate: float = 2.0,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
-    ) -> None:
-        self.max_attempts = max(1, max_attempts)
-        self.interval_seconds = interval_seconds
-        self.backoff_rate = backoff_rate
-        self.retry_on = retry_on
-
-
-_DEFAULT_POLICY = StepPolicy()
+_DEFAULT_POLICY = RetryPolicy()
+_NEVER_RETRIED = (GraphBubbleUp,)  # an interrupt() or a budget refusal in the body
 
 
 def _task_key() -> tuple[str, str, int] | None:
@@ -117,7 +108,7 @@ class MemoScope:
         self,
         name: str,
         fn: Callable[[], T],
-        policy: StepPolicy = _DEFAULT_POLICY,
+        policy: RetryPolicy = _DEFAULT_POLICY,
         *,
         model_call: bool = False,
     ) -> T:
@@ -131,13 +122,13 @@ class MemoScope:
             return value
         run = running_workflow() if model_call else None
         if run is None:
-            result = _attempts_sync(fn, policy)
+            result = call_with_retries(name, fn, policy, never_retry=_NEVER_RETRIED)
         else:
             live = begin_model_call(run)  # the budget refuses it here, before the call
             usage = StepUsage()
             try:
                 with usage.active():
-                    result = _attempts_sync(fn, policy)
+                    result = call_with_retries(name, fn, policy, never_retry=_NEVER_RETRIED)
             except Exception as error:
                 live.record_failure(name, where_of(task_ns, idx), usage, error)
                 raise
@@ -152,7 +143,7 @@ class MemoScope:
         self,
         name: str,
         fn: Callable[[], Awaitable[T]],
-        policy: StepPolicy = _DEFAULT_POLICY,
+        policy: RetryPolicy = _DEFAULT_POLICY,
         *,
         model_call: bool = False,
     ) -> T:
@@ -166,14 +157,14 @@ class MemoScope:
             return value
         run = running_workflow() if model_call else None
         if run is None:
-            result = await _attempts_async(fn, policy)
+            result = await call_with_retries_async(name, fn, policy, never_retry=_NEVER_RETRIED)
         else:
             live = await asyncio.to_thread(begin_model_call, run)
             usage = StepUsage()
             where = where_of(task_ns, idx)
             try:
                 with usage.active():
-                    result = await _attempts_async(fn, policy)
+                    result = await call_with_retries_async(name, fn, policy, never_retry=_NEVER_RETRIED)
             except Exception as error:
                 await asyncio.to_thread(live.record_failure, name, where, usage, error)
                 raise
@@ -183,36 +174,6 @@ class MemoScope:
             await asyncio.to_thread(live.record, name, where, usage.usages(result))
         await asyncio.to_thread(self._save, name, thread_id, task_ns, idx, result)
         return result
-
-
-def _attempts_sync(fn: Callable[[], T], policy: StepPolicy) -> T:
-    delay = policy.interval_seconds
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            return fn()
-        except GraphBubbleUp:  # an interrupt() or a budget refusal in the body: never retried
-            raise
-        except policy.retry_on:
-            if attempt == policy.max_attempts:
-                raise
-            time.sleep(delay)
-            delay *= policy.backoff_rate
-    raise AssertionError("unreachable")
-
-
-async def _attempts_async(fn: Callable[[], Awaitable[T]], policy: StepPolicy) -> T:
-    delay = policy.interval_seconds
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            return await fn()
-        except GraphBubbleUp:
-            raise
-        except policy.retry_on:
-            if attempt == policy.max_attempts:
-                raise
-            await asyncio.sleep(delay)
-            delay *= policy.backoff_rate
-    raise AssertionError("unreachable")
 
 
 def active_scope() -> MemoScope | None:
@@ -240,7 +201,7 @@ def _intercept_core_step(defn: StepDef, args: tuple[Any, ...], kwargs: dict[str,
     fn = defn.fn
     if scope is None:
         return fn(*args, **kwargs)
-    policy = StepPolicy(defn.max_attempts, defn.interval_seconds, defn.backoff_rate, tuple(defn.retry_on))
+    policy = RetryPolicy.of_step(defn)
     if defn.is_async or inspect.iscoroutinefunction(fn):
         return scope.acall(defn.name, lambda: fn(*args, **kwargs), policy, model_call=defn.model_call)
     return scope.call(defn.name, lambda: fn(*args, **kwargs), policy, model_call=defn.model_call)

@@ -16,7 +16,9 @@ from typing import Any, TypeVar, cast, overload
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
-from ._memo import StepPolicy, active_scope
+from durable_core.extend import RetryPolicy
+
+from ._memo import active_scope
 
 __all__ = ["durable_runnable", "step"]
 
@@ -59,13 +61,24 @@ def step(
     The result is stored with the graph's serializer, so LangChain messages and pydantic
     models come back as themselves.
 
+    Retries are `durable_core.step`'s: ``max_attempts`` tries, waiting ``interval_seconds``
+    and then ``backoff_rate`` times longer before each next one, for exceptions in
+    ``retry_on``; after the last failure it raises `StepRetriesExceeded` (each attempt's error in
+    ``.errors``), with one attempt the error itself. An `interrupt()` is never retried, and a
+    cancelled run stops between attempts.
+
     ``model_call=True``: the call is a model call of the run. Under the run's budget it is
     checked before it runs live, and it records the usage of the chat-model calls its body
     makes (their `AIMessage.usage_metadata`), else of the `AIMessage`(s) it returns, else what
     it reports with `durable_core.record_usage`, as one model call. A replayed call counts
     nothing again.
     """
-    policy = StepPolicy(max_attempts, interval_seconds, backoff_rate, retry_on)
+    policy = RetryPolicy(
+        max_attempts=max_attempts,
+        interval_seconds=interval_seconds,
+        backoff_rate=backoff_rate,
+        retry_on=tuple(retry_on),
+    )
 
     def decorate(func: F) -> F:
         step_name = name or func.__qualname__
