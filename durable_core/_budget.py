@@ -10,6 +10,8 @@ or the workflow is cancelled; a ``"fail"`` budget raises `BudgetExceeded`.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from ._keys import budget_key
@@ -21,9 +23,43 @@ from ._waiting import Wait, drive_async, drive_sync, lost_ownership
 from .errors import BudgetExceeded
 from .storage import StepWrite
 
-__all__ = ["BUDGET_STEP", "gate_async", "gate_sync", "tree_totals"]
+__all__ = ["BUDGET_STEP", "ModelCallsInFlight", "gate_async", "gate_sync", "tree_totals"]
 
 BUDGET_STEP = "durable.budget"
+
+
+def _nothing() -> None:
+    return None
+
+
+class ModelCallsInFlight:
+    """The live model calls of this process per budget owner, counted until each is recorded (a
+    budget check counts them with the recorded usage, so concurrent calls cannot overshoot it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def started(self, budget_owner: str | None) -> Callable[[], None]:
+        """Count a live model call against its budget until it is recorded; returns the release."""
+        if budget_owner is None:
+            return _nothing
+        with self._lock:
+            self._counts[budget_owner] = self._counts.get(budget_owner, 0) + 1
+
+        def release() -> None:
+            with self._lock:
+                left = self._counts.get(budget_owner, 1) - 1
+                if left:
+                    self._counts[budget_owner] = left
+                else:
+                    self._counts.pop(budget_owner, None)
+
+        return release
+
+    def count(self, budget_owner: str) -> int:
+        with self._lock:
+            return self._counts.get(budget_owner, 0)
 
 
 def tree_totals(engine: RunHost, root: str) -> UsageTotals:

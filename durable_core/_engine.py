@@ -20,10 +20,12 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from . import _comms, _management, _recovery, _starting
+from ._budget import ModelCallsInFlight
 from ._context import current_context
 from ._handle import WorkflowHandle
 from ._host import host_of, launched
 from ._keys import QUEUE_PREFIX, wake_key, workflow_key
+from ._outage import Interruptions
 from ._queues import enqueue_by_name, start_dispatcher
 from ._records import StepInfo, WorkflowStatus
 from ._run import ActiveRuns, WorkflowRun
@@ -49,10 +51,6 @@ __all__ = ["Engine", "current_engine"]
 
 T = TypeVar("T")
 log = logging.getLogger("durable_core")
-
-
-def _nothing() -> None:
-    return None
 
 
 _instance_counter = itertools.count(1)
@@ -125,10 +123,7 @@ class Engine:
         self.is_client = False  # opened with connect(): heartbeats only while it runs workflows
         self._heartbeating = False
         self._heartbeat_lock = threading.Lock()
-        self._model_calls: dict[str, int] = {}  # budget owner -> model calls in flight here
-        self._model_calls_lock = threading.Lock()
-        self._interrupted: set[str] = set()  # workflows stopped by a storage outage, to resume here
-        self._interrupted_lock = threading.Lock()
+        self._model_calls = ModelCallsInFlight()
         self._db: Database | None = None
         self.workflows: WorkflowStore
         self.steps: StepStore
@@ -139,6 +134,7 @@ class Engine:
         self._listener: Listener | None = None
         self.waiters = Waiters()
         self.active = ActiveRuns(self.waiters)  # the workflow runs executing in this process
+        self._interruptions = Interruptions(self, self._database_name)
         self._pool: ThreadPoolExecutor | None = None
         self._io_pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,58 +280,27 @@ class Engine:
         if self._db is not None and self._db.dialect == "postgresql":
             self.messages.notify([workflow_key(kind, workflow_id), wake_key(workflow_id)])
 
+    def _database_name(self) -> str:
+        return self._db.safe_url if self._db is not None else self.database_url
+
     def storage_interrupted(self, ctx: WorkflowRun) -> None:
         """A body stopped because the database was unreachable (or its disk full) for longer than
         `db_retry_seconds`: nothing is recorded as its outcome, and the heartbeat loop resumes it
         in this process once storage answers again (an outage is never a terminal outcome)."""
-        if ctx.cancel_reason is None:
-            ctx.cancel_reason = "interrupted: the database is unavailable"
-        with self._interrupted_lock:
-            first = not self._interrupted
-            self._interrupted.add(ctx.workflow_id)
-        if first:
-            log.warning(
-                "The database %s is unavailable: workflow %s (and any other hit) stops at this step and "
-                "resumes here once the database answers again.",
-                self._db.safe_url if self._db is not None else self.database_url,
-                ctx.workflow_id,
-            )
+        self._interruptions.stopped(ctx)
 
     def resume_interrupted(self) -> list[WorkflowHandle[Any]]:
         """Resume the workflows that stopped on a storage outage (called once storage answers)."""
-        with self._interrupted_lock:
-            if not self._interrupted:
-                return []
-            ready = {wid for wid in self._interrupted if wid not in self.active}
-            self._interrupted -= ready
-        if not ready:
-            return []
-        handles = _recovery.recover(self, None)  # every workflow of ours that nothing runs here
-        log.warning("The database answers again: resumed %d interrupted workflow(s).", len(handles))
-        return handles
+        return self._interruptions.resume()
 
     # -- usage and budgets ---------------------------------------------------------------
 
     def model_call_started(self, budget_owner: str | None) -> Callable[[], None]:
         """Count a live model call against its budget until it is recorded; returns the release."""
-        if budget_owner is None:
-            return _nothing
-        with self._model_calls_lock:
-            self._model_calls[budget_owner] = self._model_calls.get(budget_owner, 0) + 1
-
-        def release() -> None:
-            with self._model_calls_lock:
-                left = self._model_calls.get(budget_owner, 1) - 1
-                if left:
-                    self._model_calls[budget_owner] = left
-                else:
-                    self._model_calls.pop(budget_owner, None)
-
-        return release
+        return self._model_calls.started(budget_owner)
 
     def model_calls_in_flight(self, budget_owner: str) -> int:
-        with self._model_calls_lock:
-            return self._model_calls.get(budget_owner, 0)
+        return self._model_calls.count(budget_owner)
 
     def usage(
         self,

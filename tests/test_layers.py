@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "durable_core._starting": 3,
     "durable_core._queues": 3,
     "durable_core._recovery": 3,
+    "durable_core._outage": 3,
     "durable_core._comms": 3,
     "durable_core._usage_report": 3,
     "durable_core._management": 3,
