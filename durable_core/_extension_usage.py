@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._budget import _verdict, gate_async, gate_sync  # pyright: ignore[reportPrivateUsage]
 from ._context import _current, current_context  # pyright: ignore[reportPrivateUsage]
-from ._runtime import now_ms
+from ._status import now_ms
 from ._usage import Usage, _step_usage, encode_usage  # pyright: ignore[reportPrivateUsage]
 from .errors import StepOutsideWorkflow
 
 if TYPE_CHECKING:
-    from ._runtime import WorkflowContext
+    from ._run import WorkflowRun
 
 __all__ = [
     "RunningWorkflow",
@@ -49,7 +49,7 @@ class RunningWorkflow:
 
     __slots__ = ("_ctx",)
 
-    def __init__(self, ctx: WorkflowContext) -> None:
+    def __init__(self, ctx: WorkflowRun) -> None:
         self._ctx = ctx
 
     @property
@@ -82,7 +82,7 @@ class UnsequencedModelCall:
 
     __slots__ = ("_ctx", "_done", "_release", "started_at")
 
-    def __init__(self, ctx: WorkflowContext, release: Callable[[], None]) -> None:
+    def __init__(self, ctx: WorkflowRun, release: Callable[[], None]) -> None:
         self._ctx = ctx
         self._release = release
         self._done = False
@@ -118,7 +118,7 @@ class UnsequencedModelCall:
             self._release()
 
 
-def _take_row_id(ctx: WorkflowContext) -> int:
+def _take_row_id(ctx: WorkflowRun) -> int:
     """A step id below every recorded one: these rows live outside the step sequence."""
     with _gate_lock:
         state: dict[str, int] | None = ctx.adapter_state.get(_STATE_KEY)
@@ -140,7 +140,7 @@ def collect_usage(collected: list[Usage]) -> Generator[list[Usage]]:
         _step_usage.reset(token)
 
 
-def _workflow_code(what: str) -> WorkflowContext:
+def _workflow_code(what: str) -> WorkflowRun:
     ctx = current_context()
     if ctx is None:
         raise StepOutsideWorkflow(f"{what}() must be called in workflow code (not in a step body).")
