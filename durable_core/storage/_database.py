@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import re
 import shutil
 import sqlite3
@@ -39,8 +38,10 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 
 from ..errors import DatabaseUnavailable
+from ._dialects import NOTIFY_CHANNEL, SqlDialect, dialect_for
 from ._loop_writes import AVAILABLE as _LOOP_WRITES_AVAILABLE
 from ._loop_writes import LoopConnections, StatementTimedOut, await_on_loop, on_loop, run_on_loop
+from ._raw import Fetch, PostgresRaw, RawConnections, SqliteRaw, Statements, WriteWouldWait, driver_disconnect
 
 __all__ = [
     "INLINE_WRITE_LIMIT_SECONDS",
@@ -48,9 +49,7 @@ __all__ = [
     "Database",
     "Dialect",
     "WriteWouldWait",
-    "insert_ignore",
     "is_memory_url",
-    "notify",
     "parse_url",
     "redact_url",
     "sqlite_file",
@@ -65,14 +64,8 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Inline writes stop while a one-statement SQLite write takes this long on average (a slow disk's
 # fsync, lock waits under concurrency): an event loop must not stall on them.
 INLINE_WRITE_LIMIT_SECONDS = 0.002
-_WRITE_AVERAGE_WEIGHT = 0.1
 
 _inline: ContextVar[bool] = ContextVar("durable_core_inline_write", default=False)
-
-
-class WriteWouldWait(Exception):
-    """An inline write could not run at once (the lock is taken, or it is not a one-statement
-    SQLite write). Nothing was written: the caller runs it again on an IO thread."""
 
 
 def redact_url(url: str) -> str:
@@ -176,10 +169,6 @@ class Database:
         self.safe_url = redact_url(url)
         self._sqlite_path: str | None = None
         self._sqlite_synchronous = "FULL"
-        self._sqlite_free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._sqlite_inline_free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        # moving average of one-statement SQLite writes (seconds), lock waits included
-        self.write_seconds = 0.0
         self.schema = schema
         self.retry_seconds = retry_seconds
         self._loop_writes: LoopConnections | None = None
@@ -193,14 +182,22 @@ class Database:
             self._sqlite_synchronous = sqlite_synchronous.upper()
             self.sa_engine = self._sqlite_engine(self._sqlite_path, self._sqlite_synchronous)
             self.autocommit_engine = self.sa_engine
+            self.raw: RawConnections = SqliteRaw(
+                self.sa_engine,
+                lambda busy_ms: self._sqlite_connect(busy_timeout_ms=busy_ms),
+                writable=not self.read_only,
+            )
         else:
             self.dialect = "postgresql"
             self.sa_engine = self._postgres_engine(parsed, pool_size, autocommit=False)
             self.autocommit_engine = self._postgres_engine(parsed, pool_size, autocommit=True)
+            self.raw = PostgresRaw(self.autocommit_engine)
             if _LOOP_WRITES_AVAILABLE:
                 self._loop_writes = LoopConnections(
                     self._postgres_conninfo(parsed, write_timeout), timeout=write_timeout, keep=pool_size
                 )
+        self.sql_dialect: SqlDialect = dialect_for(self.dialect)
+        """What differs in the stores' SQL between SQLite and PostgreSQL."""
         self._closed = False
 
     # -- engines -------------------------------------------------------------------------
@@ -376,9 +373,19 @@ class Database:
     # -- transactions --------------------------------------------------------------------
 
     @property
+    def write_seconds(self) -> float:
+        """SQLite: the moving average of one-statement writes (seconds), lock waits included."""
+        return self.raw.write_seconds if isinstance(self.raw, SqliteRaw) else 0.0
+
+    @write_seconds.setter
+    def write_seconds(self, seconds: float) -> None:
+        if isinstance(self.raw, SqliteRaw):
+            self.raw.write_seconds = seconds
+
+    @property
     def writes_inline(self) -> bool:
         """Whether `inline_writes` may be tried now: a SQLite file whose recent writes were fast."""
-        return self._sqlite_path is not None and self.write_seconds < INLINE_WRITE_LIMIT_SECONDS
+        return isinstance(self.raw, SqliteRaw) and self.raw.write_seconds < INLINE_WRITE_LIMIT_SECONDS
 
     @contextmanager
     def inline_writes(self) -> Generator[None, None, None]:
@@ -427,41 +434,15 @@ class Database:
     def write_one(self, statement: str, params: dict[str, Any]) -> int:
         """Run one write statement in its own transaction; return the row count.
 
-        The hot path (a step, a workflow start or finish): straight on a pooled DBAPI connection,
+        The hot path (a step, a workflow start or finish): straight on a driver connection,
         skipping SQLAlchemy's per-statement machinery. On Postgres it is a single autocommit round
-        trip (psycopg prepares it after a few uses); on SQLite one autocommit statement.
+        trip (psycopg prepares it after a few uses), over the event loop's own connection when
+        called from `write_on_loop`; on SQLite one autocommit statement.
         """
-        if self._sqlite_path is not None:
-            return self._sqlite_write_one(statement, params, inline=_inline.get())
         if on_loop():
             assert self._loop_writes is not None
             return await_on_loop(self._loop_writes.execute(statement, params))
-        if _inline.get():
-            raise WriteWouldWait("Postgres writes run on an IO thread")
-        with self._autocommit_cursor() as cursor:
-            cursor.execute(statement, params)
-            return cursor.rowcount
-
-    def _sqlite_write_one(self, statement: str, params: dict[str, Any], *, inline: bool = False) -> int:
-        # One autocommit statement: a write statement takes SQLite's write lock when it starts
-        # (as BEGIN IMMEDIATE would, waiting out busy_timeout) and commits when it ends, all in
-        # one call that releases the GIL once instead of three times. Inline, the connection never
-        # waits for the lock, and a failed statement, which left nothing behind, is redone by the
-        # caller on an IO thread (with the busy timeout and the retries of `retrying`).
-        started = time.perf_counter()
-        try:
-            with self._sqlite_raw(inline=inline) as conn:
-                count = conn.execute(statement, params).rowcount
-        except sqlite3.Error as error:
-            if inline:
-                raise WriteWouldWait(str(error)) from error
-            raise
-        self._note_write(time.perf_counter() - started)
-        return count
-
-    def _note_write(self, seconds: float) -> None:
-        # unlocked: a lost update between two threads only nudges an average
-        self.write_seconds += (seconds - self.write_seconds) * _WRITE_AVERAGE_WEIGHT
+        return self.raw.write_one(statement, params, inline=_inline.get())
 
     def read_rows(self, statement: str, params: dict[str, Any]) -> list[Any]:
         """Run one read statement (its own snapshot) on a raw DBAPI connection; return its rows.
@@ -469,52 +450,31 @@ class Database:
         For small reads made often, such as the queue dispatcher's poll (every 20 ms on SQLite),
         where SQLAlchemy's per-statement machinery would cost more than the query.
         """
-        if self._sqlite_path is not None:
-            with self._sqlite_raw() as conn:
-                return conn.execute(statement, params).fetchall()
         if on_loop():
             raise WriteWouldWait("a PostgreSQL read runs on an IO thread")
-        with self._autocommit_cursor() as cursor:
-            cursor.execute(statement, params)
-            return list(cursor.fetchall())
+        return self.raw.read_rows(statement, params)
+
+    def execute(self, statements: Statements, *, what: str) -> None:
+        """Run write statements as one transaction on a raw driver connection, retried while the
+        database is unreachable (they must be idempotent). SQLite: a group commit with concurrent
+        callers; Postgres: one statement is one autocommit round trip."""
+        if _inline.get() or on_loop():
+            raise WriteWouldWait("a raw multi-statement write runs on an IO thread")
+        self.retrying(lambda: self.raw.execute(statements), what=what)
+
+    def read_with(self, run: Callable[[Fetch], T], *, what: str, snapshot: bool = False) -> T:
+        """`run(fetch)` on a raw driver connection, where `fetch(statement, params)` runs one read
+        statement and returns its rows; with `snapshot` they see one snapshot. Retried."""
+        if on_loop():
+            raise WriteWouldWait("a PostgreSQL read runs on an IO thread")
+        return self.retrying(lambda: self.raw.read_with(run, snapshot=snapshot), what=what)
 
     @contextmanager
-    def _autocommit_cursor(self) -> Generator[Any, None, None]:
-        """A cursor on a pooled autocommit DBAPI connection; a disconnect error invalidates the
-        connection so a broken one never goes back to the pool."""
-        raw = self.autocommit_engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-        except Exception as error:
-            if _driver_disconnect(error):
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
-
-    @contextmanager
-    def _sqlite_raw(self, *, inline: bool = False) -> Generator[sqlite3.Connection, None, None]:
-        """A sqlite3 connection (autocommit) from our own free list: a pool checkout through
-        SQLAlchemy costs about a tenth of a step here. Opened with the engine's pragmas; `inline`
-        ones (a list of their own) have no busy timeout."""
-        free = self._sqlite_inline_free if inline else self._sqlite_free
-        try:
-            conn = free.get_nowait()
-        except queue.Empty:
-            conn = self._sqlite_connect(busy_timeout_ms=0 if inline else 30000)
-        try:
+    def write_serialized(self) -> Generator[sa.Connection, None, None]:
+        """A `write` transaction that also holds the group commit's lock (SQLite), so it never meets
+        the group commit's writer in SQLite's busy handler."""
+        with self.raw.serialized(), self.write() as conn:
             yield conn
-        except BaseException:
-            conn.close()
-            raise
-        if self._closed:
-            conn.close()
-        else:
-            free.put(conn)
 
     def _sqlite_connect(self, *, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
         assert self._sqlite_path is not None
@@ -585,12 +545,7 @@ class Database:
         self._closed = True
         if self._loop_writes is not None:
             self._loop_writes.close()
-        for free in (self._sqlite_free, self._sqlite_inline_free):
-            while True:
-                try:
-                    free.get_nowait().close()
-                except queue.Empty:
-                    break
+        self.raw.close()
         self.sa_engine.dispose()
         if self.autocommit_engine is not self.sa_engine:
             self.autocommit_engine.dispose()
@@ -599,12 +554,7 @@ class Database:
 
     def sql(self, statement: str) -> str:
         """Adapt a statement written with ``:name`` parameters to the driver's paramstyle."""
-        if self.dialect == "postgresql":
-            return _NAMED.sub(r"%(\1)s", statement.replace("%", "%%"))
-        return statement
-
-
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+        return self.sql_dialect.sql(statement)
 
 
 _TRANSIENT_MARKERS = (
@@ -623,23 +573,13 @@ _TRANSIENT_MARKERS = (
 )
 
 
-def _driver_disconnect(error: BaseException) -> bool:
-    """A raw driver error that means the connection is unusable."""
-    module = type(error).__module__
-    if module.startswith("psycopg"):
-        import psycopg
-
-        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
-    return False
-
-
 def _is_transient(error: BaseException) -> bool:
     if isinstance(error, StatementTimedOut):
         return True
     if not isinstance(error, exc.DBAPIError):
         module = type(error).__module__
         if module.startswith("psycopg"):
-            return _driver_disconnect(error)
+            return driver_disconnect(error)
         if module == "sqlite3":
             text = str(error).lower()
             return "database is locked" in text or "database or disk is full" in text
@@ -650,23 +590,3 @@ def _is_transient(error: BaseException) -> bool:
         text = str(error.orig).lower()
         return any(marker in text for marker in _TRANSIENT_MARKERS)
     return isinstance(error, exc.InterfaceError)
-
-
-def insert_ignore(dialect: str, table: sa.Table) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING for either dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).on_conflict_do_nothing()
-
-
-NOTIFY_CHANNEL = "durable_core"
-"""The Postgres channel of every wake-up (`listener.Listener` LISTENs on it)."""
-
-
-def notify(conn: sa.Connection, payload: str) -> None:
-    """Postgres: wake other processes' waiters on `payload`, when `conn`'s transaction commits."""
-    conn.exec_driver_sql(f"SELECT pg_notify('{NOTIFY_CHANNEL}', %(p)s)", {"p": payload})

@@ -93,12 +93,7 @@ def migrate(db: Database) -> int:
 
     def run() -> int:
         with db.write() as conn:
-            if db.dialect == "postgresql":
-                conn.exec_driver_sql(
-                    "SELECT pg_advisory_xact_lock(hashtext(%(key)s))",
-                    {"key": f"durable_core:migrate:{db.schema}"},
-                )
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+            db.sql_dialect.begin_migration(conn, db.schema)
             conn.exec_driver_sql(
                 f"CREATE TABLE IF NOT EXISTS {_MIGRATION_TABLE} "
                 "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)"

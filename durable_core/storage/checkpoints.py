@@ -21,25 +21,21 @@ blobs are three small statements in one read transaction.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import json
 import operator
-import threading
 import time
-import weakref
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql
 
-from ._database import insert_ignore
+from ._database import Database
+from ._raw import Fetch as _Fetch
 
 __all__ = [
     "BlobRecord",
@@ -53,7 +49,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_Fetch = Callable[[str, Any], list[Any]]
 
 metadata = sa.MetaData()
 
@@ -179,19 +174,6 @@ class MemoRecord:
     type: str
     blob: bytes | None
     is_error: bool
-
-
-class _Database(Protocol):
-    """What the store needs from `durable_core.storage.Database`."""
-
-    dialect: str
-    sa_engine: sa.Engine
-    autocommit_engine: sa.Engine
-
-    def write(self) -> AbstractContextManager[sa.Connection]: ...
-    def read(self) -> AbstractContextManager[sa.Connection]: ...
-    def sql(self, statement: str) -> str: ...
-    def retrying(self, operation: Callable[[], T], *, what: str = ...) -> T: ...
 
 
 _UPSERT_CHECKPOINT = (
@@ -465,37 +447,6 @@ def version_key(version: object) -> str:
     return str(version)
 
 
-_sqlite_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
-_sqlite_locks_guard = threading.Lock()
-
-
-def _writer_lock(database: Any) -> threading.Lock | None:
-    """SQLite: one in-process lock per database for checkpoint writers.
-
-    Concurrent writers of one process (LangGraph's background puts and writes) would otherwise
-    meet in SQLite's busy handler, which sleeps in millisecond steps; a lock hands over at once,
-    as the stock SqliteSaver does. Postgres needs no lock (row-level concurrency).
-    """
-    if getattr(database, "dialect", "sqlite") != "sqlite":
-        return None
-    with _sqlite_locks_guard:
-        lock = _sqlite_locks.get(database)
-        if lock is None:
-            lock = _sqlite_locks[database] = threading.Lock()
-    return lock
-
-
-class _PendingWrite:
-    """Statements queued for the SQLite group commit, and what became of them."""
-
-    __slots__ = ("done", "error", "statements")
-
-    def __init__(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        self.statements = statements
-        self.done = False
-        self.error: BaseException | None = None
-
-
 class CheckpointStore:
     """Rows of the LangGraph checkpointer. Every method is one transaction, retried while the
     database is unreachable (each is idempotent), and safe to call from any thread.
@@ -505,14 +456,9 @@ class CheckpointStore:
     reads use the writer connection whenever it is free (its page cache survives our own commits).
     """
 
-    def __init__(self, database: _Database) -> None:
+    def __init__(self, database: Database) -> None:
         self.db = database
-        self.postgres = database.dialect == "postgresql"
-        self._sqlite_lock = _writer_lock(database)
-        self._lock: AbstractContextManager[Any] = self._sqlite_lock or contextlib.nullcontext()
-        self._writer: Any = None
-        self._pending: list[_PendingWrite] = []
-        self._pending_guard = threading.Lock()
+        self.dialect = database.sql_dialect
         self._sql_cache: dict[Any, str] = {}
         sql = database.sql
         self._upsert_checkpoint = sql(_UPSERT_CHECKPOINT)
@@ -528,174 +474,26 @@ class CheckpointStore:
         return statement
 
     def _execute_write(self, statements: Sequence[tuple[str, dict[str, Any]]], what: str) -> None:
-        """Run write statements as one transaction on a raw driver connection (no ORM-layer cost per call).
-
-        SQLite: under the in-process writer lock, on one long-lived connection in autocommit mode:
-        a single statement is its own transaction, several run inside `BEGIN IMMEDIATE`.
-        Postgres: a single statement in autocommit (one round trip), else an explicit transaction.
-        """
-        if self.postgres:
-            self.db.retrying(lambda: self._pg_execute(statements, fetch=False), what=what)
-        else:
-            self.db.retrying(lambda: self._sqlite_write(statements), what=what)
+        """Write statements as one transaction through the database's raw path (a group commit on
+        SQLite, one autocommit round trip per single statement on Postgres)."""
+        self.db.execute(statements, what=what)
 
     def _query(self, statement: str, params: dict[str, Any], what: str) -> list[Any]:
         """One read statement (a statement is its own consistent snapshot)."""
         return self._read(lambda fetch: fetch(statement, params), what)
 
     def _read(self, run: Callable[[_Fetch], T], what: str, *, snapshot: bool = False) -> T:
-        """`run(fetch)`, where `fetch(statement, params)` runs one read statement and returns its rows.
+        """`run(fetch)`, where `fetch(statement, params)` runs one read statement and returns its rows;
+        with `snapshot` every statement sees one snapshot. Retried while the database is unreachable."""
+        return self.db.read_with(
+            lambda fetch: run(lambda statement, params: self._fetch(fetch, statement, params)),
+            what=what,
+            snapshot=snapshot,
+        )
 
-        With `snapshot` every statement sees one snapshot (a read transaction on SQLite; the
-        Postgres paths issue a single statement). Retried while the database is unreachable.
-        """
-        if self.postgres:
-            return self.db.retrying(lambda: self._pg_read(run), what=what)
-        return self.db.retrying(lambda: self._sqlite_read(run, snapshot), what=what)
-
-    def _fetch(self, target: Any, statement: str, params: Any, **options: Any) -> list[Any]:
-        """Every read statement goes through here (a driver connection or cursor executes it, with
-        the driver's `options`)."""
-        return list(target.execute(statement, params, **options).fetchall())
-
-    @contextlib.contextmanager
-    def _pg_cursor(
-        self, statements: Sequence[tuple[str, dict[str, Any]]]
-    ) -> Generator[tuple[Any, Any], None, None]:
-        """A pooled autocommit psycopg connection and a cursor on it; a driver error invalidates the
-        connection (a broken one must not go back to the pool) and is wrapped naming `statements`."""
-        engine = self.db.autocommit_engine
-        fairy = engine.raw_connection()
-        try:
-            conn = fairy.driver_connection
-            assert conn is not None
-            with conn.cursor() as cursor:
-                yield conn, cursor
-        except engine.dialect.loaded_dbapi.Error as error:
-            fairy.invalidate(error)
-            raise _wrap(engine, statements, error) from error
-        finally:
-            fairy.close()
-
-    def _pg_read(self, run: Callable[[_Fetch], T]) -> T:
-        with self._pg_cursor([]) as (conn, cursor):
-            # Prepared on first use on each pooled connection (not after psycopg's default 5 uses):
-            # planning the one-statement load costs more than running it. Not if the user turned
-            # preparing off (prepare_threshold=None, e.g. behind a transaction-mode pooler): psycopg's
-            # prepare=None is its default behaviour.
-            prepare = None if conn.prepare_threshold is None else True
-            return run(lambda statement, params: self._fetch(cursor, statement, params, prepare=prepare))
-
-    def _pg_execute(self, statements: Sequence[tuple[str, dict[str, Any]]], *, fetch: bool) -> list[Any]:
-        with self._pg_cursor(statements) as (conn, cursor):
-            if len(statements) == 1:
-                cursor.execute(*statements[0])
-                return list(cursor.fetchall()) if fetch else []
-            with conn.transaction():
-                for statement, params in statements:
-                    cursor.execute(statement, params)
-            return []
-
-    def _sqlite_write(self, statements: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Commit `statements` as (part of) one transaction before returning: a group commit.
-
-        Callers queue their statements, then take the writer lock; the first to get it commits
-        everything queued so far in one transaction (one fsync), and the callers whose work it
-        committed return as soon as they get the lock. Every call still returns only once its
-        statements are durable; concurrent callers (LangGraph's background puts and writes)
-        merely share a commit.
-        """
-        item = _PendingWrite(statements)
-        with self._pending_guard:
-            self._pending.append(item)
-        with self._lock:
-            if not item.done:
-                with self._pending_guard:
-                    batch, self._pending = self._pending, []
-                self._sqlite_commit(batch)
-        if item.error is not None:
-            raise item.error
-
-    def _sqlite_commit(self, batch: list[_PendingWrite]) -> None:
-        """Under the writer lock: one transaction for the batch; each item is marked done."""
-        engine = self.db.sa_engine
-        conn = self._sqlite_writer()
-        try:
-            if len(batch) == 1 and len(batch[0].statements) == 1:
-                # One statement in autocommit mode is its own write transaction (it takes the
-                # write lock when it starts, like BEGIN IMMEDIATE, and commits durably when it
-                # ends): one call into the driver instead of three, so one GIL hand-off.
-                conn.execute(*batch[0].statements[0])
-            else:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for item in batch:
-                        for statement, params in item.statements:
-                            conn.execute(statement, params)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-        except Exception as error:
-            if len(batch) > 1:  # whose statement failed? each item alone, in its own transaction
-                for item in batch:
-                    self._sqlite_commit([item])
-                return
-            if isinstance(error, engine.dialect.loaded_dbapi.Error):
-                error = _wrap(engine, batch[0].statements, error)
-            batch[0].error = error
-        except BaseException as error:
-            for item in batch:
-                item.error = error
-            raise
-        finally:
-            for item in batch:
-                item.done = True
-
-    def _sqlite_writer(self) -> Any:
-        """The store's own writer connection (writes are serialized by the lock anyway)."""
-        fairy = self._writer
-        if fairy is None:
-            fairy = self._writer = self.db.sa_engine.raw_connection()
-        return fairy.driver_connection
-
-    def _sqlite_read(self, run: Callable[[_Fetch], T], snapshot: bool) -> T:
-        lock = self._sqlite_lock
-        if lock is not None and lock.acquire(blocking=False):
-            # The writer connection when it is free: its page cache is still valid after our own
-            # writes (another connection's cache is dropped by every commit), so the hot
-            # `get_tuple` at the start of each run reads no page from the OS. Never waits for it.
-            try:
-                return self._sqlite_read_on(self._sqlite_writer(), run, snapshot)
-            finally:
-                lock.release()
-        fairy = self.db.sa_engine.raw_connection()
-        try:
-            return self._sqlite_read_on(fairy.driver_connection, run, snapshot)
-        finally:
-            fairy.close()
-
-    def _sqlite_read_on(self, conn: Any, run: Callable[[_Fetch], T], snapshot: bool) -> T:
-        engine = self.db.sa_engine
-
-        def fetch(statement: str, params: Any) -> list[Any]:
-            return self._fetch(conn, statement, params)
-
-        try:
-            if not snapshot:
-                return run(fetch)
-            conn.execute("BEGIN")
-            try:
-                result = run(fetch)
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")  # ends the read transaction
-            return result
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise _wrap(engine, [], error) from error
+    def _fetch(self, target: _Fetch, statement: str, params: Any) -> list[Any]:
+        """Every read statement of the store goes through here."""
+        return target(statement, params)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -721,7 +519,7 @@ class CheckpointStore:
             params[f"btype_{i}"] = b.type
             params[f"blob_{i}"] = b.blob
         n = len(blobs)
-        if self.postgres:  # one atomic statement: the blobs ride in a data-modifying CTE
+        if self.dialect.writable_ctes:  # one atomic statement: the blobs ride in a data-modifying CTE
             statement = self._sql(
                 ("put", n), lambda: f"WITH blobs AS ({_blob_insert(n)}) {_UPSERT_CHECKPOINT}"
             )
@@ -786,7 +584,7 @@ class CheckpointStore:
         `contiguous`: `where` has no condition beyond thread, namespace and id bounds, so rows of
         one (thread, namespace) are all of its checkpoints between their oldest and newest id.
         """
-        if self.postgres:
+        if not self.dialect.in_process:  # a server: everything in one round trip
             statement = self._sql(("load", where, limit), lambda: _load_statement(where, limit))
             return _assemble(*_split_union(self._query(statement, params, what)))
 
@@ -866,14 +664,7 @@ class CheckpointStore:
             conditions.append("checkpoint_id < :before")
             params["before"] = before
         for i, (key, value) in enumerate(sorted((metadata_equals or {}).items())):
-            if self.postgres:
-                conditions.append(f"(CAST(metadata AS jsonb) -> :mkey_{i}) = CAST(:mval_{i} AS jsonb)")
-                params[f"mkey_{i}"] = key
-                params[f"mval_{i}"] = json.dumps(value)
-            else:
-                conditions.append(f"json_extract(metadata, :mkey_{i}) = :mval_{i}")
-                params[f"mkey_{i}"] = '$."' + key.replace('"', '""') + '"'
-                params[f"mval_{i}"] = value
+            conditions.append(self.dialect.json_key_equals("metadata", key, value, f"m{i}", params))
         where = " AND ".join(conditions) or "1 = 1"
         sql_limit = limit is not None and accept is None
         if sql_limit:
@@ -899,7 +690,7 @@ class CheckpointStore:
             return
 
         def run() -> None:
-            with self._lock, self.db.write() as conn:
+            with self.db.write_serialized() as conn:
                 for table in _THREAD_TABLES:
                     for chunk in _chunks(ids):
                         conn.execute(sa.delete(table).where(table.c.thread_id.in_(chunk)))
@@ -913,7 +704,7 @@ class CheckpointStore:
             return
 
         def run() -> None:
-            with self._lock, self.db.write() as conn:
+            with self.db.write_serialized() as conn:
                 c = lg_checkpoints.c
                 doomed: list[tuple[str, str, str]] = []
                 for chunk in _chunks(ids):
@@ -932,7 +723,7 @@ class CheckpointStore:
         """
 
         def run() -> None:
-            with self._lock, self.db.write() as conn:
+            with self.db.write_serialized() as conn:
                 for table in _THREAD_TABLES:
                     rows = [
                         dict(r._mapping)
@@ -942,7 +733,7 @@ class CheckpointStore:
                         continue
                     for row in rows:
                         row["thread_id"] = target_thread_id
-                    insert = insert_ignore(self.db.dialect, table)
+                    insert = self.dialect.insert_ignore(table)
                     for chunk in _chunks(rows, 200):
                         conn.execute(insert, list(chunk))
 
@@ -957,7 +748,7 @@ class CheckpointStore:
         """
 
         def run() -> None:
-            with self._lock, self.db.write() as conn:
+            with self.db.write_serialized() as conn:
                 c = lg_checkpoints.c
                 rows = [
                     _record(r)
@@ -1092,15 +883,7 @@ class CheckpointStore:
         }
 
         def run() -> None:
-            with self._lock, self.db.write() as conn:
+            with self.db.write_serialized() as conn:
                 conn.exec_driver_sql(self._put_memo, params)
 
         self.db.retrying(run, what="record step memo")
-
-
-def _wrap(engine: sa.Engine, statements: Sequence[tuple[str, dict[str, Any]]], error: Exception) -> Exception:
-    """The driver's error as SQLAlchemy's DBAPIError, so `Database.retrying` can judge it transient."""
-    statement = statements[0][0] if statements else ""
-    return exc.DBAPIError.instance(
-        statement, None, error, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect, ismulti=False
-    )

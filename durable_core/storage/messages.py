@@ -10,8 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ._database import Database, insert_ignore, notify
-from ._schema import event_history, events, messages, steps, streams, workflows
+from ._database import Database
+from ._schema import event_history, events, messages, streams, workflows
+from .steps import StepStore, step_params
 
 __all__ = ["MessageStore", "StepWrite"]
 
@@ -60,7 +61,9 @@ class StepWrite:
 class MessageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._owned = db.sql(_OWNED)
+        self.dialect = db.sql_dialect
+        self._owned = db.sql(_OWNED + db.sql_dialect.lock_owned_row)
+        self._steps = StepStore(db)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -70,24 +73,24 @@ class MessageStore:
             "executor_id": step.executor_id,
             "owner_epoch": step.owner_epoch,
         }
-        if self.db.dialect == "postgresql":
-            # lock the row so a concurrent cancel or takeover cannot slip between check and write
-            return conn.exec_driver_sql(self._owned + " FOR SHARE", params).first() is not None
+        # the dialect's row lock: a concurrent cancel or takeover cannot slip between check and write
         return conn.exec_driver_sql(self._owned, params).first() is not None
 
     def _insert_step(self, conn: sa.Connection, step: StepWrite, now: int, output: str | None = None) -> bool:
-        result = conn.execute(
-            insert_ignore(self.db.dialect, steps).values(
+        return self._steps.record_in(
+            conn,
+            step_params(
                 workflow_id=step.workflow_id,
+                executor_id=step.executor_id,
+                owner_epoch=step.owner_epoch,
                 step_id=step.step_id,
                 name=step.name,
                 output=output if output is not None else step.output,
                 serialization=step.serialization,
                 started_at=step.started_at,
                 completed_at=now,
-            )
+            ),
         )
-        return result.rowcount == 1
 
     def workflow_exists(self, conn: sa.Connection, workflow_id: str) -> bool:
         return (
@@ -119,7 +122,7 @@ class MessageStore:
                 if not self.workflow_exists(conn, destination_id):
                     return "no-destination"
                 inserted = conn.execute(
-                    insert_ignore(self.db.dialect, messages).values(
+                    self.dialect.insert_ignore(messages).values(
                         destination_id=destination_id,
                         topic=topic,
                         message=message,
@@ -130,8 +133,7 @@ class MessageStore:
                 ).rowcount
                 if step is not None:
                     self._insert_step(conn, step, now)
-                if self.db.dialect == "postgresql":
-                    notify(conn, f"msg:{destination_id}:{topic}")
+                self.dialect.notify(conn, f"msg:{destination_id}:{topic}")
                 return "sent" if inserted else "duplicate"
 
         return self.db.retrying(run, what="send message")
@@ -156,8 +158,7 @@ class MessageStore:
                     .order_by(messages.c.message_id)
                     .limit(1)
                 )
-                if self.db.dialect == "postgresql":
-                    select = select.with_for_update(skip_locked=True)
+                select = self.dialect.skip_locked(select)
                 row = conn.execute(select).first()
                 if row is None:
                     return "empty", None, None
@@ -178,11 +179,11 @@ class MessageStore:
 
     def notify(self, payloads: list[str]) -> None:
         """Postgres NOTIFY to wake waiters in other processes."""
-        if self.db.dialect != "postgresql":
+        if not self.dialect.notifies:
             return
         with self.db.autocommit_engine.connect() as conn:
             for payload in payloads:
-                notify(conn, payload)
+                self.dialect.notify(conn, payload)
 
     # -- wait markers ---------------------------------------------------------------------
 
@@ -270,7 +271,7 @@ class MessageStore:
                         )
                     )
                 conn.execute(
-                    insert_ignore(self.db.dialect, event_history).values(
+                    self.dialect.insert_ignore(event_history).values(
                         workflow_id=step.workflow_id,
                         step_id=step.step_id,
                         key=key,
@@ -279,8 +280,7 @@ class MessageStore:
                     )
                 )
                 self._insert_step(conn, step, now)
-                if self.db.dialect == "postgresql":
-                    notify(conn, f"event:{step.workflow_id}:{key}")
+                self.dialect.notify(conn, f"event:{step.workflow_id}:{key}")
                 return True
 
         return self.db.retrying(run, what="set event")
@@ -305,7 +305,7 @@ class MessageStore:
             latest: dict[str, Any] = {}
             for r in rows:
                 conn.execute(
-                    insert_ignore(self.db.dialect, event_history).values(
+                    self.dialect.insert_ignore(event_history).values(
                         workflow_id=target_id,
                         step_id=r.step_id,
                         key=r.key,
@@ -352,8 +352,7 @@ class MessageStore:
                     )
                 )
                 self._insert_step(conn, step, now)
-                if self.db.dialect == "postgresql":
-                    notify(conn, f"stream:{step.workflow_id}:{key}")
+                self.dialect.notify(conn, f"stream:{step.workflow_id}:{key}")
                 return True
 
         return self.db.retrying(run, what="write stream")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ._database import Database, notify
+from ._database import Database
 from ._rows import WorkflowRow
 from ._schema import workflows
 from .workflows import row_to_workflow
@@ -44,6 +44,7 @@ class ClaimResult:
 class QueueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.dialect = db.sql_dialect
         self._pending_sql: dict[int, str] = {}
 
     def claim(self, request: ClaimRequest) -> ClaimResult:
@@ -56,10 +57,8 @@ class QueueStore:
     def _claim(self, conn: sa.Connection, r: ClaimRequest) -> ClaimResult:
         budget = r.max_claims
         limited = r.concurrency is not None or r.rate_limit is not None
-        if limited and self.db.dialect == "postgresql":
-            conn.exec_driver_sql(
-                "SELECT pg_advisory_xact_lock(hashtext(%(k)s))", {"k": f"durable_queue:{r.queue_name}"}
-            )
+        if limited:
+            self.dialect.lock_for_claims(conn, f"durable_queue:{r.queue_name}")
         if r.concurrency is not None:
             running = conn.execute(
                 sa.select(sa.func.count()).where(
@@ -86,7 +85,7 @@ class QueueStore:
             budget = min(budget, free)
         if budget <= 0 or not r.names:
             return ClaimResult([], rate_until)
-        if self.db.dialect == "sqlite" and not self._has_work(conn, r):
+        if self.dialect.in_process and not self._has_work(conn, r):  # a probe costs no round trip
             return ClaimResult([], rate_until)
         order = (
             (workflows.c.priority.asc(), workflows.c.created_at.asc(), workflows.c.workflow_id.asc())
@@ -104,8 +103,7 @@ class QueueStore:
             .order_by(*order)
             .limit(budget)
         )
-        if self.db.dialect == "postgresql":
-            select = select.with_for_update(skip_locked=True)
+        select = self.dialect.skip_locked(select)
         ids = list(conn.execute(select).scalars())
         if ids:
             conn.execute(
@@ -187,7 +185,7 @@ class QueueStore:
             )
 
     def notify(self, queue_name: str) -> None:
-        if self.db.dialect != "postgresql":
+        if not self.dialect.notifies:
             return
         with self.db.autocommit_engine.connect() as conn:
-            notify(conn, f"queue:{queue_name}")
+            self.dialect.notify(conn, f"queue:{queue_name}")

@@ -5,6 +5,9 @@ workflow row is PENDING and owned by this executor. Zero rows inserted means the
 cancelled or taken over (or, after a lost acknowledgement, that our own earlier attempt
 committed), which the caller resolves by reading the workflow row: a step row that exists is
 never taken as proof of ownership, since another owner may have written it.
+
+That statement is the only step-row insert: the stores that write a step beside another effect
+(a message, an event, a child workflow's row) run it inside their transaction (`record_in`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from ._database import Database
 from ._rows import StepRow
 from ._schema import steps
 
-__all__ = ["StepStore"]
+__all__ = ["StepStore", "step_params"]
 
 _RECORD = (
     "INSERT INTO steps (workflow_id, step_id, name, output, error, serialization, child_workflow_id, "
@@ -34,11 +37,47 @@ _LOAD = (
 )
 
 
+def step_params(
+    *,
+    workflow_id: str,
+    executor_id: str,
+    owner_epoch: int,
+    step_id: int,
+    name: str,
+    output: str | None = None,
+    error: str | None = None,
+    serialization: str = "json",
+    child_workflow_id: str | None = None,
+    started_at: int,
+    completed_at: int,
+    usage: str | None = None,
+) -> dict[str, Any]:
+    """The parameters of the step-row insert: the row, and the ownership it must prove."""
+    return {
+        "workflow_id": workflow_id,
+        "executor_id": executor_id,
+        "owner_epoch": owner_epoch,
+        "step_id": step_id,
+        "name": name,
+        "output": output,
+        "error": error,
+        "serialization": serialization,
+        "child_workflow_id": child_workflow_id,
+        "started_at": started_at,
+        "completed_at": completed_at,
+        "usage": usage,
+    }
+
+
 class StepStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._record = db.sql(_RECORD)
         self._load = db.sql(_LOAD)
+
+    def record_in(self, conn: sa.Connection, params: dict[str, Any]) -> bool:
+        """The step-row insert inside the caller's transaction (`step_params`); True if inserted."""
+        return conn.exec_driver_sql(self._record, params).rowcount == 1
 
     def record(
         self,
@@ -58,20 +97,20 @@ class StepStore:
     ) -> bool:
         """Insert the step's outcome if this executor still owns the workflow under `owner_epoch`;
         True if inserted."""
-        params: dict[str, Any] = {
-            "workflow_id": workflow_id,
-            "executor_id": executor_id,
-            "owner_epoch": owner_epoch,
-            "step_id": step_id,
-            "name": name,
-            "output": output,
-            "error": error,
-            "serialization": serialization,
-            "child_workflow_id": child_workflow_id,
-            "started_at": started_at,
-            "completed_at": completed_at,
-            "usage": usage,
-        }
+        params = step_params(
+            workflow_id=workflow_id,
+            executor_id=executor_id,
+            owner_epoch=owner_epoch,
+            step_id=step_id,
+            name=name,
+            output=output,
+            error=error,
+            serialization=serialization,
+            child_workflow_id=child_workflow_id,
+            started_at=started_at,
+            completed_at=completed_at,
+            usage=usage,
+        )
         return self.db.retrying(lambda: self.db.write_one(self._record, params) == 1, what="record step")
 
     def load(self, workflow_id: str) -> dict[int, StepRow]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ._database import Database
-from ._database import notify as pg_notify
+from ._database import NOTIFY_CHANNEL, Database
 from ._rows import WorkflowRow
 from ._schema import steps, workflows
+from .steps import StepStore, step_params
 
 __all__ = ["TERMINAL_STATUSES", "ParentStep", "WorkflowStore"]
 
@@ -21,11 +21,6 @@ _COLUMNS = [c.name for c in workflows.columns if c.name != "owner_epoch"]
 _INSERT = (
     f"INSERT INTO workflows ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
     "ON CONFLICT (workflow_id) DO NOTHING"
-)
-_INSERT_STEP = (
-    "INSERT INTO steps (workflow_id, step_id, name, output, error, serialization, child_workflow_id, "
-    "started_at, completed_at) VALUES (:workflow_id, :step_id, :name, NULL, NULL, 'json', :child_workflow_id, "
-    ":now, :now) ON CONFLICT (workflow_id, step_id) DO NOTHING"
 )
 _FINISH = (
     "UPDATE workflows SET status = :status, output = :output, error = :error, serialization = :serialization, "
@@ -65,18 +60,20 @@ class WorkflowStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.dialect = db.sql_dialect
+        self._steps = StepStore(db)
         self._insert = db.sql(_INSERT)
-        self._insert_step = db.sql(_INSERT_STEP)
-        self._owned = db.sql(_OWNED)
-        self._insert_notify = db.sql(
-            f"WITH created AS ({_INSERT} RETURNING workflow_id) "
-            "SELECT pg_notify('durable_core', :notify_payload) FROM created"
-        )
+        self._owned = db.sql(_OWNED + db.sql_dialect.lock_owned_row)
         self._finish = db.sql(_FINISH)
-        if db.dialect == "postgresql":
+        self._insert_notify: str | None = None
+        if self.dialect.notifies and self.dialect.writable_ctes:  # the NOTIFY rides along
+            self._insert_notify = db.sql(
+                f"WITH created AS ({_INSERT} RETURNING workflow_id) "
+                f"SELECT pg_notify('{NOTIFY_CHANNEL}', :notify_payload) FROM created"
+            )
             self._finish = db.sql(
                 f"WITH finished AS ({_FINISH} RETURNING workflow_id) "
-                "SELECT pg_notify('durable_core', 'done:' || workflow_id) FROM finished"
+                f"SELECT pg_notify('{NOTIFY_CHANNEL}', 'done:' || workflow_id) FROM finished"
             )
 
     def insert(
@@ -95,7 +92,7 @@ class WorkflowStore:
         params = {c: values.get(c) for c in _COLUMNS}
         if parent_step is None:
             # one statement, one round trip (and on Postgres the NOTIFY rides along)
-            if notify is not None and self.db.dialect == "postgresql":
+            if notify is not None and self._insert_notify is not None:
                 statement = self._insert_notify
                 params["notify_payload"] = notify
             else:
@@ -106,28 +103,30 @@ class WorkflowStore:
 
         def run() -> bool | None:
             with self.db.write() as conn:
-                owned = self._owned + (" FOR SHARE" if self.db.dialect == "postgresql" else "")
                 owner = {
                     "workflow_id": parent_step.workflow_id,
                     "executor_id": parent_step.executor_id,
                     "owner_epoch": parent_step.owner_epoch,
                 }
-                if conn.exec_driver_sql(owned, owner).first() is None:
+                if conn.exec_driver_sql(self._owned, owner).first() is None:
                     return None
                 created = conn.exec_driver_sql(self._insert, params).rowcount == 1
                 # the parent's "start child" step, in the same transaction
-                conn.exec_driver_sql(
-                    self._insert_step,
-                    {
-                        "workflow_id": parent_step.workflow_id,
-                        "step_id": parent_step.step_id,
-                        "name": parent_step.name,
-                        "child_workflow_id": values["workflow_id"],
-                        "now": values["created_at"],
-                    },
+                self._steps.record_in(
+                    conn,
+                    step_params(
+                        workflow_id=parent_step.workflow_id,
+                        executor_id=parent_step.executor_id,
+                        owner_epoch=parent_step.owner_epoch,
+                        step_id=parent_step.step_id,
+                        name=parent_step.name,
+                        child_workflow_id=values["workflow_id"],
+                        started_at=values["created_at"],
+                        completed_at=values["created_at"],
+                    ),
                 )
-                if created and notify is not None and self.db.dialect == "postgresql":
-                    pg_notify(conn, notify)
+                if created and notify is not None:
+                    self.dialect.notify(conn, notify)
                 return created
 
         return self.db.retrying(run, what="start workflow")
@@ -194,7 +193,9 @@ class WorkflowStore:
             .values(**values, output=None, error=None, owner_epoch=workflows.c.owner_epoch + 1)
         )
         last_step = (
-            sa.select(sa.func.max(steps.c.step_id)).where(steps.c.workflow_id == workflow_id).scalar_subquery()
+            sa.select(sa.func.max(steps.c.step_id))
+            .where(steps.c.workflow_id == workflow_id)
+            .scalar_subquery()
         )
         drop_failed = sa.delete(steps).where(
             steps.c.workflow_id == workflow_id, steps.c.step_id == last_step, steps.c.error.is_not(None)

@@ -29,9 +29,9 @@ def count_queries(saver: DurableCheckpointer) -> Generator[list[str]]:
     statements: list[str] = []
     original = store._fetch
 
-    def counting(target: Any, statement: str, params: Any, **options: Any) -> list[Any]:
+    def counting(target: Any, statement: str, params: Any) -> list[Any]:
         statements.append(statement)
-        return original(target, statement, params, **options)
+        return original(target, statement, params)
 
     store._fetch = counting  # type: ignore[method-assign]
     try:
@@ -130,7 +130,7 @@ def test_list_filters_before_limit_and_issues_no_query_per_checkpoint(saver: Dur
     assert len(history) == 4 * 12
     # Rows, blobs and writes: one statement on Postgres (one round trip); on SQLite rows, then writes
     # (blobs only when a row references one), whatever the number of checkpoints.
-    assert len(statements) == (1 if saver.store.postgres else 3), statements
+    assert len(statements) == (1 if saver.store.db.dialect == "postgresql" else 3), statements
     # ...and each tuple came back complete: values, versions and its own pending writes.
     assert sum(len(t.pending_writes or []) for t in history) >= 4 * 10
     assert all(t.checkpoint["channel_versions"] for t in history[:-1])
@@ -505,7 +505,8 @@ def test_sqlite_get_tuple_of_a_new_thread_is_one_query(saver: DurableCheckpointe
         missing = len(statements)
         assert saver.get_tuple(cfg("known")) is not None
     assert missing == 1
-    assert len(statements) - missing == (1 if saver.store.postgres else 2)  # row, then its writes
+    one_round_trip = saver.store.db.dialect == "postgresql"
+    assert len(statements) - missing == (1 if one_round_trip else 2)  # row, then its writes
 
 
 @pytest.mark.backends("sqlite")  # the group commit is SQLite's (Postgres writes are single statements)
@@ -516,13 +517,14 @@ def test_sqlite_group_commit_shares_one_transaction_and_isolates_a_failure(
     config = saver.put(cfg("g", checkpoint_ns=""), empty_checkpoint(), {"source": "input", "step": -1}, {})
     errors: list[Exception] = []
     commits: list[int] = []
-    original = store._sqlite_commit
+    raw = store.db.raw  # the database's group commit
+    original = raw._commit  # type: ignore[attr-defined]
 
     def counting(batch: Any) -> None:
         commits.append(len(batch))
         original(batch)
 
-    store._sqlite_commit = counting  # type: ignore[method-assign]
+    raw._commit = counting  # type: ignore[attr-defined]
 
     def write(i: int) -> None:
         try:
@@ -533,19 +535,17 @@ def test_sqlite_group_commit_shares_one_transaction_and_isolates_a_failure(
         except Exception as error:
             errors.append(error)
 
-    lock = store._sqlite_lock
-    assert lock is not None
-    with lock:  # writers queue up while another commit holds the lock
+    with raw.serialized():  # writers queue up while another commit holds the lock
         threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10
-        while len(store._pending) < 6 and time.monotonic() < deadline:
+        while len(raw._pending) < 6 and time.monotonic() < deadline:  # type: ignore[attr-defined]
             time.sleep(0.001)
-        assert len(store._pending) == 6
+        assert len(raw._pending) == 6  # type: ignore[attr-defined]
     for thread in threads:
         thread.join(timeout=10)
-    del store._sqlite_commit
+    del raw._commit  # type: ignore[attr-defined]
     assert commits[0] == 6  # one leader took every queued write...
     assert len(errors) == 1 and "no_such_table" in str(errors[0])  # ...and only the broken one failed
     tup = saver.get_tuple(config)
@@ -560,10 +560,10 @@ def test_checkpoint_reads_are_prepared_on_first_use_of_a_connection(saver: Durab
     graph = chain_builder(2).compile(checkpointer=saver)
     graph.invoke(FRESH, cfg("prep"))
     store = saver.store
-    with store._pg_cursor([]) as (_, cursor):  # the pool's most recent connection
+    with store.db.raw.cursor() as (_, cursor):  # type: ignore[attr-defined]  # the pool's most recent connection
         cursor.execute("DEALLOCATE ALL")
     assert saver.get_tuple(cfg("prep")) is not None  # one read on that connection
-    with store._pg_cursor([]) as (_, cursor):  # LIFO pool: the same connection again
+    with store.db.raw.cursor() as (_, cursor):  # type: ignore[attr-defined]  # LIFO pool: the same connection again
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
     assert any("lg_checkpoints" in statement for statement in prepared), prepared
