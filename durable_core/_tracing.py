@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from ._status import WorkflowState
+
 if TYPE_CHECKING:
     from ._run import WorkflowRun
 
@@ -135,7 +137,7 @@ def workflow_span(
 def end_workflow_span(span: Any, status: str, error: BaseException | None) -> None:
     if span is None:
         return
-    span.set_attribute("durable.workflow.status", status)
+    span.set_attribute("durable.workflow.status", str(status))  # a plain str, not the StrEnum
     if error is not None:
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
@@ -243,7 +245,9 @@ def end_step_span(span: Any, attempts: int, error: BaseException | None) -> None
     if span is None:
         return
     span.set_attribute("durable.step.attempts", attempts)
-    span.set_attribute("durable.step.status", "ERROR" if error is not None else "SUCCESS")
+    span.set_attribute(
+        "durable.step.status", (WorkflowState.ERROR if error is not None else WorkflowState.SUCCESS).value
+    )
     if error is not None:
         span.record_exception(error)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))

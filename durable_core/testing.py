@@ -62,6 +62,7 @@ from ._options import workflow_options
 from ._records import StepInfo, WorkflowStatus
 from ._registry import get_workflow
 from ._runtime import CRASH_POINTS, WorkflowContext
+from ._status import TERMINAL_STATES, WorkflowState
 from .errors import NondeterminismError
 
 __all__ = [
@@ -177,7 +178,7 @@ _PHASE_SETS: dict[str, tuple[str, ...]] = {
     "after": ("after",),
 }
 _EXECUTOR_ID = "crash-kit"
-_TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
+_TERMINAL = TERMINAL_STATES
 _POLL = 0.02
 
 
@@ -904,7 +905,7 @@ def _settle(engine: Engine, answerer: _Answerer | None, kit: _Kit, timeout: floa
             if wait is not None and wait.kind not in ("sleep", "event", "workflow"):
                 if wait.kind != "recv" or answerer is None or answerer.unanswered(status):
                     continue  # only a person (or another program) ends this wait
-            elif status.status == "PENDING" and wait is None and status.workflow_id not in active:
+            elif status.status == WorkflowState.PENDING and wait is None and status.workflow_id not in active:
                 continue  # nothing runs it here: its caller resumes it by calling it again
             busy.append(f"{status.workflow_id} ({status.status}{f', waiting {wait.kind}' if wait else ''})")
         if not busy:
@@ -921,7 +922,7 @@ def _final_states(engine: Engine) -> dict[str, _FinalState]:
         states[status.workflow_id] = _FinalState(
             name=status.name,
             status=status.status,
-            output=row.output if row is not None and status.status == "SUCCESS" else None,
+            output=row.output if row is not None and status.status == WorkflowState.SUCCESS else None,
             error=_error_text(status.error) if status.error is not None else None,
             waiting=f"{wait.kind}:{wait.topic}" if wait is not None else None,
             steps=_sequence(engine.list_steps(status.workflow_id)),
@@ -964,7 +965,7 @@ def _replay_check(
         check = ReplayCheck(workflow_id)
         checks.append(check)
         defn = get_workflow(state.name)
-        if state.status not in ("SUCCESS", "ERROR"):
+        if state.status not in (WorkflowState.SUCCESS, WorkflowState.ERROR):
             check.skipped = f"it ended {state.status}{f' waiting {state.waiting}' if state.waiting else ''}"
             continue
         if defn is None:
@@ -990,7 +991,7 @@ def _replay_check(
             continue
         finally:
             check.seconds = time.monotonic() - started
-        output = row.output if row is not None and status.status == "SUCCESS" else None
+        output = row.output if row is not None and status.status == WorkflowState.SUCCESS else None
         if output is not None:
             output = output.replace(replay_id, workflow_id)
         error = _error_text(status.error) if status.error is not None else None
