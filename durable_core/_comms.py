@@ -22,7 +22,7 @@ from ._serialization import reject_nul
 from ._status import TERMINAL_STATES, now_ms
 from ._waiting import Wait, drive_async, drive_sync, lost_ownership, step_write
 from .errors import SerializationError, StepOutsideWorkflow, WorkflowNotFoundError
-from .storage import StepWrite
+from .storage import ReceiveResult, SendResult, StepWrite
 
 __all__ = [
     "close_stream",
@@ -126,9 +126,9 @@ def _recv_wait(ctx: WorkflowRun, step_id: int, topic: str | None, timeout: float
 
     def attempt(step: StepWrite) -> tuple[bool, Any]:
         state, message, serialization = engine.messages.consume(topic=name, step=step, now=now_ms())
-        if state == "not-owner":
+        if state is ReceiveResult.NOT_OWNER:
             lost_ownership(ctx, step_id)
-        if state == "received":
+        if state is ReceiveResult.RECEIVED:
             return True, None if message is None else engine.serializer_for(serialization or "json").loads(
                 message
             )
@@ -232,9 +232,9 @@ def _send_op(ctx: WorkflowRun, step_id: int, destination_id: str, message: Any, 
         now=started,
         step=step_write(ctx, step_id, "durable.send", None, started),
     )
-    if state == "not-owner":
+    if state is SendResult.NOT_OWNER:
         lost_ownership(ctx, step_id)
-    if state == "no-destination":
+    if state is SendResult.NO_DESTINATION:
         error = WorkflowNotFoundError(destination_id)
         ctx.record(step_id, "durable.send", error=error, started_at=started)
         raise error
@@ -363,7 +363,7 @@ def engine_send(
         idempotency_key=idempotency_key,
         now=now_ms(),
     )
-    if state == "no-destination":
+    if state is SendResult.NO_DESTINATION:
         raise WorkflowNotFoundError(destination_id)
     engine.waiters.notify(message_key(destination_id, name))
 

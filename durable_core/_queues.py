@@ -27,7 +27,7 @@ from ._run import Outcome
 from ._serialization import reject_nul
 from ._starting import definition_of, insert, make_plan, run_recovered
 from ._status import WorkflowState, now_ms
-from .errors import DurableError, EngineNotLaunched, QueueDeduplicatedError
+from .errors import DuplicateKey, DurableError, EngineNotLaunched, QueueDeduplicatedError
 from .storage import ClaimRequest, WorkflowRow
 
 __all__ = ["INTERNAL_QUEUE", "Queue", "RateLimit", "served_queue_names"]
@@ -145,8 +145,8 @@ def _prepare(
     def commit() -> WorkflowHandle[Any]:
         try:
             insert(engine, plan, notify=queue_key(queue_name))
-        except Exception as exc:
-            if _is_unique_violation(exc) and plan.values.get("deduplication_id"):
+        except DuplicateKey:
+            if plan.values.get("deduplication_id"):
                 raise QueueDeduplicatedError(queue_name, plan.values["deduplication_id"]) from None
             raise
         engine.wake_queues(queue_name, remote=False)  # the insert already notified other processes
@@ -202,11 +202,6 @@ def enqueue_by_name(
 
 def _absent(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
     raise RuntimeError("this workflow's code is not in this process")
-
-
-def _is_unique_violation(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "unique" in text or "duplicate key" in text
 
 
 class Dispatcher:

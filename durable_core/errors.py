@@ -14,6 +14,7 @@ BaseException
         ├── StepRetriesExceeded       a step failed max_attempts times (.errors)
         ├── SerializationError        a value the serializer cannot encode or decode
         ├── QueueDeduplicatedError    a deduplication id is held by a queued or running workflow
+        ├── DuplicateKey              storage: a row's unique key is taken (raised by durable_core.storage)
         ├── AwaitedWorkflowCancelled  awaiting a workflow that was cancelled
         ├── BudgetExceeded            a workflow tree reached its budget (on_exceeded="fail")
         ├── RecoveryAttemptsExceeded  awaiting a workflow parked after max_recovery_attempts
@@ -31,6 +32,7 @@ __all__ = [
     "AwaitedWorkflowCancelled",
     "BudgetExceeded",
     "DatabaseUnavailable",
+    "DuplicateKey",
     "DurableError",
     "EngineNotLaunched",
     "NondeterminismError",
@@ -135,6 +137,14 @@ class QueueDeduplicatedError(DurableError):
         )
         self.queue_name = queue_name
         self.deduplication_id = deduplication_id
+
+
+class DuplicateKey(DurableError):
+    """Storage refused a row because one of its unique keys is taken (a queue deduplication id, ...).
+
+    Raised by `durable_core.storage` for every driver's unique-violation error, so no caller matches
+    driver message text; the driver's error is its `__cause__`.
+    """
 
 
 class AwaitedWorkflowCancelled(DurableError):

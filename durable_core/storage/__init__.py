@@ -6,6 +6,7 @@
 
 from ._database import Database, Dialect, WriteWouldWait, redact_url
 from ._migrations import LATEST_VERSION, migrate
+from ._results import ReceiveResult, SendResult
 from ._rows import StepRow, WorkflowRow
 from .executors import ClaimedWorkflow, ExecutorRow, ExecutorStore
 from .messages import MessageStore, StepWrite
@@ -26,6 +27,8 @@ __all__ = [
     "MessageStore",
     "ParentStep",
     "QueueStore",
+    "ReceiveResult",
+    "SendResult",
     "StepRow",
     "StepStore",
     "StepWrite",

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 
-from ..errors import DatabaseUnavailable
+from ..errors import DatabaseUnavailable, DuplicateKey
 from ._dialects import NOTIFY_CHANNEL, SqlDialect, dialect_for
 from ._loop_writes import AVAILABLE as _LOOP_WRITES_AVAILABLE
 from ._loop_writes import LoopConnections, StatementTimedOut, await_on_loop, on_loop, run_on_loop
@@ -504,6 +504,8 @@ class Database:
                 return operation()
             except Exception as error:
                 transient = _is_transient(error)
+                if not transient and _is_unique_violation(error):
+                    raise DuplicateKey(f"{what}: a unique key is taken ({_driver_error(error)})") from error
                 if not transient or time.monotonic() > deadline or self._closed:
                     if transient:
                         raise DatabaseUnavailable(
@@ -571,6 +573,18 @@ _TRANSIENT_MARKERS = (
     "could not extend file",  # PostgreSQL on a full disk
     "no space left on device",
 )
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    return error.orig if isinstance(error, exc.DBAPIError) and error.orig is not None else error
+
+
+def _is_unique_violation(error: BaseException) -> bool:
+    """A driver's unique-constraint violation (SQLAlchemy-wrapped or raw)."""
+    raw = _driver_error(error)
+    if isinstance(raw, sqlite3.IntegrityError):
+        return "UNIQUE constraint failed" in str(raw) or "PRIMARY KEY" in str(raw)
+    return getattr(raw, "sqlstate", None) == "23505"  # psycopg: unique_violation
 
 
 def _is_transient(error: BaseException) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ._database import Database
+from ._results import ReceiveResult, SendResult
 from ._schema import event_history, events, messages, streams, workflows
 from .steps import StepStore, step_params
 
@@ -112,15 +113,15 @@ class MessageStore:
         idempotency_key: str | None,
         now: int,
         step: StepWrite | None = None,
-    ) -> str:
-        """Insert a message (and the sender's step). Returns "sent", "duplicate", "no-destination" or "not-owner"."""
+    ) -> SendResult:
+        """Insert a message (and the sender's step, when sent from a workflow)."""
 
-        def run() -> str:
+        def run() -> SendResult:
             with self.db.write() as conn:
                 if step is not None and not self._owns(conn, step):
-                    return "not-owner"
+                    return SendResult.NOT_OWNER
                 if not self.workflow_exists(conn, destination_id):
-                    return "no-destination"
+                    return SendResult.NO_DESTINATION
                 inserted = conn.execute(
                     self.dialect.insert_ignore(messages).values(
                         destination_id=destination_id,
@@ -134,20 +135,22 @@ class MessageStore:
                 if step is not None:
                     self._insert_step(conn, step, now)
                 self.dialect.notify(conn, f"msg:{destination_id}:{topic}")
-                return "sent" if inserted else "duplicate"
+                return SendResult.SENT if inserted else SendResult.DUPLICATE
 
         return self.db.retrying(run, what="send message")
 
-    def consume(self, *, topic: str, step: StepWrite, now: int) -> tuple[str, str | None, str | None]:
+    def consume(
+        self, *, topic: str, step: StepWrite, now: int
+    ) -> tuple[ReceiveResult, str | None, str | None]:
         """Take the oldest unconsumed message of a topic and record the recv step, atomically.
 
-        Returns (state, message, serialization): state "received", "empty" or "not-owner".
+        Returns (result, message, serialization); the message only when RECEIVED.
         """
 
-        def run() -> tuple[str, str | None, str | None]:
+        def run() -> tuple[ReceiveResult, str | None, str | None]:
             with self.db.write() as conn:
                 if not self._owns(conn, step):
-                    return "not-owner", None, None
+                    return ReceiveResult.NOT_OWNER, None, None
                 select = (
                     sa.select(messages.c.message_id, messages.c.message, messages.c.serialization)
                     .where(
@@ -161,7 +164,7 @@ class MessageStore:
                 select = self.dialect.skip_locked(select)
                 row = conn.execute(select).first()
                 if row is None:
-                    return "empty", None, None
+                    return ReceiveResult.EMPTY, None, None
                 conn.execute(
                     sa.update(messages)
                     .where(messages.c.message_id == row.message_id)
@@ -173,7 +176,7 @@ class MessageStore:
                     .where(workflows.c.workflow_id == step.workflow_id)
                     .values(wait_topic=None, wait_deadline=None, wait_step=None)
                 )
-                return "received", row.message, row.serialization
+                return ReceiveResult.RECEIVED, row.message, row.serialization
 
         return self.db.retrying(run, what="receive message")
 
