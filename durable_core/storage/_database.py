@@ -198,6 +198,8 @@ class Database:
                 )
         self.sql_dialect: SqlDialect = dialect_for(self.dialect)
         """What differs in the stores' SQL between SQLite and PostgreSQL."""
+        self.migrated_extensions: set[str] = set()
+        """Storage extension tracks brought up to date through this Database (`migrate_extension`)."""
         self._closed = False
 
     # -- engines -------------------------------------------------------------------------

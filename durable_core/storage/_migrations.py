@@ -3,12 +3,19 @@
 Postgres serializes migrators with a transaction-scoped advisory lock; SQLite with its single
 writer lock (`BEGIN IMMEDIATE`). A database written by a newer durable-agents is refused
 rather than silently misread.
+
+Two kinds of tracks: the core's (`MIGRATIONS`, its versions in `durable_schema_migrations`), run
+by `migrate` at launch; and one per storage extension (`Extension`: the LangGraph checkpoint
+tables), its versions in `durable_extension_migrations` under the extension's track name, run
+by `migrate_extension` when the extension's store is first used. An extension's tables never
+bump the core's version.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -17,7 +24,14 @@ from ..errors import DurableError
 from . import _schema
 from ._database import Database
 
-__all__ = ["LATEST_VERSION", "migrate", "schema_version"]
+__all__ = [
+    "LATEST_VERSION",
+    "Extension",
+    "extension_version",
+    "migrate",
+    "migrate_extension",
+    "schema_version",
+]
 
 Migration = Callable[[sa.Connection], None]
 
@@ -27,17 +41,12 @@ def _v1_core(conn: sa.Connection) -> None:
 
 
 def _v2_checkpoints(conn: sa.Connection) -> None:
-    try:
-        from .checkpoints import migrate_checkpoints
-    except ImportError:  # the LangGraph checkpoint tables are optional
-        return
-    migrate_checkpoints(conn)
+    """Formerly the LangGraph checkpoint tables: now the "langgraph-checkpoints" extension track
+    (`checkpoints.CHECKPOINTS`). Kept as a version so existing databases keep their numbering."""
 
 
 def _v3_checkpoint_versions(conn: sa.Connection) -> None:
-    """No table changes: checkpoint bodies from here on keep channel versions as LangGraph gives
-    them (a new, short version form). Recorded so that an older durable-agents, which would read
-    those bodies wrongly, refuses the database instead."""
+    """Formerly a marker of the checkpoint body format: now version 2 of the extension track."""
 
 
 def _v4_owner_epoch(conn: sa.Connection) -> None:
@@ -57,8 +66,8 @@ def _v5_usage_and_budgets(conn: sa.Connection) -> None:
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "core tables: workflows, steps, messages, events, streams, executors", _v1_core),
-    (2, "LangGraph checkpoint tables", _v2_checkpoints),
-    (3, "LangGraph checkpoint bodies keep channel versions as given", _v3_checkpoint_versions),
+    (2, "LangGraph checkpoint tables (moved to the extension track)", _v2_checkpoints),
+    (3, "LangGraph checkpoint bodies (moved to the extension track)", _v3_checkpoint_versions),
     (
         4,
         "workflows.owner_epoch: ownership generations, so a body that lost a workflow writes nothing",
@@ -118,3 +127,89 @@ def migrate(db: Database) -> int:
             return LATEST_VERSION
 
     return db.retrying(run, what="schema migration")
+
+
+# -- storage extensions --------------------------------------------------------------------------
+
+_EXTENSION_TABLE = "durable_extension_migrations"
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A storage extension's own migration track: `track` names it, `migrations` are its
+    (version, description, apply) steps, versions 1, 2, ... in order."""
+
+    track: str
+    migrations: Sequence[tuple[int, str, Migration]]
+
+    @property
+    def latest(self) -> int:
+        return self.migrations[-1][0]
+
+
+def extension_version(db: Database, track: str) -> int:
+    """The version of an extension track in the database, read without a write lock (0: none)."""
+    try:
+        with db.read() as conn:
+            return (
+                conn.execute(
+                    sa.text(f"SELECT MAX(version) FROM {_EXTENSION_TABLE} WHERE track = :track"),
+                    {"track": track},
+                ).scalar()
+                or 0
+            )
+    except exc.DBAPIError as error:
+        missing = isinstance(error, exc.OperationalError | exc.ProgrammingError)
+        if missing and not error.connection_invalidated:
+            return 0  # no extension has migrated yet
+        raise
+
+
+def migrate_extension(db: Database, extension: Extension) -> int:
+    """Bring an extension's tables to its latest version (once per `Database`); return that version.
+
+    An up-to-date track is only read, so a read-only database opens too. A track written by a
+    newer durable-agents is refused.
+    """
+    done = db.migrated_extensions
+    if extension.track in done:
+        return extension.latest
+    if db.read_only or extension_version(db, extension.track) == extension.latest:
+        done.add(extension.track)
+        return extension.latest
+
+    def run() -> int:
+        with db.write() as conn:
+            db.sql_dialect.begin_migration(conn, db.schema)
+            conn.exec_driver_sql(
+                f"CREATE TABLE IF NOT EXISTS {_EXTENSION_TABLE} (track TEXT NOT NULL, version INTEGER NOT NULL, "
+                "description TEXT NOT NULL, applied_at BIGINT NOT NULL, PRIMARY KEY (track, version))"
+            )
+            current = (
+                conn.execute(
+                    sa.text(f"SELECT MAX(version) FROM {_EXTENSION_TABLE} WHERE track = :track"),
+                    {"track": extension.track},
+                ).scalar()
+                or 0
+            )
+            if current > extension.latest:
+                raise DurableError(
+                    f"The database {db.safe_url!r} has version {current} of the {extension.track!r} tables, newer "
+                    f"than this durable-agents supports ({extension.latest}). Upgrade durable-agents on this machine."
+                )
+            for version, description, apply in extension.migrations:
+                if version <= current:
+                    continue
+                apply(conn)
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO {_EXTENSION_TABLE} (track, version, description, applied_at) "
+                        "VALUES (:track, :v, :d, :t)"
+                    ),
+                    {"track": extension.track, "v": version, "d": description, "t": int(time.time() * 1000)},
+                )
+            return extension.latest
+
+    version = db.retrying(run, what=f"{extension.track} schema migration")
+    done.add(extension.track)
+    return version

@@ -35,9 +35,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from ._database import Database
+from ._migrations import Extension, migrate_extension
 from ._raw import Fetch as _Fetch
 
 __all__ = [
+    "CHECKPOINTS",
     "BlobRecord",
     "CheckpointRecord",
     "CheckpointStore",
@@ -123,6 +125,26 @@ _CHUNK = 500
 def migrate_checkpoints(conn: sa.Connection) -> None:
     """Create the checkpointer's tables if they are missing (idempotent, safe to repeat)."""
     metadata.create_all(conn, checkfirst=True)
+
+
+def _v2_channel_versions(conn: sa.Connection) -> None:
+    """No table changes: checkpoint bodies keep channel versions as LangGraph gives them (a short
+    version form). Recorded so that an older durable-agents refuses the tables instead of misreading."""
+
+
+CHECKPOINTS = Extension(
+    "langgraph-checkpoints",
+    [
+        # databases made before the extension track have these tables already (core versions 2, 3)
+        (
+            1,
+            "LangGraph checkpoint tables: checkpoints, blobs, pending writes, step memos",
+            migrate_checkpoints,
+        ),
+        (2, "LangGraph checkpoint bodies keep channel versions as given", _v2_channel_versions),
+    ],
+)
+"""The checkpoint tables' own migration track (`CheckpointStore` brings it up to date)."""
 
 
 class BlobRecord(NamedTuple):
@@ -458,6 +480,7 @@ class CheckpointStore:
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        migrate_extension(database, CHECKPOINTS)
         self.dialect = database.sql_dialect
         self._sql_cache: dict[Any, str] = {}
         sql = database.sql
