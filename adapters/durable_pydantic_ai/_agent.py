@@ -176,7 +176,8 @@ class DurableAgent(WrapperAgent[AgentDepsT, OutputDataT], Generic[AgentDepsT, Ou
             `durable_core.Budget`), checked before every model request: a run that reached one
             pauses durably until `engine.raise_budget(run_id, ...)` (or fails with
             `BudgetExceeded` when `on_exceeded="fail"`). A run inside a workflow is governed by
-            that workflow's budget (`workflow_options(budget=...)`).
+            that workflow's budget, and `workflow_options(budget=...)` around one run replaces
+            this one for that run (as for the other adapters, `durable_core.extend.workflow_id_scope`).
     """
 
     def __init__(

@@ -15,7 +15,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
-from durable_core import Budget, BudgetExceeded
+from durable_core import Budget, BudgetExceeded, workflow_options
 from durable_core.testing import wait_until_waiting
 
 calls: list[int] = []
@@ -87,6 +87,19 @@ def test_a_durable_agent_budget_fails_before_the_request_that_would_exceed_it(en
     assert calls == [0, 1]
     status = engine.get_workflow_status("capped")
     assert status.status == "ERROR" and status.usage is not None and status.usage.model_calls == 2
+
+
+def test_a_budget_set_around_the_run_takes_precedence_over_the_agents(engine: Any) -> None:
+    durable = DurableAgent(usage_agent(4), budget=Budget(max_model_calls=10, on_exceeded="fail"))
+    with (
+        workflow_options(budget=Budget(max_model_calls=1, on_exceeded="fail")),
+        pytest.raises(BudgetExceeded),
+    ):
+        durable.run_sync("go", run_id="caller-capped")
+    assert calls == [0]
+    # the agent's own budget governs the next run, which the caller does not cap
+    assert durable.run_sync("go", run_id="agent-capped").output == "done"
+    assert calls == [0, 0, 1, 2, 3]
 
 
 def test_a_durable_agent_budget_pauses_until_raised(engine: Any) -> None:
