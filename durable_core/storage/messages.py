@@ -122,16 +122,22 @@ class MessageStore:
                     return SendResult.NOT_OWNER
                 if not self.workflow_exists(conn, destination_id):
                     return SendResult.NO_DESTINATION
-                inserted = conn.execute(
-                    self.dialect.insert_ignore(messages).values(
-                        destination_id=destination_id,
-                        topic=topic,
-                        message=message,
-                        serialization=serialization,
-                        idempotency_key=idempotency_key,
-                        created_at=now,
-                    )
-                ).rowcount
+                # RETURNING tells a skipped row apart (Postgres reports a rowcount of 1 either way here)
+                inserted = (
+                    conn.execute(
+                        self.dialect.insert_ignore(messages)
+                        .values(
+                            destination_id=destination_id,
+                            topic=topic,
+                            message=message,
+                            serialization=serialization,
+                            idempotency_key=idempotency_key,
+                            created_at=now,
+                        )
+                        .returning(messages.c.message_id)
+                    ).first()
+                    is not None
+                )
                 if step is not None:
                     self._insert_step(conn, step, now)
                 self.dialect.notify(conn, f"msg:{destination_id}:{topic}")
