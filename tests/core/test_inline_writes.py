@@ -281,3 +281,63 @@ def test_a_blocked_postgres_write_is_bounded_retried_and_never_stalls_the_loop(
     assert len(retries) >= 2  # bounded attempts (0.3 s each), retried while the lock was held
     assert [s.output for s in pg_engine.list_steps("pg-blocked")] == ["recorded after the lock"]
     assert pg_engine.get_workflow_status("pg-blocked").status == "SUCCESS"
+
+
+@pytest.mark.backends("postgres")
+def test_a_postgres_write_blocked_past_the_retries_interrupts_and_resumes(database_url: str) -> None:
+    """Blocked for longer than `db_retry_seconds`: the step's write is reported as the outage it
+    is (the run stops without an outcome, never ERROR), and the live engine resumes it once the
+    database answers; the loop kept running all along."""
+    import psycopg
+
+    engine = Engine(database_url, heartbeat_seconds=0.2, lease_seconds=5.0, db_retry_seconds=1.0)
+    engine.launch()
+    engine.database.write_timeout = 0.3
+    holder = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
+    bodies: list[int] = []
+    ticks = [0]
+    ticks_while_locked: list[int] = []
+
+    def release_later() -> None:
+        ticks_at_lock = ticks[0]
+        threading.Event().wait(2.5)  # the write's retries give up after about 1 s
+        ticks_while_locked.append(ticks[0] - ticks_at_lock)
+        holder.commit()
+
+    @step(name="pg_loop.outlasts_the_retries")
+    async def outlasts() -> str:
+        bodies.append(1)
+        if len(bodies) == 1:
+            holder.execute("LOCK TABLE durable.steps IN ACCESS EXCLUSIVE MODE")
+            threading.Thread(target=release_later, daemon=True).start()
+        return "recorded on the second run"
+
+    @workflow(name="pg_loop.interrupted_writer")
+    async def interrupted_writer() -> str:
+        return await outlasts()
+
+    async def ticker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            await asyncio.sleep(0.01)
+
+    async def main() -> str:
+        stop = asyncio.Event()
+        ticking = asyncio.ensure_future(ticker(stop))
+        try:
+            with workflow_options(workflow_id="pg-interrupted"):
+                handle = await engine.start_workflow_async(interrupted_writer)
+            return await handle.get_result_async(timeout_seconds=60)
+        finally:
+            stop.set()
+            await ticking
+
+    try:
+        assert asyncio.run(main()) == "recorded on the second run"
+        assert ticks_while_locked and ticks_while_locked[0] >= 50
+        assert len(bodies) == 2  # the step in flight at the outage ran again, once
+        assert engine.get_workflow_status("pg-interrupted").status == "SUCCESS"
+        assert [s.output for s in engine.list_steps("pg-interrupted")] == ["recorded on the second run"]
+    finally:
+        holder.close()
+        engine.shutdown()
