@@ -8,8 +8,8 @@ here, and adapters import nothing else from durable_core than `durable_core`,
 Steps
     `intercept_steps(interceptor)`: route every ``@step`` call in a context to an adapter (which
     may key them its own way, e.g. per LangGraph node task), a `StepInterceptor` called with
-    the step's `StepDef`; `steps_inline()`: run ``@step``
-    calls as plain, unrecorded calls (live-only code that a replay would not run);
+    the step's `StepDef`; `steps_inline()`: run ``@step`` calls as plain, unrecorded calls
+    (live-only code that a replay would not run);
     `RetryPolicy`, `call_with_retries`, `call_with_retries_async`: ``@step``'s retries
     (backoff, `StepRetriesExceeded`) for an adapter's own step-like calls.
 
@@ -19,15 +19,17 @@ Starting a run
 
 Live arguments and caller-owned runs
     `LiveHandoff`: hand what cannot be recorded (callbacks, a crew, a config) from a caller to the
-    workflow body it starts in this process; `leave_to_caller(reason)`: a caller-owned workflow
-    (``@workflow(auto_recover=False)``) run without its caller stays PENDING for it.
+    workflow body it starts in this process (in context, or by key across threads);
+    `leave_to_caller(reason)`: a caller-owned workflow (``@workflow(auto_recover=False)``) run
+    without its caller stays PENDING for it.
 
 The running workflow and its model calls
     `recorded_steps()`: what the workflow had recorded when this execution started;
     `running_workflow()`: a `RunningWorkflow` handle on the execution (also inside a step body,
     usable from any of its threads) to record model calls outside the step sequence
-    (`UnsequencedModelCall`), budget-checked first; `check_budget()` / `check_budget_async()`: a recorded budget check in
-    workflow code; `collect_usage(list)`: collect `record_usage` reports made in a context.
+    (`UnsequencedModelCall`), budget-checked first; `check_budget()` / `check_budget_async()`:
+    a recorded budget check in workflow code; `collect_usage(list)`: collect `record_usage`
+    reports made in a context.
 
 Checkpoint storage (LangGraph)
     `CheckpointStore` and its records (`CheckpointRecord`, `LoadedCheckpoint`, `WriteRecord`,
