@@ -139,12 +139,10 @@ class ExecutorStore:
 
         On Postgres a process frozen inside its heartbeat transaction keeps that row locked; a plain
         DELETE would wait for it forever and stall the caller's own heartbeats. SKIP LOCKED leaves
-        the row for a later round (SQLite, which has no row locks, ignores the clause).
+        the row for a later round (SQLite has no row locks).
         """
-        unlocked = (
-            sa.select(executors.c.executor_id)
-            .where(executors.c.executor_id == executor_id)
-            .with_for_update(skip_locked=True)
+        unlocked = self.db.sql_dialect.skip_locked(
+            sa.select(executors.c.executor_id).where(executors.c.executor_id == executor_id)
         )
         with self.db.write() as conn:
             conn.execute(sa.delete(executors).where(executors.c.executor_id.in_(unlocked)))
