@@ -104,18 +104,19 @@ _step_workflows: dict[StepDef, WorkflowDef] = {}  # a step -> the one-step workf
 
 def register_step(defn: StepDef, as_workflow: WorkflowDef) -> None:
     """Remember a step by name, with the one-step workflow (named ``step:<name>``) that runs it when
-    it is enqueued on its own, so a worker can run it."""
+    it is enqueued on its own, so a worker can run it. The latest step of a name wins (adapters
+    reuse one step name for several functions), as `_steps` does."""
     with _lock:
         _steps[defn.name] = defn
         _step_workflows[defn] = as_workflow
-    register_workflow(as_workflow)
+        _workflows[as_workflow.name] = as_workflow
 
 
 def workflow_of_step(defn: StepDef) -> WorkflowDef:
     """The one-step workflow of a registered step, registered again if another step took its name since."""
     as_workflow = _step_workflows[defn]
-    if _workflows.get(as_workflow.name) is not as_workflow:
-        register_workflow(as_workflow)
+    with _lock:
+        _workflows[as_workflow.name] = as_workflow
     return as_workflow
 
 

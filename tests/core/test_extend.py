@@ -249,3 +249,16 @@ def test_a_budget_refuses_an_unsequenced_model_call(engine: Engine) -> None:
     with workflow_options(budget=Budget(max_model_calls=1, on_exceeded="fail")):
         reason = refused()
     assert "model call" in reason
+
+
+def test_one_step_name_serves_several_functions_as_adapters_use_it() -> None:
+    """Adapters decorate a step per call, and name a sync and an async function alike."""
+
+    def sync_body() -> int:
+        return 1
+
+    async def async_body() -> int:
+        return 2
+
+    assert step(name="extend.shared")(sync_body)() == 1
+    assert asyncio.run(step(name="extend.shared")(async_body)()) == 2
