@@ -79,6 +79,16 @@ class StepDef:
     _return_hint: Any = field(default=None, repr=False)
     _hint_loaded: bool = field(default=False, repr=False)
     _retry: RetryPolicy | None = field(default=None, repr=False)
+    # builds the one-step workflow that runs this step when it is enqueued on its own (given by
+    # `@step`; None for a step definition that is never enqueued), and that workflow once built
+    make_workflow: Callable[[StepDef], WorkflowDef] | None = field(default=None, repr=False)
+    _workflow: WorkflowDef | None = field(default=None, repr=False)
+
+    def as_workflow(self) -> WorkflowDef | None:
+        """The one-step workflow (named ``step:<name>``) that runs this step on its own, built once."""
+        if self._workflow is None and self.make_workflow is not None:
+            self._workflow = self.make_workflow(self)
+        return self._workflow
 
     @property
     def retry(self) -> RetryPolicy:
@@ -99,22 +109,21 @@ _lock = threading.Lock()
 _workflows: dict[str, WorkflowDef] = {}
 _steps: dict[str, StepDef] = {}
 STEP_WORKFLOW_PREFIX = "step:"
-_step_workflows: dict[StepDef, WorkflowDef] = {}  # a step -> the one-step workflow that runs it
 
 
-def register_step(defn: StepDef, as_workflow: WorkflowDef) -> None:
-    """Remember a step by name, with the one-step workflow (named ``step:<name>``) that runs it when
-    it is enqueued on its own, so a worker can run it. The latest step of a name wins (adapters
-    reuse one step name for several functions), as `_steps` does."""
+def register_step(defn: StepDef) -> None:
+    """Remember a step by name so a worker can run it when it is enqueued on its own. The latest step
+    of a name wins (adapters reuse one step name for several functions)."""
     with _lock:
         _steps[defn.name] = defn
-        _step_workflows[defn] = as_workflow
-        _workflows[as_workflow.name] = as_workflow
 
 
 def workflow_of_step(defn: StepDef) -> WorkflowDef:
-    """The one-step workflow of a registered step, registered again if another step took its name since."""
-    as_workflow = _step_workflows[defn]
+    """The one-step workflow of `defn`, registered under ``step:<name>`` (replacing the workflow of
+    another step of that name: the step being started or enqueued is the one that runs)."""
+    as_workflow = defn.as_workflow()
+    if as_workflow is None:
+        raise TypeError(f"step {defn.name!r} cannot run as a workflow of its own (it was not made by @step)")
     with _lock:
         _workflows[as_workflow.name] = as_workflow
     return as_workflow
@@ -138,9 +147,14 @@ def register_workflow(defn: WorkflowDef) -> None:
 
 
 def get_workflow(name: str) -> WorkflowDef | None:
-    return _workflows.get(name)
+    defn = _workflows.get(name)
+    if defn is None and name.startswith(STEP_WORKFLOW_PREFIX):
+        step_def = _steps.get(name[len(STEP_WORKFLOW_PREFIX) :])
+        if step_def is not None and step_def.make_workflow is not None:
+            return workflow_of_step(step_def)
+    return defn
 
 
 def registered_names() -> list[str]:
     """Names of the workflows this process can run (enqueued steps included)."""
-    return sorted(_workflows)
+    return sorted({*_workflows, *(STEP_WORKFLOW_PREFIX + name for name in _steps)})

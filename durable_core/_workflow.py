@@ -178,6 +178,7 @@ def step(
             backoff_rate=backoff_rate,
             retry_on=retry_types,
             model_call=model_call,
+            make_workflow=_one_step_workflow,
         )
         wrapper: Any
         if is_async:
@@ -189,7 +190,7 @@ def step(
 
             wrapper = functools.wraps(func)(call)
         wrapper.__durable_step__ = defn
-        register_step(defn, _one_step_workflow(defn))
+        register_step(defn)
         return cast(Callable[P, R], wrapper)
 
     return decorate(fn) if fn is not None else decorate
