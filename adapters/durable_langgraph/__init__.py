@@ -24,9 +24,10 @@ if _find_spec("langgraph") is None or _find_spec("langchain_core") is None:  # p
 
 from ._codec import display_value
 from ._errors import CheckpointDecodeError, CheckpointerNotReady, GraphNotDurable
-from ._graph import RESUME_TOPIC, DurableGraph, segment_event
+from ._run import DurableGraph
 from ._saver import DurableCheckpointer
 from ._steps import durable_runnable, step
+from ._waits import RESUME_TOPIC, segment_event
 
 __all__ = [
     "RESUME_TOPIC",

@@ -40,7 +40,7 @@ from durable_core.extend import (
 
 from ._errors import CheckpointDecodeError, CheckpointerNotReady
 
-__all__ = ["DurableCheckpointer"]
+__all__ = ["DurableCheckpointer", "thread_id_of"]
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ def _database_of(source: Any) -> Any:
     return database
 
 
-def _thread_id(config: RunnableConfig) -> str:
+def thread_id_of(config: RunnableConfig) -> str:
     configurable = config.get("configurable") or {}
     thread_id = configurable.get("thread_id")
     if thread_id is None or thread_id == "":
@@ -170,7 +170,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> tuple[CheckpointRecord, list[BlobRecord], RunnableConfig]:
-        thread_id = _thread_id(config)
+        thread_id = thread_id_of(config)
         configurable = config.get("configurable") or {}
         checkpoint_ns = str(configurable.get("checkpoint_ns") or "")
         values = checkpoint["channel_values"]
@@ -230,7 +230,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
     def _prepare_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
     ) -> tuple[str, str, str, list[WriteRecord], bool]:
-        thread_id = _thread_id(config)
+        thread_id = thread_id_of(config)
         configurable = config.get("configurable") or {}
         checkpoint_id = configurable.get("checkpoint_id")
         if not checkpoint_id:
@@ -323,7 +323,7 @@ class DurableCheckpointer(BaseCheckpointSaver[str]):
     # -- sync API ------------------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        thread_id = _thread_id(config)
+        thread_id = thread_id_of(config)
         checkpoint_ns = str((config.get("configurable") or {}).get("checkpoint_ns") or "")
         loaded = self.store.get(thread_id, checkpoint_ns, get_checkpoint_id(config))
         return None if loaded is None else self._to_tuple(loaded)

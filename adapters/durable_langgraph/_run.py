@@ -10,7 +10,8 @@ Its body is a loop of *segments*, each a graph run up to completion or an interr
    checkpoint (LangGraph's ``invoke(None, config)``). A finished segment replays from its record;
 3. event ``langgraph.segment.<n>`` publishes the outcome (status, interrupts, checkpoint);
 4. on an interrupt the workflow waits durably on topic ``langgraph.resume`` (listed by
-   ``engine.list_workflows(waiting=True)``); the message becomes ``Command(resume=...)``;
+   ``engine.list_workflows(waiting=True)``); the message becomes ``Command(resume=...)``
+   (see `_waits`);
 5. when the run's budget refused a model call (segment status ``"budget"``), the core's budget
    check (a ``durable.budget`` step) pauses durably in a ``"budget"`` wait until
    ``engine.raise_budget`` (or fails with ``BudgetExceeded``); the next segment then resumes
@@ -26,7 +27,6 @@ import asyncio
 import contextlib
 import itertools
 import queue
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -43,30 +43,33 @@ from durable_core.extend import (
     workflow_id_scope,
 )
 
-from ._codec import decode_value, encode_value, is_envelope, json_safe, jsonable_items
+from ._codec import decode_value, encode_value, json_safe, jsonable_items
 from ._errors import GraphNotDurable
 from ._live import END_OF_STREAM, LiveSegment
 from ._memo import MemoScope, memo_scope
-from ._saver import DurableCheckpointer, _thread_id
+from ._saver import DurableCheckpointer, thread_id_of
 from ._usage import BudgetReached, node_usage
+from ._waits import (
+    PAUSED,
+    RESUME_TOPIC,
+    TERMINAL,
+    command_from,
+    resume_target,
+    segment_event,
+    until_waiting,
+    wait_for_resume,
+    wait_for_resume_async,
+)
 
 if TYPE_CHECKING:
     from durable_core import Budget
 
-__all__ = ["RESUME_TOPIC", "DurableGraph", "segment_event"]
+__all__ = ["DurableGraph"]
 
-RESUME_TOPIC = "langgraph.resume"
 _POLL_SECONDS = 0.2
-_TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
-_PAUSED = ("interrupted", "paused")
 _BUDGET = "budget"  # a segment ended because the run's budget refused a model call
 _WAITING_GRACE_SECONDS = 10.0
 _RECORDED_CONFIG_KEYS = ("metadata", "tags", "recursion_limit", "run_name", "max_concurrency")
-
-
-def segment_event(n: int) -> str:
-    """The event key a run sets when its n-th segment (0-based) ends."""
-    return f"langgraph.segment.{n}"
 
 
 class DurableGraph:
@@ -222,7 +225,7 @@ class DurableGraph:
         Returns (live segment, thread id, (run id, segment) if a paused run got the input, request).
         """
         config = config or {}
-        thread_id = _thread_id(config)
+        thread_id = thread_id_of(config)
         kwargs = {"durability": "sync", **kwargs}
         live = LiveSegment(config, kwargs, stream=stream, loop=loop)
         if input is None or isinstance(input, Command):
@@ -307,16 +310,7 @@ class DurableGraph:
         Decided from the run's durable segment events, so a run that has not yet entered its wait
         (or that awaits recovery after a crash) still gets the resume: messages are queued.
         """
-        for status in self._unfinished(thread_id):
-            last: Any = None
-            for n in itertools.count():
-                event = self.engine.get_event(status.workflow_id, segment_event(n), timeout_seconds=0)
-                if event is None:
-                    if isinstance(last, dict) and last.get("status") in _PAUSED:
-                        return status.workflow_id, n
-                    break
-                last = event
-        return None
+        return resume_target(self.engine, [status.workflow_id for status in self._unfinished(thread_id)])
 
     def _supersede(self, thread_id: str) -> None:
         """New input on a thread discards its interrupted runs (LangGraph drops their pending tasks)."""
@@ -339,8 +333,8 @@ class DurableGraph:
             except BaseException:
                 self._until_recorded(workflow_id)
                 raise
-            if outcome.get("status") in _PAUSED:
-                self._until_waiting(workflow_id)
+            if outcome.get("status") in PAUSED:
+                until_waiting(self.engine, workflow_id)
             else:
                 self._until_recorded(workflow_id)
             return live
@@ -357,8 +351,8 @@ class DurableGraph:
             except BaseException:
                 await asyncio.to_thread(self._until_recorded, workflow_id)
                 raise
-            if outcome.get("status") in _PAUSED:
-                await asyncio.to_thread(self._until_waiting, workflow_id)
+            if outcome.get("status") in PAUSED:
+                await asyncio.to_thread(until_waiting, self.engine, workflow_id)
             else:
                 await asyncio.to_thread(self._until_recorded, workflow_id)
             return live
@@ -368,18 +362,6 @@ class DurableGraph:
         with contextlib.suppress(BaseException):  # the caller raises or returns what it already holds
             self.engine.retrieve_workflow(workflow_id).get_result(timeout_seconds=_WAITING_GRACE_SECONDS)
 
-    def _until_waiting(self, workflow_id: str) -> None:
-        """Return once a paused run is blocked in its durable wait (so `list_workflows(waiting=True)`
-        shows it as soon as `invoke` returns), or has ended."""
-        deadline = time.monotonic() + _WAITING_GRACE_SECONDS
-        delay = 0.002
-        while time.monotonic() < deadline:
-            status = self.engine.get_workflow_status(workflow_id)
-            if status.waiting is not None or status.status in _TERMINAL:
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
     def _settled_elsewhere(self, workflow_id: str, segment: int, live: LiveSegment) -> bool:
         """True (with `live` resolved) if the segment ended in another process or before this call."""
         if live.claimed.is_set():
@@ -388,7 +370,7 @@ class DurableGraph:
         status = self.engine.get_workflow_status(workflow_id)
         if live.claimed.is_set():  # the body picked it up meanwhile: its result will come
             return False
-        if event is None and status.status not in _TERMINAL:
+        if event is None and status.status not in TERMINAL:
             return False
         if event is None:
             try:
@@ -396,7 +378,7 @@ class DurableGraph:
             except BaseException as error:
                 live.fail(error)
                 return True
-        thread_id = _thread_id(live.config)
+        thread_id = thread_id_of(live.config)
         live.output = self._output_from_state(thread_id)
         live.finish(dict(event or {}))
         return True
@@ -475,13 +457,6 @@ class DurableGraph:
             "reason": stop.reason,
         }
 
-    def _command_from(self, message: Any, outcome: dict[str, Any]) -> Any:
-        if is_envelope(message):
-            return decode_value(self.checkpointer.serde, message)
-        if outcome["status"] == "paused":
-            return None  # a static breakpoint resumes with no input
-        return Command(resume=message)
-
     def _claim_live(self, request: dict[str, Any], workflow_id: str, segment: int) -> LiveSegment | None:
         """The caller's live segment waiting here for this segment, if any (else: from the record)."""
         live = self._live.claim_at(request["token"] if segment == 0 else f"{workflow_id}#{segment}")
@@ -493,7 +468,7 @@ class DurableGraph:
         return MemoScope(self.checkpointer.store, self.checkpointer.serde, workflow_id)
 
     def _run_sync(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        from durable_core import current_workflow_id, recv, set_event, step
+        from durable_core import current_workflow_id, set_event, step
 
         workflow_id = current_workflow_id()
         run = running_workflow()
@@ -547,14 +522,11 @@ class DurableGraph:
                 if memos.maybe_left:
                     self.checkpointer.store.delete_memos(workflow_id)
                 return outcome
-            message = None
-            while message is None:
-                message = recv(RESUME_TOPIC, timeout_seconds=None)
-            command = self._command_from(message, outcome)
+            command = command_from(self.checkpointer.serde, wait_for_resume(), outcome)
         raise AssertionError("unreachable")
 
     async def _run_async(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        from durable_core import current_workflow_id, recv_async, set_event_async, step
+        from durable_core import current_workflow_id, set_event_async, step
 
         workflow_id = current_workflow_id()
         run = running_workflow()
@@ -617,10 +589,7 @@ class DurableGraph:
                 if memos.maybe_left:
                     await asyncio.to_thread(self.checkpointer.store.delete_memos, workflow_id)
                 return outcome
-            message = None
-            while message is None:
-                message = await recv_async(RESUME_TOPIC, timeout_seconds=None)
-            command = self._command_from(message, outcome)
+            command = command_from(self.checkpointer.serde, await wait_for_resume_async(), outcome)
         raise AssertionError("unreachable")
 
 
