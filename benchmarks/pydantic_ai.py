@@ -425,6 +425,15 @@ def _print_targets(medians: dict[str, float]) -> None:
             print(
                 f"durable-{backend}{MODEL_DELAY_SUFFIX} / plain{MODEL_DELAY_SUFFIX} = {durable / slow_plain:.3f}x"
             )
+        commits = medians.get(f"commit-floor-{backend}")
+        if slow_plain and plain and toolkit is not None and commits is not None:
+            # what the toolkit adds to a plain run, and the commits, do not overlap the model's wait
+            floor = slow_plain + (toolkit - plain) + commits
+            print(
+                f"  floor on the {MODEL_DELAY_SUFFIX[1:]} model, {backend}: plain{MODEL_DELAY_SUFFIX}"
+                f" + (toolkit-nodb - plain) + commit-floor-{backend} = {floor:.2f} ms"
+                f" = {floor / slow_plain:.3f}x plain{MODEL_DELAY_SUFFIX}"
+            )
 
 
 if __name__ == "__main__":
