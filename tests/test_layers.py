@@ -77,7 +77,6 @@ MAY_IMPORT_ENGINE = {
     "durable_core.cli",
     "durable_core.dashboard",
     "durable_core.testing",
-    "durable_core._inspection",  # the CLI's and the dashboard's shared inspection layer
 }
 
 
