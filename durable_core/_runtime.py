@@ -12,13 +12,13 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from . import _tracing
 from ._budget import gate_async, gate_sync
 from ._context import _current, _in_step, _interceptor, _options
 from ._registry import StepDef, WorkflowDef
 from ._retry import attempt_async, attempt_sync
 from ._run import CRASH_HOOKS, CRASH_POINTS, Outcome, WorkflowRun, run_crash_hooks
 from ._status import WorkflowState, now_ms
+from ._tracing import end_step_span, end_workflow_span, replayed_step, step_span, workflow_span
 from ._usage import Usage, _step_usage, encode_usage
 from .errors import DatabaseUnavailable, NondeterminismError, WorkflowCancelled
 
@@ -70,16 +70,16 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     step_id = ctx.take_step_id()
     row = ctx.begin_step(step_id, defn.name)
     if row is not None:
-        _tracing.replayed_step(step_id, defn.name)
+        replayed_step(step_id, defn.name)
         return ctx.replay(row, defn.return_hint)
     started = now_ms()
     token = _in_step.set(True)
     model_call = _ModelCall(ctx) if defn.model_call else None
     usage: str | None = None
     try:
-        with _tracing.step_span(ctx, step_id, defn.name) as span:
+        with step_span(ctx, step_id, defn.name) as span:
             outcome = _attempts_sync(defn, ctx, args, kwargs)
-            _tracing.end_step_span(span, outcome.attempts, outcome.error)
+            end_step_span(span, outcome.attempts, outcome.error)
     finally:
         if model_call is not None:
             usage = model_call.body_done()
@@ -122,16 +122,16 @@ async def _run_step_async(
         await gate_async(ctx, gate_id)
     row = ctx.begin_step(step_id, defn.name)
     if row is not None:
-        _tracing.replayed_step(step_id, defn.name)
+        replayed_step(step_id, defn.name)
         return ctx.replay(row, defn.return_hint)
     started = now_ms()
     token = _in_step.set(True)
     model_call = _ModelCall(ctx) if defn.model_call else None
     usage: str | None = None
     try:
-        with _tracing.step_span(ctx, step_id, defn.name) as span:
+        with step_span(ctx, step_id, defn.name) as span:
             outcome = await _attempts_async(defn, ctx, args, kwargs)
-            _tracing.end_step_span(span, outcome.attempts, outcome.error)
+            end_step_span(span, outcome.attempts, outcome.error)
     finally:
         if model_call is not None:
             usage = model_call.body_done()
@@ -202,7 +202,7 @@ async def run_engine_step_async(
 
 
 def _workflow_span(ctx: WorkflowRun) -> Any:
-    return _tracing.workflow_span(
+    return workflow_span(
         ctx, ctx.trace_context, queue_name=ctx.queue_name, recovery_attempts=ctx.recovery_attempts
     )
 
@@ -213,7 +213,7 @@ def _end_workflow_span(span: Any, outcome: Outcome) -> None:
             status = WorkflowState.CANCELLED
         else:
             status = WorkflowState.ERROR if outcome.error is not None else WorkflowState.SUCCESS
-        _tracing.end_workflow_span(span, status, outcome.error)
+        end_workflow_span(span, status, outcome.error)
 
 
 # -- workflows -----------------------------------------------------------------------------

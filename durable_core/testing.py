@@ -55,12 +55,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from . import _runtime
 from ._context import _current, _in_step
 from ._engine import Engine
 from ._options import workflow_options
 from ._records import StepInfo, WorkflowStatus
 from ._registry import get_workflow
+from ._run import CRASH_HOOKS
 from ._runtime import CRASH_POINTS, WorkflowContext
 from ._status import TERMINAL_STATES, WorkflowState
 from .errors import NondeterminismError
@@ -536,12 +536,12 @@ class _Kit:
         self.exit_on_crash = op.exit_on_crash
         self.snapshot = (op.database_path, op.snapshot_path) if op.snapshot_path else None
         self.crashed = threading.Event()
-        if _crash_hook not in _runtime.CRASH_HOOKS:
-            _runtime.CRASH_HOOKS.append(_crash_hook)
+        if _crash_hook not in CRASH_HOOKS:
+            CRASH_HOOKS.append(_crash_hook)
 
     def deactivate(self) -> None:
         with contextlib.suppress(ValueError):
-            _runtime.CRASH_HOOKS.remove(_crash_hook)
+            CRASH_HOOKS.remove(_crash_hook)
         ledger, self.ledger = self.ledger, None
         self.target = None
         if ledger is not None:
