@@ -1,6 +1,6 @@
 """Exactly once under every change of ownership, counted by an external ledger (issue 16, item 3).
 
-Worker processes (tests/core/torture_worker.py: 3 on PostgreSQL, 2 on SQLite, each an Engine with
+Worker processes (tests/apps/core_torture_worker.py: 3 on PostgreSQL, 2 on SQLite, each an Engine with
 a 0.2 s heartbeat and a 1.5 s lease serving the queue ``exactly_once``) drain 50 queued workflows
 of 20 sequential steps. While they run the test SIGKILLs random workers (each replaced by a new
 process, so a new executor id), SIGSTOPs a random worker for 2.5 leases (its workflows are taken
@@ -72,7 +72,7 @@ import pytest
 
 from durable_core import Engine, workflow_options
 
-WORKER = Path(__file__).with_name("torture_worker.py")
+WORKER = Path(__file__).parents[1] / "apps" / "core_torture_worker.py"
 pytestmark = pytest.mark.crash
 
 WORKFLOWS = 50

@@ -1,7 +1,7 @@
 """One body, ever: a process that runs a workflow is an executor, and a process that lost a
 workflow stops it at the next step boundary (DESIGN §2 "One body, ever", §3 hot path).
 
-Real processes and an external fsynced ledger (ownership_app.py): every step body appends
+Real processes and an external fsynced ledger (tests/apps/core_ownership_app.py): every step body appends
 ``workflow,step,pid`` before it returns, so executions are counted independently of the
 library's own records.
 """
@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import ownership_app
+import core_ownership_app as ownership_app
 import pytest
 import sqlalchemy as sa
 

@@ -14,7 +14,7 @@ import pytest
 
 from durable_core import Engine
 
-WORKER = str(Path(__file__).with_name("queue_worker.py"))
+WORKER = str(Path(__file__).parents[1] / "apps" / "core_queue_worker.py")
 JOBS = 500
 pytestmark = pytest.mark.crash
 

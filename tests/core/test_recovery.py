@@ -16,7 +16,7 @@ import pytest
 
 from durable_core import DatabaseUnavailable, Engine, RecoveryAttemptsExceeded
 
-APP = str(Path(__file__).with_name("crash_app.py"))
+APP = str(Path(__file__).parents[1] / "apps" / "core_crash_app.py")
 pytestmark = pytest.mark.crash
 
 

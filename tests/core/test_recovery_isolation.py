@@ -19,7 +19,7 @@ from rich.console import Console
 from durable_core import Engine, Queue, SerializationError, recv, step, workflow, workflow_options
 from durable_core.cli import _render
 
-APP = str(Path(__file__).with_name("isolation_app.py"))
+APP = str(Path(__file__).parents[1] / "apps" / "core_isolation_app.py")
 pytestmark = pytest.mark.crash
 
 # `iso_flow` and its steps as the app defines them (a worker is matched by names, not modules)

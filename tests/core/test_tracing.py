@@ -161,7 +161,7 @@ def test_enqueued_workflow_continues_the_callers_trace(engine: Engine, spans: In
 
 
 def test_trace_continues_after_a_real_crash_and_recovery(database_url: str, tmp_path: Path) -> None:
-    app = str(Path(__file__).with_name("tracing_app.py"))
+    app = str(Path(__file__).parents[1] / "apps" / "core_tracing_app.py")
     spans_file = tmp_path / "spans.jsonl"
     first = subprocess.run([sys.executable, app, database_url, "run", str(spans_file)], env=dict(os.environ))
     assert first.returncode == 1

@@ -25,7 +25,7 @@ from durable_core import (
 )
 from durable_core.testing import wait_until_waiting
 
-APP = str(Path(__file__).with_name("usage_app.py"))
+APP = str(Path(__file__).parents[1] / "apps" / "core_usage_app.py")
 calls: list[str] = []
 
 

@@ -15,7 +15,7 @@ import pytest
 from durable_core import Engine
 from durable_core.testing import wait_until_waiting
 
-APP = str(Path(__file__).with_name("waits_app.py"))
+APP = str(Path(__file__).parents[1] / "apps" / "core_waits_app.py")
 pytestmark = pytest.mark.crash
 
 

@@ -26,7 +26,7 @@ def run_app(
     database_url: str, log: Path, *args: str, crash: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return run_script(
-        HERE / "crewai_crash_app.py",
+        HERE.parent / "apps" / "crewai_crash_app.py",
         database_url,
         *args,
         env={"CALL_LOG": str(log), "CRASH_IN_TOOL": crash},

@@ -319,7 +319,7 @@ def _run_app(
     database_url: str, log: Path, *args: str, crash: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return run_script(
-        HERE / "crewai_usage_app.py",
+        HERE.parent / "apps" / "crewai_usage_app.py",
         database_url,
         *args,
         env=_app_env(log, crash),
@@ -332,7 +332,7 @@ def _spawn_app(database_url: str, log: Path, *args: str) -> subprocess.Popen[str
     env.pop("CRASH_IN_TOOL", None)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ADAPTERS), *filter(None, [env.get("PYTHONPATH")])])
     return subprocess.Popen(
-        [sys.executable, str(HERE / "crewai_usage_app.py"), database_url, *args],
+        [sys.executable, str(HERE.parent / "apps" / "crewai_usage_app.py"), database_url, *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -73,7 +73,13 @@ def test_a_waiting_kickoff_survives_a_restart_and_asks_once(database_url: str, t
     log = tmp_path / "calls.log"
     env = {**os.environ, "CALL_LOG": str(log)}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ADAPTERS), env.get("PYTHONPATH", "")])
-    command = [sys.executable, str(HERE / "crewai_crash_app.py"), database_url, "react", "human"]
+    command = [
+        sys.executable,
+        str(HERE.parent / "apps" / "crewai_crash_app.py"),
+        database_url,
+        "react",
+        "human",
+    ]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # An observer that never takes work (another app_version), like a web front end.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from crash_app import build, finish
+from langgraph_crash_app import build, finish
 
 from durable_core import Engine
 from durable_core.testing import run_script
@@ -23,7 +23,13 @@ def _run_app(
     database_url: str, log: Path, phase: str, flavour: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return run_script(
-        HERE / "crash_app.py", database_url, str(log), phase, flavour, env=env, import_paths=[HERE, *sys.path]
+        HERE.parent / "apps" / "langgraph_crash_app.py",
+        database_url,
+        str(log),
+        phase,
+        flavour,
+        env=env,
+        import_paths=[HERE, *sys.path],
     )
 
 

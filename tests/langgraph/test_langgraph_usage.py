@@ -411,13 +411,19 @@ HERE = Path(__file__).parent
 
 
 def _app(database_url: str, log: Path, phase: str) -> subprocess.CompletedProcess[str]:
-    return run_script(HERE / "lg_usage_app.py", database_url, str(log), phase, import_paths=[HERE, *sys.path])
+    return run_script(
+        HERE.parent / "apps" / "langgraph_usage_app.py",
+        database_url,
+        str(log),
+        phase,
+        import_paths=[HERE, *sys.path],
+    )
 
 
 def _spawn(database_url: str, log: Path, phase: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
     return subprocess.Popen(
-        [sys.executable, str(HERE / "lg_usage_app.py"), database_url, str(log), phase],
+        [sys.executable, str(HERE.parent / "apps" / "langgraph_usage_app.py"), database_url, str(log), phase],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -143,7 +143,15 @@ def _app(database_url: str, name: str, log: Path, phase: str, form: str) -> subp
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.Popen(
-        [sys.executable, str(HERE / "hitl_app.py"), database_url, name, str(log), phase, form],
+        [
+            sys.executable,
+            str(HERE.parent / "apps" / "pai_hitl_app.py"),
+            database_url,
+            name,
+            str(log),
+            phase,
+            form,
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

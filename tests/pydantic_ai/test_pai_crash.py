@@ -17,7 +17,7 @@ HERE = Path(__file__).parent
 
 def _run_app(database_url: str, name: str, log: Path, phase: str) -> subprocess.CompletedProcess[str]:
     return run_script(
-        HERE / "crash_app.py",
+        HERE.parent / "apps" / "pai_crash_app.py",
         database_url,
         name,
         str(log),

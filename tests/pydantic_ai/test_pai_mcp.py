@@ -1,6 +1,6 @@
 """MCP toolsets in a DurableAgent: discovery and tool calls are named steps, replayed, crash-safe.
 
-The MCP server is a real stdio subprocess (mcp_calc_server.py) that appends each tool call it
+The MCP server is a real stdio subprocess (tests/apps/pai_mcp_calc_server.py) that appends each tool call it
 serves to a file, so the tests count real calls. The model is a scripted FunctionModel.
 
 Run as a script, this file is also the process of the crash test:
@@ -31,7 +31,7 @@ from durable_core import Engine, workflow
 from durable_core.testing import run_script
 
 HERE = Path(__file__).parent
-SERVER = HERE / "mcp_calc_server.py"
+SERVER = HERE.parent / "apps" / "pai_mcp_calc_server.py"
 SERVER_INSTRUCTIONS = "Use add for arithmetic."
 
 
@@ -225,7 +225,9 @@ def _run_app(
     database_url: str, name: str, model_log: Path, calls: Path, phase: str
 ) -> subprocess.CompletedProcess[str]:
     args = (database_url, name, str(model_log), str(calls), phase)
-    return run_script(__file__, *args, env={"PHASE": phase}, import_paths=[HERE], timeout_seconds=90)
+    return run_script(
+        __file__, *args, env={"PHASE": phase}, import_paths=[HERE.parent / "apps"], timeout_seconds=90
+    )
 
 
 @pytest.mark.crash

@@ -51,7 +51,9 @@ def executing_toolset(kind: str) -> Any:
     if kind == "DynamicToolset":
         return DynamicToolset(lambda ctx: FunctionToolset([runtime_tool]), id="runtime_dynamic")
     # Refused before the server would ever start.
-    return MCPToolset(PythonStdioTransport(Path(__file__).parent / "mcp_calc_server.py"), id="runtime_mcp")
+    return MCPToolset(
+        PythonStdioTransport(Path(__file__).parents[1] / "apps" / "pai_mcp_calc_server.py"), id="runtime_mcp"
+    )
 
 
 @pytest.mark.parametrize("kind", ["FunctionToolset", "DynamicToolset", "MCPToolset"])

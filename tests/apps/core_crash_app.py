@@ -1,6 +1,6 @@
 """A small durable application that tests run in subprocesses and crash for real.
 
-Usage: python crash_app.py DATABASE_URL MODE LEDGER WORKFLOW_ID [options as env]
+Usage: python core_crash_app.py DATABASE_URL MODE LEDGER WORKFLOW_ID [options as env]
 
 Every step appends "start <name>" and "done <name>" lines to LEDGER (fsynced), so a test can
 count how often each step body really ran across processes. With CRASH_IN_STEP=<n>, the

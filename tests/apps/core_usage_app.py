@@ -1,4 +1,4 @@
-"""A process for the usage and budget tests: python usage_app.py DATABASE_URL run|recover|pause
+"""A process for the usage and budget tests: python core_usage_app.py DATABASE_URL run|recover|pause
 
 ``run`` starts workflow "crashy" (4 model calls; DURABLE_CRASH_BEFORE_STEP kills it for real),
 ``pause`` starts "paused-run" under Budget(max_model_calls=2) (it pauses before its third call),

@@ -1,6 +1,6 @@
 """The application of the exactly-once torture test (tests/core/test_exactly_once.py).
 
-Run as a worker process: ``python torture_worker.py DATABASE_URL LEDGER STOP_FILE READY_DIR``.
+Run as a worker process: ``python core_torture_worker.py DATABASE_URL LEDGER STOP_FILE READY_DIR``.
 It launches an Engine with a short heartbeat and lease, serves the queue ``exactly_once``, drops
 ``READY_DIR/<pid>`` once launched and runs until STOP_FILE exists. The test process imports the
 same module (so its own engine can resume workflows) and calls `configure(ledger)` instead.
@@ -43,7 +43,7 @@ def configure(ledger: str) -> None:
 
 
 def record(workflow_id: str, kind: str, step_no: int, sleep_ms: int = 0) -> None:
-    assert _ledger_fd is not None, "torture_worker.configure(ledger) was not called"
+    assert _ledger_fd is not None, "core_torture_worker.configure(ledger) was not called"
     line = f"{workflow_id},{step_no},{os.getpid()},{kind},{time.monotonic_ns()},{sleep_ms}\n"
     os.write(_ledger_fd, line.encode())
     os.fsync(_ledger_fd)

@@ -1,6 +1,6 @@
 """A traced durable app that crashes inside step 2, then recovers in a new process.
 
-Usage: python tracing_app.py DATABASE_URL MODE SPANS_FILE   (MODE: run | recover)
+Usage: python core_tracing_app.py DATABASE_URL MODE SPANS_FILE   (MODE: run | recover)
 Spans are appended to SPANS_FILE as JSON lines (name, trace_id, span_id, parent_id, attributes).
 """
 

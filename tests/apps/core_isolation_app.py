@@ -1,6 +1,6 @@
 """An executor that dies for real while it owns several workflows, for the recovery-isolation tests.
 
-Usage: python isolation_app.py DATABASE_URL MODE STOP_FILE   (options as env)
+Usage: python core_isolation_app.py DATABASE_URL MODE STOP_FILE   (options as env)
 
 MODE ``start``: launch as executor EXECUTOR_ID, start `iso_flow(i)` for each id of ISO_IDS (i = its
 position, from 1) and `gone_flow(i)` for each id of GONE_IDS, wait until every one of them has

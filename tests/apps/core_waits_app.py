@@ -1,6 +1,6 @@
 """A durable app that waits (recv or sleep); tests SIGKILL it mid-wait and restart it.
 
-Usage: python waits_app.py DATABASE_URL MODE WORKFLOW_ID KIND SECONDS
+Usage: python core_waits_app.py DATABASE_URL MODE WORKFLOW_ID KIND SECONDS
 MODE: run (start and wait for the result) or wait (launch: recovery resumes it; wait for the result).
 KIND: recv or sleep.
 """

@@ -2,7 +2,7 @@
 
 Imported by the tests (so the test's own engine can resume the workflow) and run as a process:
 
-    python ownership_app.py DATABASE_URL LEDGER MODE WORKFLOW_ID
+    python core_ownership_app.py DATABASE_URL LEDGER MODE WORKFLOW_ID
 
 MODE is ``client`` (the workflow runs on a client engine opened with ``connect()``) or
 ``launched`` (a launched engine). Each step body appends ``workflow_id,step,pid`` to LEDGER
@@ -43,7 +43,9 @@ def read_ledger(path: str) -> list[tuple[str, int, int]]:
 
 @step(name="slow_step")
 def slow_step(workflow_id: str, index: int) -> int:
-    time.sleep(float(os.environ.get("STEP_SECONDS", STEP_SECONDS)))  # the step body's work; its execution is recorded when it completes
+    time.sleep(
+        float(os.environ.get("STEP_SECONDS", STEP_SECONDS))
+    )  # the step body's work; its execution is recorded when it completes
     append_ledger(workflow_id, index)
     return index * 10
 
