@@ -65,9 +65,9 @@ if importlib.util.find_spec("crewai") is None:  # pragma: no cover - exercised w
 
 from ._callback import durable_kickoff
 from ._errors import CrewDivergenceError, DurabilityNotActive
-from ._human import HUMAN_INPUT_EVENT, HUMAN_INPUT_TOPIC, DurableHumanInputProvider
 from ._identity import default_workflow_id as crew_workflow_id
-from ._kickoff import KICKOFF_WORKFLOW, instrument, is_instrumented
+from ._run import KICKOFF_WORKFLOW, instrument, is_instrumented
+from ._waits import HUMAN_INPUT_EVENT, HUMAN_INPUT_TOPIC, DurableHumanInputProvider
 
 __all__ = [
     "HUMAN_INPUT_EVENT",

@@ -20,7 +20,7 @@ from crewai.hooks import InterceptionPoint, get_hooks, register_hook
 from durable_core import Engine
 
 from ._errors import DurabilityNotActive
-from ._kickoff import instrument
+from ._run import instrument
 
 __all__ = ["durable_kickoff", "install_hook"]
 

@@ -32,6 +32,7 @@ __all__ = [
     "kickoff_scope",
     "nested_scope",
     "step_body",
+    "task_scope",
 ]
 
 
@@ -132,6 +133,16 @@ def kickoff_scope(run: KickoffRun) -> Generator[KickoffRun]:
 
 
 _scope: ContextVar[TaskScope | None] = ContextVar("durable_crewai_scope", default=None)
+
+
+@contextmanager
+def task_scope(scope: TaskScope) -> Generator[TaskScope]:
+    """The task execution running in this context (and the threads CrewAI starts from it)."""
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
 
 
 def current_run() -> KickoffRun | None:

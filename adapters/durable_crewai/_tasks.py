@@ -26,10 +26,9 @@ from durable_core import in_workflow, step
 
 from ._codec import decode_task_output, encode_task_output
 from ._errors import CrewDivergenceError
-from ._llm import wrap_llm
 from ._ownership import owns, set_owned
-from ._state import CompletedTask, KickoffRun, TaskScope, _scope, arm, current_run, disarm
-from ._tools import wrap_tool
+from ._state import CompletedTask, KickoffRun, TaskScope, arm, current_run, disarm, task_scope
+from ._steps import wrap_llm, wrap_tool
 
 __all__ = ["TASK_OUTPUT_STEP", "TASK_STEP", "agent_llms", "wrap_task"]
 
@@ -202,16 +201,14 @@ def _task_scope(
         wrap_llm(llm)
     for tool in all_tools:
         wrap_tool(tool)
-    scope = TaskScope(run=run, index=index, label=_label(task))
-    token = _scope.set(scope)
-    snapshot = contextvars.copy_context()
-    armed = [*llms, *all_tools]
-    arm(armed, snapshot)
-    try:
-        yield scope
-    finally:
-        disarm(armed, snapshot)
-        _scope.reset(token)
+    with task_scope(TaskScope(run=run, index=index, label=_label(task))) as scope:
+        snapshot = contextvars.copy_context()
+        armed = [*llms, *all_tools]
+        arm(armed, snapshot)
+        try:
+            yield scope
+        finally:
+            disarm(armed, snapshot)
 
 
 def _reachable_llms(run: KickoffRun, agent: Any) -> list[Any]:

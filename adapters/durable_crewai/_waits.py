@@ -113,7 +113,7 @@ def _review_payload(formatted_answer: Any, context: ExecutorContext) -> dict[str
     return {
         "task": (task.name or task.description)[:200] if task is not None else None,
         "agent": getattr(context.agent, "role", None),
-        "output": SyncHumanInputProvider._get_output_string(formatted_answer),
+        "output": SyncHumanInputProvider._get_output_string(formatted_answer),  # pyright: ignore[reportPrivateUsage]
     }
 
 

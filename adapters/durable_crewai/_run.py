@@ -36,14 +36,13 @@ from durable_core.extend import (
 
 from ._codec import decode_crew_output, encode_crew_output
 from ._errors import BudgetStop, CrewDivergenceError
-from ._human import DurableHumanInputProvider
 from ._identity import crew_structure_key, default_workflow_id
-from ._llm import wrap_llm
 from ._ownership import owns, set_owned
 from ._state import CompletedTask, KickoffRun, kickoff_scope
+from ._steps import wrap_llm, wrap_tool
 from ._tasks import TASK_OUTPUT_STEP, TASK_STEP, agent_llms, wrap_task
-from ._tools import wrap_tool
 from ._usage import collect_usage
+from ._waits import DurableHumanInputProvider
 
 __all__ = ["KICKOFF_WORKFLOW", "instrument", "is_instrumented"]
 
@@ -104,8 +103,8 @@ def instrument(crew: Crew, *, workflow_id: str | None = None, budget: Budget | N
         if budget is not None:
             wrapper.budget = budget
         return crew
-    sync_execute = type(crew)._execute_tasks.__get__(crew)
-    async_execute = type(crew)._aexecute_tasks.__get__(crew)
+    sync_execute = type(crew)._execute_tasks.__get__(crew)  # pyright: ignore[reportPrivateUsage]
+    async_execute = type(crew)._aexecute_tasks.__get__(crew)  # pyright: ignore[reportPrivateUsage]
     planning_requested: list[bool] = [False]
 
     def _execute_tasks(tasks: Any, start_index: int | None = 0, was_replayed: bool = False) -> CrewOutput:
@@ -117,7 +116,7 @@ def instrument(crew: Crew, *, workflow_id: str | None = None, budget: Budget | N
         chosen = wrapper_id()
         if was_replayed and chosen is None and pending_workflow_id() is None:
             # Crew.replay(task_id): a run of its own, not the kickoff it replays from.
-            chosen = f"{default_workflow_id(crew, crew._inputs)}-replay-{start_index}"
+            chosen = f"{default_workflow_id(crew, _inputs_of(crew))}-replay-{start_index}"
         return _durable_call(crew, live, chosen, _execute_tasks.budget)  # type: ignore[attr-defined]
 
     async def _aexecute_tasks(
@@ -178,14 +177,14 @@ def _call_plan(
     """(the crew's structure key, the scope that starts the kickoff under its id and budget; it
     yields the id). The id: the caller's `workflow_options`, else `chosen`, else the default."""
     _prepare(crew)
-    workflow_id = chosen or pending_workflow_id() or default_workflow_id(crew, crew._inputs)
+    workflow_id = pending_workflow_id() or chosen or default_workflow_id(crew, _inputs_of(crew))
     return crew_structure_key(crew), workflow_id_scope(workflow_id, budget=budget)
 
 
 def _durable_call(crew: Crew, live: _LiveCall, chosen: str | None, budget: Budget | None) -> CrewOutput:
     key, scope = _call_plan(crew, chosen, budget)
     with _live.offer(live), scope as workflow_id:
-        recorded = crewai_kickoff(key, crew._inputs)
+        recorded = crewai_kickoff(key, _inputs_of(crew))
     return _result(crew, live, recorded, workflow_id, key)
 
 
@@ -194,7 +193,7 @@ async def _adurable_call(
 ) -> CrewOutput:
     key, scope = _call_plan(crew, chosen, budget)
     with _live.offer(live), scope as workflow_id:
-        recorded = await crewai_akickoff(key, crew._inputs)
+        recorded = await crewai_akickoff(key, _inputs_of(crew))
     return _result(crew, live, recorded, workflow_id, key)
 
 
@@ -208,7 +207,12 @@ def _result(crew: Crew, live: _LiveCall, recorded: dict[str, Any], workflow_id: 
     output = decode_crew_output(recorded, [task.output_pydantic for task in crew.tasks])
     for task, task_output in zip(crew.tasks, output.tasks_output, strict=False):
         task.output = task_output
-    return crew._create_crew_output(output.tasks_output)
+    return crew._create_crew_output(output.tasks_output)  # pyright: ignore[reportPrivateUsage]
+
+
+def _inputs_of(crew: Crew) -> dict[str, Any] | None:
+    """The kickoff's interpolated inputs (CrewAI keeps them on the crew; no public accessor)."""
+    return crew._inputs  # pyright: ignore[reportPrivateUsage]
 
 
 def _check_same_crew(workflow_id: str, key: str, crew: Crew) -> None:
@@ -218,12 +222,12 @@ def _check_same_crew(workflow_id: str, key: str, crew: Crew) -> None:
     args = [*(recorded.get("args") or []), None, None]
     kwargs = recorded.get("kwargs") or {}
     recorded_key, recorded_inputs = kwargs.get("crew", args[0]), kwargs.get("inputs", args[1])
-    if recorded_key != key or (recorded_inputs or {}) != (crew._inputs or {}):
+    if recorded_key != key or (recorded_inputs or {}) != (_inputs_of(crew) or {}):
         raise CrewDivergenceError(
             workflow_id,
             0,
             f"a kickoff of crew {recorded_key} with inputs {recorded_inputs}",
-            f"a kickoff of crew {key} with inputs {crew._inputs}",
+            f"a kickoff of crew {key} with inputs {_inputs_of(crew)}",
             task=_label(crew),
             call="the kickoff (its workflow id was recorded for another crew or other inputs)",
         )
@@ -313,7 +317,7 @@ def _plan(crew: Crew) -> None:
 
     def crewai_planning() -> list[str]:
         with collect_usage(lambda: [crew.planning_llm]):
-            type(crew)._handle_crew_planning(crew)
+            type(crew)._handle_crew_planning(crew)  # pyright: ignore[reportPrivateUsage]
         return [task.description for task in crew.tasks]
 
     descriptions = step(name=PLANNING_STEP, model_call=True)(crewai_planning)()
