@@ -57,6 +57,8 @@ def test_a_lone_async_workflow_records_its_steps_on_its_event_loop(
     sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads = _spy_step_writes(sqlite_engine, monkeypatch)
+    # commits count as fast however loaded the machine is (test_slow_commits_... covers the gate)
+    monkeypatch.setattr("durable_core.storage._database.INLINE_WRITE_LIMIT_SECONDS", 10.0)
 
     async def main() -> tuple[int, int]:
         with workflow_options(workflow_id="alone"):
