@@ -46,6 +46,7 @@ from ._options import workflow_options
 from ._queues import Queue, RateLimit
 from ._records import StepInfo, WaitInfo, WorkflowStatus
 from ._serialization import JsonSerializer, PickleSerializer, Serializer
+from ._status import TERMINAL_STATES, WorkflowState
 from ._tracing import WorkflowLogFilter, early_step_span, tracing_enabled
 from ._usage import Budget, ModelUsage, Usage, UsageTotals, price_usd, record_usage
 from ._workflow import step, workflow
@@ -69,6 +70,7 @@ from .errors import (
 )
 
 __all__ = [
+    "TERMINAL_STATES",
     "AwaitedWorkflowCancelled",
     "Budget",
     "BudgetExceeded",
@@ -99,6 +101,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowLogFilter",
     "WorkflowNotFoundError",
+    "WorkflowState",
     "WorkflowStatus",
     "close_stream",
     "close_stream_async",

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
+from durable_core import TERMINAL_STATES
 from durable_core.extend import (
     LiveHandoff,
     check_budget,
@@ -52,7 +53,6 @@ from ._usage import BudgetReached, node_usage
 from ._waits import (
     PAUSED,
     RESUME_TOPIC,
-    TERMINAL,
     command_from,
     resume_target,
     segment_event,
@@ -370,7 +370,7 @@ class DurableGraph:
         status = self.engine.get_workflow_status(workflow_id)
         if live.claimed.is_set():  # the body picked it up meanwhile: its result will come
             return False
-        if event is None and status.status not in TERMINAL:
+        if event is None and status.status not in TERMINAL_STATES:
             return False
         if event is None:
             try:

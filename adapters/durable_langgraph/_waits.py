@@ -18,14 +18,13 @@ from typing import Any
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.types import Command
 
-from durable_core import Engine, recv, recv_async
+from durable_core import TERMINAL_STATES, Engine, recv, recv_async
 
 from ._codec import decode_value, is_envelope
 
 __all__ = [
     "PAUSED",
     "RESUME_TOPIC",
-    "TERMINAL",
     "command_from",
     "resume_target",
     "segment_event",
@@ -36,7 +35,6 @@ __all__ = [
 
 RESUME_TOPIC = "langgraph.resume"
 PAUSED = ("interrupted", "paused")  # segment statuses after which a run waits for a resume
-TERMINAL = ("SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")  # a run's outcome is recorded
 _WAITING_GRACE_SECONDS = 10.0
 
 
@@ -91,7 +89,7 @@ def until_waiting(engine: Engine, workflow_id: str) -> None:
     delay = 0.002
     while time.monotonic() < deadline:
         status = engine.get_workflow_status(workflow_id)
-        if status.waiting is not None or status.status in TERMINAL:
+        if status.waiting is not None or status.status in TERMINAL_STATES:
             return
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
