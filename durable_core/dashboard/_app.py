@@ -157,12 +157,15 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
     async def resume(request: Request, form: dict[str, str]) -> Response:
         wid = request.path_params["workflow_id"]
         before = await call(engine.get_workflow_status, wid)
-        if before.status not in ("CANCELLED", "RETRIES_EXCEEDED"):
-            return back(wid, f"Not resumed: it is {before.status}; only cancelled or parked runs resume.")
-        await call(engine.resume_workflow, wid)
+        if before.status not in _pages.RESUMABLE:
+            return back(
+                wid, f"Not resumed: it is {before.status}; only cancelled, parked or failed runs resume."
+            )
+        await call(engine.resume_workflow, wid)  # a failed run reruns from the step that failed
         status = await call(engine.get_workflow_status, wid)
         where = "queued for an engine that has its code" if status.status == "ENQUEUED" else status.status
-        return back(wid, f"Resumed: {where}.")
+        again = " from the step that failed" if before.status == "ERROR" else ""
+        return back(wid, f"Resumed{again}: {where}.")
 
     @post
     async def fork(request: Request, form: dict[str, str]) -> Response:

@@ -26,7 +26,10 @@ from .._inspection import (
 )
 from ._html import api_url, badge, esc, hidden, layout, link, post_button, pre_json, wf_url
 
-__all__ = ["inbox_page", "list_page", "message_page", "usage_page", "workflow_page"]
+__all__ = ["RESUMABLE", "inbox_page", "list_page", "message_page", "usage_page", "workflow_page"]
+
+# A failed (ERROR) run resumes from the step that failed (its cause fixed); a SUCCESS is final.
+RESUMABLE = ("CANCELLED", "RETRIES_EXCEEDED", "ERROR")
 
 
 def message_page(title: str, message: str) -> str:
@@ -186,8 +189,9 @@ def workflow_page(
     actions = []
     if wf.status in ("PENDING", "ENQUEUED"):
         actions.append(post_button(wf_url(wid, "/cancel"), "Cancel", secret, css="danger", test_id="cancel"))
-    if wf.status in ("CANCELLED", "RETRIES_EXCEEDED"):
-        actions.append(post_button(wf_url(wid, "/resume"), "Resume", secret, test_id="resume"))
+    if wf.status in RESUMABLE:
+        label = "Resume from the failed step" if wf.status == "ERROR" else "Resume"
+        actions.append(post_button(wf_url(wid, "/resume"), label, secret, test_id="resume"))
     next_step = (steps[-1].step_id if steps else 0) + 1
     actions.append(
         post_button(
