@@ -426,7 +426,7 @@ def _print_targets(medians: dict[str, float]) -> None:
                 f"durable-{backend}{MODEL_DELAY_SUFFIX} / plain{MODEL_DELAY_SUFFIX} = {durable / slow_plain:.3f}x"
             )
         commits = medians.get(f"commit-floor-{backend}")
-        if slow_plain and plain and toolkit is not None and commits is not None:
+        if slow_plain and plain and toolkit and commits is not None:
             # what the toolkit adds to a plain run, and the commits, do not overlap the model's wait
             floor = slow_plain + (toolkit - plain) + commits
             print(
