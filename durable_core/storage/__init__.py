@@ -22,11 +22,10 @@ from .messages import MessageStore, StepWrite
 from .queues import ClaimRequest, QueueStore
 from .steps import StepStore
 from .usage import UsageRow, UsageStore
-from .workflows import TERMINAL_STATUSES, ParentStep, WorkflowStore
+from .workflows import ParentStep, WorkflowStore
 
 __all__ = [
     "LATEST_VERSION",
-    "TERMINAL_STATUSES",
     "ClaimRequest",
     "ClaimedWorkflow",
     "Database",

@@ -8,14 +8,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .._status import TERMINAL_STATES
 from ._database import NOTIFY_CHANNEL, Database
 from ._rows import WorkflowRow
 from ._schema import steps, workflows
 from .steps import StepStore, step_params
 
-__all__ = ["TERMINAL_STATUSES", "ParentStep", "WorkflowStore"]
+__all__ = ["ParentStep", "WorkflowStore"]
 
-TERMINAL_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "RETRIES_EXCEEDED")
 # a new row starts at ownership epoch 0 (the column default); only ownership changes bump it
 _COLUMNS = [c.name for c in workflows.columns if c.name != "owner_epoch"]
 _INSERT = (
@@ -223,7 +223,7 @@ class WorkflowStore:
                     result = conn.execute(
                         sa.update(workflows)
                         .where(workflows.c.workflow_id.in_(frontier))
-                        .where(workflows.c.status.notin_(TERMINAL_STATUSES))
+                        .where(workflows.c.status.notin_([str(state) for state in TERMINAL_STATES]))
                         .values(
                             status="CANCELLED",
                             updated_at=now,
