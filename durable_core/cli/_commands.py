@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from .. import Engine, ModelUsage, WorkflowNotFoundError, WorkflowStatus
+from .. import TERMINAL_STATES, Engine, ModelUsage, WorkflowNotFoundError, WorkflowState, WorkflowStatus
 from .._inspection import (
     answer_command,
     budget_text,
@@ -37,8 +37,6 @@ from .._inspection import (
 from . import _render
 
 __all__ = ["COMMANDS", "CommandError", "check_usage", "load_message", "output_format"]
-
-TERMINAL = ("SUCCESS", "ERROR", "CANCELLED")
 
 
 class CommandError(Exception):
@@ -257,7 +255,7 @@ def workflows_cancel(engine: Engine, args: argparse.Namespace) -> int:
         return 0
     cancelled = 0
     for wf in targets:
-        if wf.status in TERMINAL:
+        if wf.status in TERMINAL_STATES:
             console.print(f"workflow {wf.workflow_id} already finished ({wf.status}): nothing to cancel")
             continue
         engine.cancel_workflow(wf.workflow_id)
@@ -505,9 +503,14 @@ def send(engine: Engine, args: argparse.Namespace) -> int:
     engine.send(args.workflow_id, message, args.topic, idempotency_key=args.idempotency_key)
     topic = f"topic {args.topic!r}" if args.topic is not None else "the default topic"
     _out().print(f"sent to {wf.workflow_id} ({wf.name}, {wf.status}) on {topic}")
-    if wf.status in TERMINAL:
+    if wf.status == WorkflowState.SUCCESS:
         _out().print(
             f"[yellow]note: the workflow already finished ({wf.status}); nobody will read it[/yellow]"
+        )
+    elif wf.status in TERMINAL_STATES:
+        _out().print(
+            f"[yellow]note: the workflow is {wf.status}; it reads the message only if it is resumed "
+            f"(durable workflows resume {wf.workflow_id})[/yellow]"
         )
     return 0
 

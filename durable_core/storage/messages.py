@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .._keys import event_key, message_key
 from ._database import Database
 from ._results import ReceiveResult, SendResult
 from ._schema import event_history, events, messages, streams, workflows
@@ -140,7 +141,7 @@ class MessageStore:
                 )
                 if step is not None:
                     self._insert_step(conn, step, now)
-                self.dialect.notify(conn, f"msg:{destination_id}:{topic}")
+                self.dialect.notify(conn, message_key(destination_id, topic))
                 return SendResult.SENT if inserted else SendResult.DUPLICATE
 
         return self.db.retrying(run, what="send message")
@@ -289,7 +290,7 @@ class MessageStore:
                     )
                 )
                 self._insert_step(conn, step, now)
-                self.dialect.notify(conn, f"event:{step.workflow_id}:{key}")
+                self.dialect.notify(conn, event_key(step.workflow_id, key))
                 return True
 
         return self.db.retrying(run, what="set event")

@@ -156,3 +156,29 @@ def test_bulk_cancel_and_resume_by_filter(engine: Engine) -> None:
     assert back.returncode == 0, back.stderr
     assert "3 workflow(s) resumed" in back.stdout
     assert {w.status for w in engine.list_workflows(name="cli_test.approval")} <= {"ENQUEUED", "PENDING"}
+
+
+def test_cancel_and_send_say_what_a_finished_state_means(engine: Engine) -> None:
+    """RETRIES_EXCEEDED is finished for `cancel` (nothing to cancel, nothing changes); a message sent
+    to a failed workflow is read only if it is resumed, to a successful one never."""
+    url = engine.database_url
+    with workflow_options(workflow_id="fin-err"), pytest.raises(ValueError, match="bad prompt"):
+        cli_app.research("tides")
+    cli_app.SETTINGS.prompt = cli_app.GOOD_PROMPT
+    with workflow_options(workflow_id="fin-ok"):
+        cli_app.research("tides")
+    with workflow_options(workflow_id="fin-parked"), pytest.raises(ValueError, match="bad prompt"):
+        cli_app.SETTINGS.prompt = cli_app.BAD_PROMPT
+        cli_app.research("reefs")
+    # parked after too many recoveries (what a crash loop ends in; its own test is in tests/core)
+    assert engine.workflows.update("fin-parked", {"status": "RETRIES_EXCEEDED"})
+
+    cancelled = run_cli(url, "workflows", "cancel", "fin-parked")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "already finished (RETRIES_EXCEEDED): nothing to cancel" in cancelled.stdout
+    assert engine.get_workflow_status("fin-parked").status == "RETRIES_EXCEEDED"
+
+    to_failed = run_cli(url, "send", "fin-err", '"hello"')
+    assert "it reads the message only if it is resumed (durable workflows resume fin-err)" in to_failed.stdout
+    to_done = run_cli(url, "send", "fin-ok", '"hello"')
+    assert "already finished (SUCCESS); nobody will read it" in to_done.stdout
