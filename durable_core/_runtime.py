@@ -58,6 +58,25 @@ class _ModelCall:
         return encode_usage(self.collected)
 
 
+def _recorder(
+    ctx: WorkflowRun, defn: StepDef, step_id: int, outcome: Outcome, started: int, usage: str | None
+) -> Callable[[], None]:
+    """The write that records a step's outcome: called inline (sync) or handed to `run_write` (async)."""
+
+    def record() -> None:
+        ctx.record(
+            step_id,
+            defn.name,
+            value=outcome.value,
+            error=outcome.error,
+            started_at=started,
+            hint=defn.return_hint,
+            usage=usage,
+        )
+
+    return record
+
+
 def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
     interceptor = _interceptor.get()
     if interceptor is not None:
@@ -85,15 +104,7 @@ def run_step_sync(defn: StepDef, args: Any, kwargs: Any) -> Any:
             usage = model_call.body_done()
         _in_step.reset(token)
     try:
-        ctx.record(
-            step_id,
-            defn.name,
-            value=outcome.value,
-            error=outcome.error,
-            started_at=started,
-            hint=defn.return_hint,
-            usage=usage,
-        )
+        _recorder(ctx, defn, step_id, outcome, started, usage)()
     finally:
         if model_call is not None:
             model_call.release()
@@ -137,17 +148,7 @@ async def _run_step_async(
             usage = model_call.body_done()
         _in_step.reset(token)
     try:
-        await ctx.engine.run_write(
-            lambda: ctx.record(
-                step_id,
-                defn.name,
-                value=outcome.value,
-                error=outcome.error,
-                started_at=started,
-                hint=defn.return_hint,
-                usage=usage,
-            )
-        )
+        await ctx.engine.run_write(_recorder(ctx, defn, step_id, outcome, started, usage))
     finally:
         if model_call is not None:
             model_call.release()
