@@ -22,9 +22,7 @@ from ._tracing import end_step_span, end_workflow_span, replayed_step, step_span
 from ._usage import Usage, _step_usage, encode_usage
 from .errors import DatabaseUnavailable, NondeterminismError, WorkflowCancelled
 
-__all__ = ["CRASH_HOOKS", "CRASH_POINTS", "Outcome", "WorkflowContext", "WorkflowRun", "now_ms"]
-
-WorkflowContext = WorkflowRun  # the name adapters and tests knew it by
+__all__ = ["CRASH_HOOKS", "CRASH_POINTS", "Outcome", "WorkflowRun", "now_ms"]
 
 
 # -- steps ---------------------------------------------------------------------------------

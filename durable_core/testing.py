@@ -60,8 +60,7 @@ from ._engine import Engine
 from ._options import workflow_options
 from ._records import StepInfo, WorkflowStatus
 from ._registry import get_workflow
-from ._run import CRASH_HOOKS
-from ._runtime import CRASH_POINTS, WorkflowContext
+from ._run import CRASH_HOOKS, CRASH_POINTS, WorkflowRun
 from ._status import TERMINAL_STATES, WorkflowState
 from .errors import NondeterminismError
 
@@ -547,7 +546,7 @@ class _Kit:
         if ledger is not None:
             ledger.close()
 
-    def fire(self, ctx: WorkflowContext, point: CrashPoint, phase: str, step_id: int) -> None:
+    def fire(self, ctx: WorkflowRun, point: CrashPoint, phase: str, step_id: int) -> None:
         note = ""
         if phase != point.phase:
             where = "its outcome" if phase == "finish" else f"step {step_id}"
@@ -573,7 +572,7 @@ class _Kit:
 _KIT = _Kit()
 
 
-def _crash_hook(phase: str, ctx: WorkflowContext, step_id: int, name: str) -> None:
+def _crash_hook(phase: str, ctx: WorkflowRun, step_id: int, name: str) -> None:
     kit = _KIT
     engine = ctx.engine
     if engine not in kit.engines:

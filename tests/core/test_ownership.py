@@ -169,7 +169,7 @@ def test_a_step_row_written_by_the_new_owner_is_not_taken_as_our_own(database_ur
     The old execution's refused write must stop its body (OwnershipLost), not continue."""
     from durable_core import step, workflow
     from durable_core._context import _current
-    from durable_core._runtime import WorkflowContext
+    from durable_core._run import WorkflowRun
 
     engine = Engine(database_url, heartbeat_seconds=0.2, lease_seconds=1.0).launch()
     try:
@@ -198,7 +198,7 @@ def test_a_step_row_written_by_the_new_owner_is_not_taken_as_our_own(database_ur
                 ),
                 {"wid": row.workflow_id},
             )
-        stale = WorkflowContext(engine, row.workflow_id, "own_wf", {}, None, owner_epoch=row.owner_epoch)
+        stale = WorkflowRun(engine, row.workflow_id, "own_wf", {}, None, owner_epoch=row.owner_epoch)
         token = _current.set(stale)
         try:
             with pytest.raises(OwnershipLost):
