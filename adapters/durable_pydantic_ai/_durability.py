@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, RequestInput
-from pydantic_ai.capabilities.abstract import WrapRunHandler
+from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.durable_exec import (
     BaseDurabilityCapability,
     DurabilityEngineSpec,
@@ -19,7 +19,8 @@ from pydantic_ai.durable_exec import (
     replay_scope,
 )
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.models import Model
+from pydantic_ai.messages import ModelResponse
+from pydantic_ai.models import Model, ModelRequestContext
 from pydantic_ai.run import AgentRunResult
 from pydantic_ai.tools import AgentDepsT, DeferredToolRequests, DeferredToolResults, RunContext
 from pydantic_ai.toolsets import AbstractToolset
@@ -29,6 +30,7 @@ from durable_core.errors import WorkflowCancelled
 
 from ._codec import FAITHFUL_JSON_CODEC
 from ._events import current_run_handler, fan_out
+from ._live_stream import LiveStreamModel, current_sink
 from ._steps import StepBackend, StepConfig, in_step
 from ._toolsets import refuse_executing_toolsets
 from ._waits import StepEventWaiter, run_allows_deferred_output, wait_for_deferred_tool_results
@@ -245,13 +247,39 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         return replace(base, wrapped_by=(*base.wrapped_by, RequestInput))
 
     def _model_stream_event_handler(self) -> EventStreamHandler[AgentDepsT] | None:
-        # Inside a model-request step: the capability's own handler, and the durable run's per-run
-        # handler (see `_events`), both see the model's events live, while it streams.
-        own = super()._model_stream_event_handler()
-        run = current_run_handler()
-        if run is None:
-            return own
-        return run if own is None else fan_out([own, run])
+        # Inside a model-request step: the capability's own handler, the durable run's per-run
+        # handler (see `_events`) and the run's own stream (see `_live_stream`) all see the model's
+        # events live, while it streams.
+        sink = current_sink()
+        handlers = [
+            handler
+            for handler in (
+                super()._model_stream_event_handler(),
+                current_run_handler(),
+                sink.handle if sink is not None else None,
+            )
+            if handler is not None
+        ]
+        if len(handlers) <= 1:
+            return handlers[0] if handlers else None
+        return fan_out(handlers)
+
+    async def wrap_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """The toolkit's durable model, with streamed requests that reach the run as they stream."""
+        if not self.in_durable_context:
+            return await handler(request_context)
+
+        async def live(request: ModelRequestContext) -> ModelResponse:
+            request.model = LiveStreamModel(request.model)
+            return await handler(request)
+
+        return await super().wrap_model_request(ctx, request_context=request_context, handler=live)
 
     async def handle_deferred_tool_calls(
         self, ctx: RunContext[AgentDepsT], *, requests: DeferredToolRequests
