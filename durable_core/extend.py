@@ -10,6 +10,9 @@ Steps
     may key them its own way, e.g. per LangGraph node task), a `StepInterceptor` called with
     the step's `StepDef`; `steps_inline()`: run ``@step`` calls as plain, unrecorded calls
     (live-only code that a replay would not run);
+    `workflow_steps_here()`: inside a step's body, make ``@step`` calls steps of the running
+    workflow again (an adapter's operations that a user's step body ends up driving);
+    `in_step_body()`: whether code runs inside a step's body of a running workflow;
     `RetryPolicy`, `call_with_retries`, `call_with_retries_async`: ``@step``'s retries
     (backoff, `StepRetriesExceeded`) for an adapter's own step-like calls.
 
@@ -45,6 +48,8 @@ from typing import Any
 
 from ._context import (
     StepInterceptor,
+    _current,
+    _in_step,
     current_context,
     pending_options,
     reset_step_interceptor,
@@ -92,6 +97,7 @@ __all__ = [
     "check_budget",
     "check_budget_async",
     "collect_usage",
+    "in_step_body",
     "intercept_steps",
     "leave_to_caller",
     "pending_workflow_id",
@@ -100,6 +106,7 @@ __all__ = [
     "steps_inline",
     "version_key",
     "workflow_id_scope",
+    "workflow_steps_here",
 ]
 
 
@@ -133,6 +140,31 @@ def steps_inline() -> Generator[None]:
     """
     with intercept_steps(_call_inline):
         yield
+
+
+def in_step_body() -> bool:
+    """Whether this code runs inside the body of a step of a running workflow."""
+    return _in_step.get() and _current.get() is not None
+
+
+@contextmanager
+def workflow_steps_here() -> Generator[None]:
+    """Inside a step's body, ``@step`` calls in this block are steps of the running workflow again.
+
+    Steps called in a step's body normally run inline, recorded only as part of that step. An
+    adapter whose run started in workflow code can find its operations driven from inside a user's
+    step body: pydantic-ai calls a run's ``event_stream_handler`` with the node's event stream,
+    and a handler that is itself a ``@step`` pulls the run's model request and tool calls from
+    inside its body. Those operations must stay steps of the workflow, or a replay (which replays the
+    handler's step without running it, then drains the stream in workflow code) would find them
+    missing from the record. Each takes the next id in the workflow's sequence when called, as in
+    workflow code. Outside a step's body this changes nothing.
+    """
+    token = _in_step.set(False)
+    try:
+        yield
+    finally:
+        _in_step.reset(token)
 
 
 @contextmanager

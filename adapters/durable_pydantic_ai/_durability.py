@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
+from contextlib import nullcontext
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -27,6 +29,7 @@ from pydantic_ai.toolsets import AbstractToolset
 
 from durable_core import current_workflow_id, current_workflow_started_at, execution_state, in_workflow
 from durable_core.errors import WorkflowCancelled
+from durable_core.extend import in_step_body, workflow_steps_here
 
 from ._codec import FAITHFUL_JSON_CODEC
 from ._events import current_run_handler, fan_out
@@ -40,6 +43,9 @@ __all__ = ["ENGINE_NAME", "REALTIME_REFUSAL", "Durability", "refuse_realtime_her
 ENGINE_NAME = "durable-agents"
 
 _STEP_KEYS = frozenset(StepConfig.__annotations__)
+
+_RUN_BEGAN_DURABLE: ContextVar[bool] = ContextVar("durable_pydantic_ai_run_began_durable", default=False)
+"""Whether the agent run being executed here began in workflow code (set by `Durability.wrap_run`)."""
 
 _RUNS_KEY = "durable_pydantic_ai.runs"
 """Key of the agent-run count in `durable_core.execution_state()`, for replay-stable default run ids."""
@@ -57,6 +63,15 @@ def refuse_realtime_here() -> None:
     """Raise `UserError` in workflow code (outside any step), where a realtime session cannot run."""
     if in_workflow() and not in_step():
         raise UserError(REALTIME_REFUSAL)
+
+
+def _begins_durably() -> bool:
+    """Whether an agent run that begins here is durable: in workflow code, outside any step body.
+
+    What a run decides as it starts (its default run id, deadline, conversation id, whether its
+    runtime toolsets are refused) follows this; its operations follow `Durability.in_durable_context`.
+    """
+    return in_workflow() and not in_step()
 
 
 def _serialization_failure(error: Exception) -> BaseException:
@@ -90,9 +105,16 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
 
     Event handlers: the capability's `event_stream_handler` runs inside steps and sees live events
     only (model events inside model-request steps, each tool event as an `event_stream_handler`
-    step). A per-run `agent.run(event_stream_handler=...)` runs in workflow code, so a replay after
-    a crash delivers the replayed steps' events to it again (`DurableAgent` runs handle a per-run
-    handler differently; see there).
+    step). A per-run `agent.run(event_stream_handler=...)` runs in workflow code, as pydantic-ai
+    documents, so a replay after a crash delivers the replayed steps' events to it again. A per-run
+    handler that is itself a `@step` is recorded as one; the model requests and tool calls it pulls
+    through its stream stay steps of the workflow, each recorded after the handler step that pulled
+    it (an agent run the handler starts in its body is plain, part of the handler's step).
+    `DurableAgent` runs handle a per-run handler differently; see there.
+
+    Streamed model requests (`run_stream`, `iter` node streams, a per-run handler) reach the run as
+    the model produces them: the request's step runs in a task of this process and passes each
+    event on live; the response the run keeps is the step's record (see `_live_stream`).
 
     Per-run toolsets that execute tools (`FunctionToolset`, `MCPToolset`, `DynamicToolset`, passed
     to `run(toolsets=...)` or contributed by a capability passed per run) are refused inside a
@@ -181,7 +203,7 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT] | None:
         """Make the bound toolsets' calls steps; refuse toolsets that execute tools and came per run."""
-        if self.in_durable_context:
+        if _begins_durably():
             registered = {id(wrapper.wrapped) for wrapper in self._toolsets_by_id.values()}
             refuse_executing_toolsets([toolset], registered=registered)
         return super().get_wrapper_toolset(toolset)
@@ -193,9 +215,14 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
 
     @property
     def in_durable_context(self) -> bool:
-        # Inside a step's body (a sub-agent run from a tool) the enclosing step already records
-        # the outcome, so the nested run is plain.
-        return in_workflow() and not in_step()
+        # Inside one of this capability's steps (a sub-agent run from a tool) the enclosing step
+        # already records the outcome, so the nested run is plain. A run that began in workflow code
+        # stays durable when a step of the user's drives it from its body: pydantic-ai hands a
+        # per-run `event_stream_handler` the node's stream, and a handler that is a `@step` pulls
+        # the run's model request and tool calls through it. A run begun inside a step body is plain.
+        if in_step():
+            return False
+        return in_workflow() or (_RUN_BEGAN_DURABLE.get() and in_step_body())
 
     def get_durable_operation_backend(self) -> StepBackend:
         if self._backend is None or self._backend_name != self.name:
@@ -222,7 +249,7 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         The count belongs to the workflow execution (shared by all its tasks and threads, e.g. two
         `run_sync` calls of a sync workflow), so a replay numbers the runs as the first execution did.
         """
-        if not self.in_durable_context:
+        if not _begins_durably():
             return None
         workflow_id = current_workflow_id()
         state = execution_state()
@@ -233,12 +260,12 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
     async def get_run_start_time(self, run_id: str) -> datetime | None:
         # Only asked for when `timeout=` is used: count it from when the workflow was created, so a
         # recovered run keeps the deadline it started with.
-        if not self.in_durable_context:
+        if not _begins_durably():
             return None
         return current_workflow_started_at()
 
     def get_default_conversation_id(self, run_id: str) -> str | None:
-        return conversation_id_from_run_id(run_id) if self.in_durable_context else None
+        return conversation_id_from_run_id(run_id) if _begins_durably() else None
 
     def get_ordering(self) -> CapabilityOrdering:
         """Innermost, as pydantic-ai's durability capabilities are, and inside `RequestInput`: a
@@ -295,11 +322,17 @@ class Durability(BaseDurabilityCapability[AgentDepsT]):
         agent_output = ctx.agent.output_type if ctx.agent is not None else None
         if run_allows_deferred_output(agent_output):
             return None
-        return await wait_for_deferred_tool_results(requests, timeout_seconds=self._deferred_timeout)
+        with workflow_steps_here() if in_step_body() else nullcontext():  # see `in_durable_context`
+            return await wait_for_deferred_tool_results(requests, timeout_seconds=self._deferred_timeout)
 
     async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """Install the durable waiter for in-run waits and keep replayed steps out of traces."""
-        if not self.in_durable_context:
-            return await handler()
-        with replay_scope(), external_event_scope(StepEventWaiter(self.name)):
-            return await super().wrap_run(ctx, handler=handler)
+        durable = _begins_durably()  # where the run begins decides, for all of it
+        token = _RUN_BEGAN_DURABLE.set(durable)
+        try:
+            if not durable:
+                return await handler()
+            with replay_scope(), external_event_scope(StepEventWaiter(self.name)):
+                return await super().wrap_run(ctx, handler=handler)
+        finally:
+            _RUN_BEGAN_DURABLE.reset(token)

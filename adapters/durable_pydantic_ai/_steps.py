@@ -15,6 +15,7 @@ from pydantic_ai.durable_exec import (
 from pydantic_ai.messages import ModelResponse
 
 from durable_core import record_usage, step
+from durable_core.extend import in_step_body, workflow_steps_here
 
 from ._codec import LiveValue, live_values
 from ._names import StepNamer
@@ -85,7 +86,14 @@ class StepBackend(CallableOperationBackend[Mapping[str, Any]]):
         produced: list[tuple[Any, Any]] = []
         token = live_values().set(produced)
         try:
-            payload = await run(body, executed)
+            if in_step_body():
+                # The run began in workflow code, but a step of the user's drives this operation
+                # from its body (an `event_stream_handler` that is a `@step`): it stays a step of
+                # the workflow (see `Durability.in_durable_context`).
+                with workflow_steps_here():
+                    payload = await run(body, executed)
+            else:
+                payload = await run(body, executed)
         finally:
             live_values().reset(token)
         # Keeps the spans of replayed steps out of traces (pydantic-ai's `replay_scope`).

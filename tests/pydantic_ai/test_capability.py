@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
 from durable_pydantic_ai import Durability, DurableAgent
 from pai_support import CallLog, three_tool_agent, unique_name
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models.test import TestModel
 
-from durable_core import Engine, workflow
+from durable_core import Engine, step, workflow
 
 
 def _with_durability(agent: Agent[None, str]) -> Agent[None, str]:
@@ -148,3 +150,83 @@ async def test_capability_form_takes_deps_the_workflow_builds(engine: Engine) ->
         "tool.guarded",
         "model.request",
     ]
+
+
+@step(name="cap.record_events")
+async def record_events(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> list[str]:
+    """A per-run handler that is itself a step: it records what it saw."""
+    return [type(event).__name__ async for event in events]
+
+
+async def test_a_per_run_handler_that_is_a_step_never_takes_a_model_request_or_tool_calls_place(
+    engine: Engine,
+) -> None:
+    name = unique_name("capstep")
+    log = CallLog()
+    agent = _with_durability(three_tool_agent(name, log))
+
+    @workflow(name=f"{name}.handled")
+    async def handled(text: str) -> str:
+        return (await agent.run(text, event_stream_handler=record_events)).output
+
+    handle = await engine.start_workflow_async(handled, "go")
+    output = await handle.get_result_async()
+    assert output.startswith("done")
+    assert log.calls == ["model", "tool_a", "model", "tool_b", "model", "tool_c", "model"]
+
+    # The handler runs in workflow code (pydantic-ai: a per-run handler runs workflow-side), so as a
+    # step it is recorded; the model requests and tool calls it pulls through its stream are still
+    # steps of the workflow, each after the handler step whose stream asked for it.
+    steps = engine.list_steps(handle.workflow_id)
+    operations = [s.name.removeprefix(f"{name}.") for s in steps if s.name != "cap.record_events"]
+    assert operations == [
+        "model.request_stream",
+        "tool.tool_a",
+        "model.request_stream",
+        "tool.tool_b",
+        "model.request_stream",
+        "tool.tool_c",
+        "model.request_stream",
+    ]
+    handler_steps = [s for s in steps if s.name == "cap.record_events"]
+    assert len(handler_steps) == 8  # one per node streamed: 4 model requests, 4 tool-call nodes
+    assert "PartStartEvent" in handler_steps[0].output and "FunctionToolCallEvent" in handler_steps[1].output
+
+    # The record replays: a fork from the last model request runs only that request again.
+    log.calls.clear()
+    last_request = max(s.step_id for s in steps if s.name.endswith("model.request_stream"))
+    fork = await engine.fork_workflow_async(handle.workflow_id, last_request)
+    assert await fork.get_result_async(timeout_seconds=30) == output
+    assert log.calls == ["model"]
+    # A fork from the first tool call's step: the first model request replays, the rest runs again,
+    # each tool once.
+    log.calls.clear()
+    first_tool = next(s.step_id for s in steps if s.name.endswith("tool.tool_a"))
+    fork = await engine.fork_workflow_async(handle.workflow_id, first_tool)
+    assert await fork.get_result_async(timeout_seconds=30) == output
+    assert log.calls == ["tool_a", "model", "tool_b", "model", "tool_c", "model"]
+
+
+async def test_a_run_inside_a_users_step_is_plain_even_inside_a_durable_runs_handler(engine: Engine) -> None:
+    name = unique_name("nested")
+    outer_log, inner_log = CallLog(), CallLog()
+    outer = _with_durability(three_tool_agent(f"{name}-outer", outer_log))
+    inner = _with_durability(three_tool_agent(f"{name}-inner", inner_log))
+
+    @step(name=f"{name}.summarize")
+    async def summarize(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> str:
+        seen = [type(event).__name__ async for event in events]
+        # An agent run begun inside a step's body: that step records its outcome, not its steps.
+        return (await inner.run(f"saw {len(seen)} events")).output
+
+    @workflow(name=f"{name}.wf")
+    async def wf() -> str:
+        return (await outer.run("go", event_stream_handler=summarize)).output
+
+    handle = await engine.start_workflow_async(wf)
+    assert (await handle.get_result_async()).startswith("done")
+    names = [s.name for s in engine.list_steps(handle.workflow_id)]
+    assert not any(n.startswith(f"{name}-inner.") for n in names)  # the inner runs made no steps
+    assert sum(n.startswith(f"{name}-outer.") for n in names) == 7
+    assert names.count(f"{name}.summarize") == 8
+    assert inner_log.calls.count("tool_a") == 8  # one inner run per handler step, each plain
