@@ -113,11 +113,19 @@ def record_usage(usage: Usage) -> None:
         collected.append(usage)
 
 
+_USAGE_KEYS = tuple(Usage.__dataclass_fields__)
+
+
 def encode_usage(collected: list[Usage] | None) -> str | None:
     """None for a step that is not a model call; a JSON list (maybe empty: nothing reported) else."""
     if collected is None:
         return None
-    return json.dumps([asdict(u) for u in collected], separators=(",", ":"))
+    if not collected:
+        return "[]"
+    # the fields by name (`asdict` deep-copies every value, on every model-call step)
+    return json.dumps(
+        [{key: getattr(u, key) for key in _USAGE_KEYS} for u in collected], separators=(",", ":")
+    )
 
 
 def decode_usage(text: str | None) -> list[Usage]:

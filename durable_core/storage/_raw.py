@@ -95,8 +95,9 @@ class SqliteRaw(RawConnections):
         self.writable = writable
         self._free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._inline_free: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        # moving average of one-statement writes (seconds), lock waits included
+        # moving average of one-statement writes (seconds), lock waits included, isolated spikes left out
         self.write_seconds = 0.0
+        self._last_write = 0.0  # the latest write's own time (see `note_write`)
         self._closed = False
         # the group commit: one writer connection, one lock
         self._lock = threading.Lock()
@@ -143,8 +144,14 @@ class SqliteRaw(RawConnections):
         return count
 
     def note_write(self, seconds: float) -> None:
-        # unlocked: a lost update between two threads only nudges an average
-        self.write_seconds += (seconds - self.write_seconds) * _WRITE_AVERAGE_WEIGHT
+        # A slow commit among fast ones (a WAL checkpoint, a hiccup of the disk) moves the average
+        # by no more than the commit before it took: only commits slow twice in a row (a slow disk,
+        # lock waits under concurrency) take the writes off the event loop, where one spike would
+        # otherwise keep them off for the next dozen writes.
+        # Unlocked: a lost update between two threads only nudges an average.
+        sample = seconds if seconds < self._last_write else self._last_write
+        self._last_write = seconds
+        self.write_seconds += (sample - self.write_seconds) * _WRITE_AVERAGE_WEIGHT
 
     def read_rows(self, statement: str, params: Any) -> list[Any]:
         with self.connection() as conn:

@@ -115,6 +115,36 @@ def test_slow_commits_send_writes_to_io_threads(
     assert sqlite_engine.database.write_seconds < 1.0
 
 
+def test_one_slow_commit_among_fast_ones_keeps_writes_on_the_loop(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone slow commit (a WAL checkpoint, a hiccup of the disk) does not send the next writes
+    off the loop; commits slow twice in a row (a slow disk) do."""
+    threads = _spy_step_writes(sqlite_engine, monkeypatch)
+    database = sqlite_engine.database
+    raw: Any = database.raw
+    for _ in range(20):
+        raw.note_write(0.0002)
+    raw.note_write(0.5)  # one spike: alone it would have moved the average to 50 ms
+    assert database.writes_inline
+
+    async def main() -> tuple[int, int]:
+        with workflow_options(workflow_id="one-spike"):
+            return await double_twice(1)
+
+    monkeypatch.setattr(  # the real commits count as fast however loaded the machine is
+        raw, "note_write", lambda seconds, note=raw.note_write: note(min(seconds, 0.0002))
+    )
+    value, loop_thread = asyncio.run(main())
+    assert value == 4
+    assert threads == [loop_thread, loop_thread]
+
+    monkeypatch.undo()
+    raw.note_write(0.5)
+    raw.note_write(0.5)  # slow twice in a row: the disk is slow now
+    assert not database.writes_inline
+
+
 def test_a_write_that_would_wait_for_the_lock_moves_off_the_loop(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
