@@ -15,13 +15,16 @@ from durable_core.testing import run_script
 HERE = Path(__file__).parent
 
 
-def _run_app(database_url: str, name: str, log: Path, phase: str) -> subprocess.CompletedProcess[str]:
+def _run_app(
+    database_url: str, name: str, log: Path, phase: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
     return run_script(
         HERE.parent / "apps" / "pai_crash_app.py",
         database_url,
         name,
         str(log),
         phase,
+        *extra,
         env={"PHASE": phase},
         import_paths=[HERE],
         timeout_seconds=90,
@@ -59,3 +62,34 @@ def test_crash_in_third_tool_resumes_with_only_that_tool_and_the_final_model_req
             "request",
         ]
         assert engine.retrieve_workflow("crash-run").get_status().status == "SUCCESS"
+
+
+@pytest.mark.crash
+def test_a_streamed_run_that_crashes_resumes_its_streamed_requests_without_repeating_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    name = unique_name("crashstream")
+    log = tmp_path / "calls.log"
+
+    crashed = _run_app(database_url, name, log, "crash", "stream")
+    assert crashed.returncode == 17, crashed.stderr
+    first = log.read_text().split()
+    assert first == [f"crash:{c}" for c in ("model", "tool_a", "model", "tool_b", "model", "tool_c")]
+
+    resumed = _run_app(database_url, name, log, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["output"].startswith("done")
+    second = log.read_text().split()[len(first) :]
+    assert second == ["resume:tool_c", "resume:model"]  # the recorded streamed requests replay
+
+    with Engine(database_url) as engine:
+        # The recovered run makes streamed requests too, as its record says the run did.
+        assert [s.name.split(".", 1)[1] for s in engine.list_steps("crash-run")] == [
+            "model.request_stream",
+            "tool.tool_a",
+            "model.request_stream",
+            "tool.tool_b",
+            "model.request_stream",
+            "tool.tool_c",
+            "model.request_stream",
+        ]
