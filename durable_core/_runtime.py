@@ -29,12 +29,22 @@ __all__ = ["CRASH_HOOKS", "CRASH_POINTS", "Outcome", "WorkflowRun", "now_ms"]
 
 
 def _attempts_sync(defn: StepDef, ctx: WorkflowRun, args: Any, kwargs: Any) -> Outcome:
+    if defn.max_attempts == 1:  # one try (the default): what the retry policy ends with, directly
+        try:
+            return Outcome(value=defn.fn(*args, **kwargs))
+        except Exception as exc:
+            return Outcome(error=exc)
     attempts = defn.retry.start(defn.name, ctx.workflow_id)
     value, error = attempt_sync(attempts, lambda: defn.fn(*args, **kwargs), ctx.check_alive)
     return Outcome(value=value, error=error, attempts=attempts.attempt)
 
 
 async def _attempts_async(defn: StepDef, ctx: WorkflowRun, args: Any, kwargs: Any) -> Outcome:
+    if defn.max_attempts == 1:  # one try (the default): what the retry policy ends with, directly
+        try:
+            return Outcome(value=await defn.fn(*args, **kwargs))
+        except Exception as exc:
+            return Outcome(error=exc)
     attempts = defn.retry.start(defn.name, ctx.workflow_id)
     value, error = await attempt_async(attempts, lambda: defn.fn(*args, **kwargs), ctx.check_alive)
     return Outcome(value=value, error=error, attempts=attempts.attempt)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Generator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -204,14 +204,32 @@ def _adopt_early_span(name: str, attributes: dict[str, Any]) -> Any:
     return span
 
 
+class _StepIdScope:
+    """An untraced step's scope: only its id, for the log filter (a class: steps run it every time)."""
+
+    __slots__ = ("step_id", "token")
+
+    def __init__(self, step_id: int) -> None:
+        self.step_id = step_id
+
+    def __enter__(self) -> None:
+        self.token = _current_step.set(self.step_id)
+
+    def __exit__(self, *_exc: object) -> None:
+        _current_step.reset(self.token)
+
+
+def step_span(ctx: WorkflowRun, step_id: int, name: str) -> AbstractContextManager[Any]:
+    """The span of a live step (None when untraced); also makes the step id visible to the log filter."""
+    if not _HAVE_OTEL or _workflow_span.get() is None:
+        return _StepIdScope(step_id)
+    return _traced_step_span(ctx, step_id, name)
+
+
 @contextmanager
-def step_span(ctx: WorkflowRun, step_id: int, name: str) -> Generator[Any, None, None]:
-    """The span of a live step; also makes the step id visible to the log filter."""
+def _traced_step_span(ctx: WorkflowRun, step_id: int, name: str) -> Generator[Any, None, None]:
     token = _current_step.set(step_id)
     try:
-        if not _HAVE_OTEL or _workflow_span.get() is None:
-            yield None
-            return
         attributes: dict[str, Any] = {
             "durable.workflow.id": ctx.workflow_id,
             "durable.workflow.name": ctx.name,

@@ -411,8 +411,11 @@ class Database:
         if self._loop_writes is not None:
             return await run_on_loop(fn)
         if alone and self.writes_inline:
-            with self.inline_writes():
+            token = _inline.set(True)  # `inline_writes()`, without a generator per checkpoint
+            try:
                 return fn()
+            finally:
+                _inline.reset(token)
         raise WriteWouldWait("this write runs on an IO thread")
 
     @contextmanager

@@ -133,13 +133,23 @@ class SqliteRaw(RawConnections):
         # waits for the lock, and a failed statement, which left nothing behind, is redone by the
         # caller on an IO thread (with the busy timeout and the retries of `retrying`).
         started = time.perf_counter()
+        # `connection(inline=...)`, spelled out: this runs for every step
+        free = self._inline_free if inline else self._free
         try:
-            with self.connection(inline=inline) as conn:
-                count = conn.execute(statement, params).rowcount
-        except sqlite3.Error as error:
-            if inline:
+            conn = free.get_nowait()
+        except queue.Empty:
+            conn = self._connect(0 if inline else 30000)
+        try:
+            count = conn.execute(statement, params).rowcount
+        except BaseException as error:
+            conn.close()
+            if inline and isinstance(error, sqlite3.Error):
                 raise WriteWouldWait(str(error)) from error
             raise
+        if self._closed:
+            conn.close()
+        else:
+            free.put(conn)
         self.note_write(time.perf_counter() - started)
         return count
 
