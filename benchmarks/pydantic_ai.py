@@ -18,6 +18,10 @@ process on a fresh database:
              plus the workflow's start and finish can cost on this disk, whatever the engine
 - commit-floor-postgres  the same 9 commits on PostgreSQL: one autocommit INSERT each over one
              psycopg connection (the least a network round trip and a WAL flush per step cost)
+- toolkit-commits-sqlite, toolkit-commits-postgres  `toolkit-nodb` with those bare commits made
+             where a durable run makes them: one after each step's body, one before the run and
+             one after it. On a VM a commit that follows a millisecond of other work can cost twice
+             one made right after another, which the back-to-back `commit-floor-*` leave out
 - durable    `DurableAgent.run` on SQLite and on PostgreSQL (every model request and tool a step);
              `durable-sqlite-normal` with `sqlite_synchronous="NORMAL"` (no fsync per commit)
 - dbos       pydantic-ai's `DBOSDurability` inside a `@DBOS.workflow`, tools as `@DBOS.step`
@@ -27,8 +31,8 @@ process on a fresh database:
 
 Prints a table of per-run latency with the ratio to plain, then the floors no engine built on the
 toolkit can go below with a commit per step (`toolkit-nodb` + `commit-floor-sqlite`, and
-`toolkit-nodb` + `commit-floor-postgres`), and DurableAgent's ratios to them, to DBOS and, on
-the 20 ms model, to plain. It never asserts timings.
+`toolkit-nodb` + `commit-floor-postgres`; and, measured in one run, `toolkit-commits-*`), and
+DurableAgent's ratios to them, to DBOS and, on the 20 ms model, to plain. It never asserts timings.
 
     python benchmarks/pydantic_ai.py [--runs 100] [--rounds 4] [--warmup 5] [--pg URL]
         [--variants plain,durable-sqlite,...]
@@ -65,6 +69,8 @@ VARIANTS = (
     "toolkit-sqlite",
     "commit-floor-sqlite",
     "commit-floor-postgres",
+    "toolkit-commits-sqlite",
+    "toolkit-commits-postgres",
     "durable-sqlite",
     "durable-sqlite-normal",
     "durable-postgres",
@@ -145,11 +151,12 @@ def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}", drop
 
 
-def _unrecorded_durability(*, engaged: bool = False) -> Any:
+def _unrecorded_durability(*, engaged: bool = False, after_step: Callable[[], None] | None = None) -> Any:
     """Our `Durability` capability with steps that run their body and record nothing.
 
     `engaged`: the toolkit acts as if inside a workflow although there is none, and nothing reads
     workflow state: pydantic-ai's toolkit with no engine and no database under it.
+    `after_step`: called after each step's body (where a durable run records the step).
     """
     from durable_pydantic_ai import Durability, StepBackend
 
@@ -157,7 +164,10 @@ def _unrecorded_durability(*, engaged: bool = False) -> Any:
         async def execute(
             self, *, operation_id: Any, name: str, body: Any, cache_key: Any, config: Any
         ) -> object:
-            return await body()
+            payload = await body()
+            if after_step is not None:
+                after_step()
+            return payload
 
     class UnrecordedDurability(Durability[None]):
         def get_durable_operation_backend(self) -> StepBackend:
@@ -221,6 +231,51 @@ def _run_commit_floor_postgres(
     return {"times": asyncio.run(_time_runs(one, runs, warmup)), "steps": COMMITS_PER_RUN}
 
 
+def _run_toolkit_commits(
+    backend: str, tmp: Path, pg_url: str, runs: int, warmup: int, cleanup: list[Callable[[], None]]
+) -> dict[str, Any]:
+    """`toolkit-nodb` with one bare commit after each step's body and one before and after the run:
+    the commits of `commit-floor-*`, made at the moments a durable run makes them."""
+    import itertools
+
+    output = json.dumps({"parts": [{"part_kind": "text", "content": "x" * 200}], "kind": "response"})
+    keys = itertools.count()
+    if backend == "sqlite":
+        import sqlite3
+
+        lite = sqlite3.connect(tmp / "commits.db", isolation_level=None)
+        cleanup.insert(0, lite.close)
+        lite.execute("PRAGMA journal_mode=WAL")
+        lite.execute("PRAGMA synchronous=FULL")
+        lite.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, output TEXT)")
+
+        def commit() -> None:
+            lite.execute("INSERT INTO steps VALUES (?, ?)", (next(keys), output))
+
+    else:
+        import psycopg
+
+        url, drop = _fresh_pg(pg_url)
+        cleanup.append(drop)
+        pg = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+        cleanup.insert(0, pg.close)
+        pg.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, output TEXT)")
+
+        def commit() -> None:
+            pg.execute("INSERT INTO steps VALUES (%s, %s)", (next(keys), output))
+
+    agent = build_agent("bench", capabilities=[_unrecorded_durability(engaged=True, after_step=commit)])
+
+    async def one(i: int) -> object:
+        commit()  # the workflow's start
+        result = await agent.run("go")
+        commit()  # its finish
+        return result
+
+    times = asyncio.run(_time_runs(one, runs, warmup))
+    return {"times": times, "steps": next(keys) // (runs + warmup)}
+
+
 def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
     """Pydantic AI's durability toolkit inside a durable_core workflow, with steps that record nothing:
     the part of DurableAgent's cost that is the toolkit's own (plus the workflow's start and finish)."""
@@ -267,6 +322,8 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
             return _run_commit_floor(tmp, runs, warmup)
         if variant == "commit-floor-postgres":
             return _run_commit_floor_postgres(pg_url, runs, warmup, cleanup)
+        if variant.startswith("toolkit-commits-"):
+            return _run_toolkit_commits(variant.rsplit("-", 1)[1], tmp, pg_url, runs, warmup, cleanup)
         if variant.startswith("durable"):
             from durable_pydantic_ai import DurableAgent
 
@@ -328,7 +385,7 @@ def _row(variant: str, data: dict[str, Any], plain_median: float | None) -> str:
     p90 = sorted(times)[int(len(times) * 0.9) - 1]
     ratio = f"{median / plain_median:5.2f}x" if plain_median else "   - "
     return (
-        f"| {variant:<21} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
+        f"| {variant:<24} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
     )
 
 
@@ -385,8 +442,8 @@ def main() -> None:
         f"\n3-tool FunctionModel agent: {per_round * args.rounds} runs per variant in {args.rounds} turns,"
         f" {args.warmup} warm-up runs per turn (ms per run; x plain: against plain on the same model)\n"
     )
-    print("| variant               |   median |      p90 |      min | x plain | steps |")
-    print("|-----------------------|----------|----------|----------|---------|-------|")
+    print("| variant                  |   median |      p90 |      min | x plain | steps |")
+    print("|--------------------------|----------|----------|----------|---------|-------|")
     for variant, data in results.items():
         same_model = "plain-20ms" if variant.endswith(MODEL_DELAY_SUFFIX) else "plain"
         print(_row(variant, data, medians.get(same_model)))
@@ -414,6 +471,17 @@ def _print_targets(medians: dict[str, float]) -> None:
         durable = medians.get(f"durable-{backend}")
         if durable is not None:
             print(f"  durable-{backend} / floor = {durable / floor:.3f}x")
+    for backend, label in (("sqlite", "SQLite FULL"), ("postgres", "PostgreSQL")):
+        in_place = medians.get(f"toolkit-commits-{backend}")
+        if in_place is None:
+            continue
+        print(
+            f"the same floor with the commits where a run makes them, {label}: toolkit-commits-{backend}"
+            f" = {in_place:.2f} ms" + (f" = {in_place / plain:.2f}x plain" if plain else "")
+        )
+        durable = medians.get(f"durable-{backend}")
+        if durable is not None:
+            print(f"  durable-{backend} / toolkit-commits-{backend} = {durable / in_place:.3f}x")
     for backend in ("sqlite", "postgres"):
         durable, dbos = medians.get(f"durable-{backend}"), medians.get(f"dbos-{backend}")
         if durable is not None and dbos is not None:
