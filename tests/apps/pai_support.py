@@ -16,6 +16,12 @@ from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 TOOLS = ("tool_a", "tool_b", "tool_c")
 
 
+def operation_steps(*, streamed: bool = False) -> list[str]:
+    """The step names (without the agent's prefix) of one run of `three_tool_agent`, in order."""
+    request = "model.request_stream" if streamed else "model.request"
+    return [request, "tool.tool_a", request, "tool.tool_b", request, "tool.tool_c", request]
+
+
 def unique_name(prefix: str = "agent") -> str:
     """Agent names are unique per process: each test builds its own."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable_pydantic_ai import Durability, DurableAgent
-from pai_support import CallLog, three_tool_agent, unique_name
+from pai_support import CallLog, operation_steps, three_tool_agent, unique_name
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models.test import TestModel
@@ -179,15 +179,7 @@ async def test_a_per_run_handler_that_is_a_step_never_takes_a_model_request_or_t
     # steps of the workflow, each after the handler step whose stream asked for it.
     steps = engine.list_steps(handle.workflow_id)
     operations = [s.name.removeprefix(f"{name}.") for s in steps if s.name != "cap.record_events"]
-    assert operations == [
-        "model.request_stream",
-        "tool.tool_a",
-        "model.request_stream",
-        "tool.tool_b",
-        "model.request_stream",
-        "tool.tool_c",
-        "model.request_stream",
-    ]
+    assert operations == operation_steps(streamed=True)
     handler_steps = [s for s in steps if s.name == "cap.record_events"]
     assert len(handler_steps) == 8  # one per node streamed: 4 model requests, 4 tool-call nodes
     assert "PartStartEvent" in handler_steps[0].output and "FunctionToolCallEvent" in handler_steps[1].output

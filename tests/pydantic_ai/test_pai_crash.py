@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pai_support import unique_name
+from pai_support import operation_steps, unique_name
 
 from durable_core import Engine
 from durable_core.testing import run_script
@@ -32,13 +32,15 @@ def _run_app(
 
 
 @pytest.mark.crash
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
 def test_crash_in_third_tool_resumes_with_only_that_tool_and_the_final_model_request(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, streamed: bool
 ) -> None:
     name = unique_name("crashy")
     log = tmp_path / "calls.log"
 
-    crashed = _run_app(database_url, name, log, "crash")
+    # With `run_stream`, the crashing process streams the run (streamed model requests).
+    crashed = _run_app(database_url, name, log, "crash", *(["stream"] if streamed else []))
     assert crashed.returncode == 17, crashed.stderr
     first = log.read_text().split()
     assert first == [f"crash:{c}" for c in ("model", "tool_a", "model", "tool_b", "model", "tool_c")]
@@ -51,45 +53,7 @@ def test_crash_in_third_tool_resumes_with_only_that_tool_and_the_final_model_req
     assert second == ["resume:tool_c", "resume:model"]
 
     with Engine(database_url) as engine:
+        # A recovered run makes streamed requests if its record says the run did.
         steps = engine.list_steps("crash-run")
-        assert [s.name.rsplit(".", 1)[-1] for s in steps] == [
-            "request",
-            "tool_a",
-            "request",
-            "tool_b",
-            "request",
-            "tool_c",
-            "request",
-        ]
+        assert [s.name.removeprefix(f"{name}.") for s in steps] == operation_steps(streamed=streamed)
         assert engine.retrieve_workflow("crash-run").get_status().status == "SUCCESS"
-
-
-@pytest.mark.crash
-def test_a_streamed_run_that_crashes_resumes_its_streamed_requests_without_repeating_them(
-    database_url: str, tmp_path: Path
-) -> None:
-    name = unique_name("crashstream")
-    log = tmp_path / "calls.log"
-
-    crashed = _run_app(database_url, name, log, "crash", "stream")
-    assert crashed.returncode == 17, crashed.stderr
-    first = log.read_text().split()
-    assert first == [f"crash:{c}" for c in ("model", "tool_a", "model", "tool_b", "model", "tool_c")]
-
-    resumed = _run_app(database_url, name, log, "resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout.strip().splitlines()[-1])["output"].startswith("done")
-    second = log.read_text().split()[len(first) :]
-    assert second == ["resume:tool_c", "resume:model"]  # the recorded streamed requests replay
-
-    with Engine(database_url) as engine:
-        # The recovered run makes streamed requests too, as its record says the run did.
-        assert [s.name.split(".", 1)[1] for s in engine.list_steps("crash-run")] == [
-            "model.request_stream",
-            "tool.tool_a",
-            "model.request_stream",
-            "tool.tool_b",
-            "model.request_stream",
-            "tool.tool_c",
-            "model.request_stream",
-        ]
