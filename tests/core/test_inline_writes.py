@@ -145,6 +145,23 @@ def test_one_slow_commit_among_fast_ones_keeps_writes_on_the_loop(
     assert not database.writes_inline
 
 
+def test_the_wal_stays_small_so_commits_reuse_its_space(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """The WAL is checkpointed every `SQLITE_WAL_AUTOCHECKPOINT_PAGES` pages (SQLite's default: 1000,
+    4 MB), so commits soon overwrite space the WAL file has instead of growing it (each growth is
+    a file-size change the file system records with the commit)."""
+    from durable_core.storage._database import SQLITE_WAL_AUTOCHECKPOINT_PAGES
+
+    async def main() -> None:
+        for run in range(60):  # about 700 pages of WAL: 2.8 MB at SQLite's default
+            with workflow_options(workflow_id=f"wal-{run}"):
+                assert (await double_twice(run))[0] == 4 * run
+
+    asyncio.run(main())
+    wal = tmp_path / "inline.db-wal"
+    assert wal.stat().st_size < 3 * SQLITE_WAL_AUTOCHECKPOINT_PAGES * 4096
+    assert sqlite_engine.get_workflow_status("wal-59").status == "SUCCESS"
+
+
 def test_a_write_that_would_wait_for_the_lock_moves_off_the_loop(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
