@@ -14,8 +14,9 @@ process on a fresh database:
              on SQLite, with steps that record nothing: the toolkit's own cost, plus the workflow's
              start and finish rows (what DurableAgent cannot go below)
 - commit-floor-sqlite  9 bare single-row INSERTs, each its own commit, with the sqlite3 module
-             (WAL, `synchronous=FULL`, DurableAgent's default): the least that recording 7 steps
-             plus the workflow's start and finish can cost on this disk, whatever the engine
+             (WAL, `synchronous=FULL`, DurableAgent's default, and the engine's WAL checkpoint
+             interval): the least that recording 7 steps plus the workflow's start and finish can
+             cost on this disk, whatever the engine
 - commit-floor-postgres  the same 9 commits on PostgreSQL: one autocommit INSERT each over one
              psycopg connection (the least a network round trip and a WAL flush per step cost)
 - toolkit-commits-sqlite, toolkit-commits-postgres  `toolkit-nodb` with those bare commits made
@@ -189,6 +190,14 @@ def _unrecorded_durability(*, engaged: bool = False, after_step: Callable[[], No
     return EngagedDurability() if engaged else UnrecordedDurability()
 
 
+def _wal_pages() -> int:
+    """The engine's WAL checkpoint interval, which the SQLite floors use too: a commit that grows the
+    WAL costs more than one that reuses its space, so the floors get the engine's setting."""
+    from durable_core.storage._database import SQLITE_WAL_AUTOCHECKPOINT_PAGES
+
+    return SQLITE_WAL_AUTOCHECKPOINT_PAGES
+
+
 def _run_commit_floor(tmp: Path, runs: int, warmup: int) -> dict[str, Any]:
     """9 single-row INSERTs per run (7 steps, the workflow's start and finish), each committed on
     its own (WAL, synchronous=FULL)."""
@@ -197,6 +206,7 @@ def _run_commit_floor(tmp: Path, runs: int, warmup: int) -> dict[str, Any]:
     conn = sqlite3.connect(tmp / "floor.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA wal_autocheckpoint={_wal_pages()}")  # as the engine's (see `_wal_pages`)
     conn.execute("CREATE TABLE steps (run INTEGER, step INTEGER, output TEXT, PRIMARY KEY (run, step))")
     output = json.dumps({"parts": [{"part_kind": "text", "content": "x" * 200}], "kind": "response"})
 
@@ -247,6 +257,7 @@ def _run_toolkit_commits(
         cleanup.insert(0, lite.close)
         lite.execute("PRAGMA journal_mode=WAL")
         lite.execute("PRAGMA synchronous=FULL")
+        lite.execute(f"PRAGMA wal_autocheckpoint={_wal_pages()}")
         lite.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, output TEXT)")
 
         def commit() -> None:
