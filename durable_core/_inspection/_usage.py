@@ -150,15 +150,20 @@ def budget_text(budget: Budget) -> str:
     return ", ".join(f"{name}={value}" for name, value in limits if value is not None) or "no limit"
 
 
-def raise_outcome(budget: Budget, status: WorkflowStatus) -> tuple[str, bool]:
+def raise_outcome(
+    budget: Budget, status: WorkflowStatus, *, before: WorkflowStatus | None = None
+) -> tuple[str, bool]:
     """What raising to `budget` means for the run `status` (read after the raise): (text, still reached).
 
+    `before`: the run's status read before the raise. A run the raise woke may have left its wait
+    by the time `status` is read; `before` says it was paused by its budget.
     Its own tree is part of the budget's tree, so when its usage reaches a new limit, the budget's does.
     """
     still = budget.exceeded(status.usage) if status.usage is not None else None
     if still is not None:
         return f"still reached: {still}; it makes no further model call until a higher limit", True
-    if status.waiting is None or status.waiting.kind != "budget":
+    waiting = status.waiting or (before.waiting if before is not None else None)
+    if waiting is None or waiting.kind != "budget":
         return "", False
     if status.stranded:
         return (

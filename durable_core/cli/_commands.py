@@ -467,6 +467,10 @@ def usage(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def budget_raise(engine: Engine, args: argparse.Namespace) -> int:
+    try:
+        before: WorkflowStatus | None = engine.get_workflow_status(args.workflow_id)
+    except WorkflowNotFoundError:
+        before = None  # `raise_budget` says so
     budget = engine.raise_budget(
         args.workflow_id, max_cost_usd=args.cost, max_tokens=args.tokens, max_model_calls=args.calls
     )
@@ -478,7 +482,7 @@ def budget_raise(engine: Engine, args: argparse.Namespace) -> int:
     console.print(
         f"budget of {wf.workflow_id} ({wf.name}) is now: {budget_text(budget)} (on_exceeded={budget.on_exceeded})"
     )
-    outcome, still = raise_outcome(budget, wf)
+    outcome, still = raise_outcome(budget, wf, before=before)
     if outcome:
         console.print(f"[yellow]{escape(outcome)}[/yellow]" if still else escape(outcome))
     return 0

@@ -237,9 +237,10 @@ def create_app(engine: Engine, *, token: str | None = None, loopback_only: bool 
         if problem:
             rows = await call(waiting_workflows, engine, limit=500)
             return _html(_pages.inbox_page(rows, _secret(request), error_for=wid, error=problem), 400)
+        before = await call(engine.get_workflow_status, wid)
         budget = await call(engine.raise_budget, wid, **limits)
         status = await call(engine.get_workflow_status, wid)
-        outcome, _still = raise_outcome(budget, status)
+        outcome, _still = raise_outcome(budget, status, before=before)
         notice = f"Budget of {wid} is now {budget_text(budget)}." + (
             f" {outcome[0].upper()}{outcome[1:]}." if outcome else ""
         )
