@@ -78,6 +78,10 @@ class Engine:
             others. An executor on the same host whose process is gone is claimed at once.
         sqlite_synchronous: ``"FULL"`` (default, power-loss safe) or ``"NORMAL"`` (faster).
         schema: the Postgres schema of the engine's tables.
+        db_retry_seconds: how long a statement is retried while the database is unreachable.
+        write_timeout: PostgreSQL: seconds one checkpoint write from an async workflow's event loop
+            may take (lock waits included) before it is abandoned and retried as an outage, so a
+            hung network or a held lock never stalls the loop for longer.
     """
 
     def __init__(
@@ -93,7 +97,10 @@ class Engine:
         schema: str = "durable",
         queues: Sequence[str] | None = None,
         db_retry_seconds: float = 120.0,
+        write_timeout: float = 10.0,
     ) -> None:
+        if not write_timeout > 0:
+            raise ValueError("write_timeout must be a positive number of seconds")
         if heartbeat_seconds <= 0 or lease_seconds <= 0:
             raise ValueError("heartbeat_seconds and lease_seconds must be positive")
         if lease_seconds <= heartbeat_seconds:
@@ -116,6 +123,7 @@ class Engine:
         self.schema = schema
         self.queue_names = list(queues) if queues is not None else None
         self.db_retry_seconds = db_retry_seconds
+        self.write_timeout = write_timeout
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.launched = False
@@ -170,6 +178,7 @@ class Engine:
             schema=self.schema,
             sqlite_synchronous=self.sqlite_synchronous,
             retry_seconds=self.db_retry_seconds,
+            write_timeout=self.write_timeout,
         )
         try:
             db.check_connection()

@@ -275,16 +275,32 @@ def test_postgres_loop_connections_close_with_their_loop_and_the_engine(
     assert not [text for text in unclosed if "Connection" in text]  # psycopg's "deleted while still open"
 
 
+@pytest.fixture
+def short_writes_engine(database_url: str) -> Iterator[Engine]:
+    """An engine whose event-loop writes are abandoned after 0.3 s (`Engine(write_timeout=...)`)."""
+    with pytest.raises(ValueError, match="write_timeout must be a positive"):
+        Engine(database_url, write_timeout=0)
+    engine = Engine(
+        database_url, heartbeat_seconds=0.5, lease_seconds=5.0, db_retry_seconds=30.0, write_timeout=0.3
+    )
+    engine.launch()
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
+
+
 @pytest.mark.backends("postgres")
 def test_a_blocked_postgres_write_is_bounded_retried_and_never_stalls_the_loop(
-    pg_engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+    short_writes_engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another connection holds a lock on the steps table while a step is recorded: each attempt
-    is abandoned after the write timeout and retried as an outage, the loop keeps running, and
-    the step is recorded once the lock is released."""
+    is abandoned after the write timeout (`Engine(write_timeout=...)`) and retried as an outage,
+    the loop keeps running, and the step is recorded once the lock is released."""
     import psycopg
 
-    pg_engine.database.write_timeout = 0.3
+    pg_engine = short_writes_engine
+    assert pg_engine.database.write_timeout == 0.3
     holder = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
     ticks = [0]
     ticks_while_locked: list[int] = []
