@@ -222,13 +222,26 @@ class Dispatcher:
     def stop(self) -> None:
         self.stopped.set()
         self.wake.set()
-        self.thread.join(timeout=5)
-        # release queue work this engine claimed but will not finish: any worker may take it now
+        self.thread.join(timeout=5)  # from here on this dispatcher starts nothing
+        # The workflows it started stop at their next step (the engine is stopping). Wait for them:
+        # queue work released while one of its steps still runs here could run that step twice.
+        deadline = time.monotonic() + _STOP_WAIT_SECONDS
+        while self._running_ids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Release the queue work this engine claimed but will not finish: any worker may take it
+        # now. What still runs here (a step longer than the wait) stays owned by this executor,
+        # taken over once its lease expires, as after a crash.
         engine = self.engine
         try:
-            engine.queues.requeue(engine.queues.owned_queue_workflows(engine.executor_id), now_ms())
+            still_running = self._running_ids()
+            owned = engine.queues.owned_queue_workflows(engine.executor_id)
+            engine.queues.requeue([wid for wid in owned if wid not in still_running], now_ms())
         except Exception:  # pragma: no cover - best effort at shutdown
             log.exception("could not release claimed queue work")
+
+    def _running_ids(self) -> set[str]:
+        with self.lock:
+            return {wid for ids in self.running.values() for wid in ids}
 
     def _loop(self) -> None:
         while not self.stopped.is_set():
@@ -314,6 +327,10 @@ class Dispatcher:
         with self.lock:
             self.running.get(queue_name, set()).discard(workflow_id)
         self.wake.set()
+
+
+_STOP_WAIT_SECONDS = 10.0
+"""How long a stopping dispatcher waits for the workflows it started to stop at their next step."""
 
 
 def start_dispatcher(engine: EngineHost) -> Dispatcher:

@@ -249,6 +249,60 @@ def test_graceful_shutdown_releases_claimed_work(database_url: str) -> None:
     assert sorted(_graceful_ledger) == sorted(f"{j}:{p}" for j in range(4) for p in range(3))
 
 
+held_queue = Queue("held")
+_held_gate = threading.Event()
+_held_started = threading.Event()
+_held_ledger: list[str] = []
+
+
+@step()
+def held_part() -> str:
+    _held_ledger.append("held")
+    _held_started.set()
+    _held_gate.wait(10)
+    return "held"
+
+
+@workflow()
+def held_job() -> str:
+    return held_part() + "+" + held_part()
+
+
+def test_stopping_never_releases_queue_work_with_a_step_still_running(database_url: str) -> None:
+    """A dispatcher that stops releases claimed queue work only once the workflows it started have
+    stopped: released while a step still runs, another worker would run that step a second time
+    (the race behind a rare duplicate in test_graceful_shutdown_releases_claimed_work)."""
+    _held_gate.clear()
+    _held_started.clear()
+    _held_ledger.clear()
+    first = Engine(database_url, executor_id="first")
+    first.launch()
+    try:
+        handle = held_queue.enqueue(held_job)
+        assert _held_started.wait(10)
+        dispatcher_stop = next(stop for stop in first._services if stop.__qualname__ == "Dispatcher.stop")
+        first.stopping = True  # what shutdown sets first; the dispatcher is stopped while the step runs
+        stopping = threading.Thread(target=dispatcher_stop)
+        stopping.start()
+        time.sleep(0.5)
+        status = first.get_workflow_status(handle.workflow_id)
+        assert (status.status, status.executor_id) == ("PENDING", "first")  # not released under it
+        _held_gate.set()
+        stopping.join(timeout=15)
+        assert not stopping.is_alive()
+        # the step finished and was recorded; the workflow stopped at its next step, then was released
+        status = first.get_workflow_status(handle.workflow_id)
+        assert status.status == "ENQUEUED" and [s.output for s in first.list_steps(handle.workflow_id)] == [
+            "held"
+        ]
+    finally:
+        _held_gate.set()
+        first.shutdown()
+    with Engine(database_url, executor_id="second") as second:
+        assert second.retrieve_workflow(handle.workflow_id).get_result(timeout_seconds=30) == "held+held"
+    assert _held_ledger == ["held", "held"]  # the first part once, the second once
+
+
 def test_an_engine_serves_only_its_queues(database_url: str) -> None:
     client = Engine(database_url, executor_id="client-only", queues=[])
     client.launch()
