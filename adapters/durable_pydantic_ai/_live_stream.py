@@ -107,8 +107,6 @@ class LiveStreamedResponse(StreamedResponse):
 
     async def _events(self) -> AsyncIterator[ModelResponseStreamEvent]:
         while (event := await self._sink.queue.get()) is not _DONE:
-            if self._completed is not None:
-                continue  # cancelled: the consumer stopped listening
             if isinstance(event, FinalResultEvent):
                 self.final_result_event = event
             else:
@@ -123,7 +121,6 @@ class LiveStreamedResponse(StreamedResponse):
             self._completed = completed  # read while it replays, as pydantic-ai reads a replayed stream
             async for event in completed:
                 yield event
-            self.final_result_event = completed.final_result_event
         self.final_result_event = self.final_result_event or completed.final_result_event
         self._completed = completed
         self._finished = True
@@ -132,19 +129,9 @@ class LiveStreamedResponse(StreamedResponse):
         async for event in self._events():
             yield event
 
-    async def cancel(self) -> None:
-        """Stop passing events on; the request's step still ends as it would have, and its result
-        is what the run gets, as a replay does."""
-        if self._completed is None:
-            completed = await self._opened
-            async for _ in completed:
-                pass
-            self._completed = completed
-            self.final_result_event = self.final_result_event or completed.final_result_event
-        self._cancelled = True
-
     async def close_stream(self) -> None:
-        """Nothing to close here: the step owns the model's stream."""
+        """Nothing to close here: the step owns the model's stream and ends it as it would have (a
+        consumer's `cancel()` reaches this), and the step's record is what a replay returns."""
 
     def get(self) -> ModelResponse:
         if self._completed is not None:

@@ -146,3 +146,23 @@ async def test_a_failing_stream_reaches_the_caller_after_the_text_it_produced(en
                 seen.append(chunk)
     assert seen == ["partial "]
     assert engine.retrieve_workflow("failing").get_status().status == "ERROR"
+
+
+async def test_cancelling_a_stream_ends_the_run_as_a_plain_agents_and_cancels_its_workflow(
+    engine: Engine,
+) -> None:
+    model = GatedModel()
+    durable_agent = DurableAgent(model.agent(unique_name("cancel")))
+    async with durable_agent.run_stream("hi", run_id="cancelled-stream") as stream:
+        async for chunk in stream.stream_text(delta=True, debounce_by=None):
+            assert chunk == "Hel"
+            await stream.cancel()
+            model.gate.set()
+            break
+        assert stream.cancelled
+        last = stream.all_messages()[-1]
+    # As with a plain agent: the response ends with the text received so far, marked interrupted.
+    assert isinstance(last, ModelResponse) and last.state == "interrupted"
+    assert [part.content for part in last.parts if isinstance(part, TextPart)] == ["Hel"]
+    # The run did not finish, so its workflow is cancelled (as when iter() is left early).
+    assert engine.retrieve_workflow("cancelled-stream").get_status().status == "CANCELLED"
