@@ -10,13 +10,33 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from durable_core import Engine, step, workflow, workflow_options
+
+T = TypeVar("T")
+
+
+async def while_ticking(ticks: list[int], work: Awaitable[T]) -> T:
+    """Await `work` while a task counts event-loop ticks, 10 ms apart, in `ticks[0]`: a loop
+    that a database write blocks makes none."""
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.ensure_future(tick())
+    try:
+        return await work
+    finally:
+        stop.set()
+        await ticking
 
 
 @pytest.fixture
@@ -189,20 +209,9 @@ def test_a_write_that_would_wait_for_the_lock_moves_off_the_loop(
     async def blocked_writer() -> str:
         return await takes_the_lock()
 
-    async def ticker(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            ticks[0] += 1
-            await asyncio.sleep(0.01)
-
     async def main() -> str:
-        stop = asyncio.Event()
-        ticking = asyncio.ensure_future(ticker(stop))
-        try:
-            with workflow_options(workflow_id="blocked"):
-                return await blocked_writer()
-        finally:
-            stop.set()
-            await ticking
+        with workflow_options(workflow_id="blocked"):
+            return await while_ticking(ticks, blocked_writer())
 
     try:
         assert asyncio.run(main()) == "recorded after the lock"
@@ -321,20 +330,9 @@ def test_a_blocked_postgres_write_is_bounded_retried_and_never_stalls_the_loop(
     async def blocked_writer() -> tuple[str, int]:
         return await blocked(), threading.get_ident()
 
-    async def ticker(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            ticks[0] += 1
-            await asyncio.sleep(0.01)
-
     async def main() -> tuple[str, int]:
-        stop = asyncio.Event()
-        ticking = asyncio.ensure_future(ticker(stop))
-        try:
-            with workflow_options(workflow_id="pg-blocked"):
-                return await blocked_writer()
-        finally:
-            stop.set()
-            await ticking
+        with workflow_options(workflow_id="pg-blocked"):
+            return await while_ticking(ticks, blocked_writer())
 
     try:
         with caplog.at_level("WARNING", logger="durable_core.storage"):
@@ -383,21 +381,13 @@ def test_a_postgres_write_blocked_past_the_retries_interrupts_and_resumes(databa
     async def interrupted_writer() -> str:
         return await outlasts()
 
-    async def ticker(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            ticks[0] += 1
-            await asyncio.sleep(0.01)
+    async def run_it() -> str:
+        with workflow_options(workflow_id="pg-interrupted"):
+            handle = await engine.start_workflow_async(interrupted_writer)
+        return await handle.get_result_async(timeout_seconds=60)
 
     async def main() -> str:
-        stop = asyncio.Event()
-        ticking = asyncio.ensure_future(ticker(stop))
-        try:
-            with workflow_options(workflow_id="pg-interrupted"):
-                handle = await engine.start_workflow_async(interrupted_writer)
-            return await handle.get_result_async(timeout_seconds=60)
-        finally:
-            stop.set()
-            await ticking
+        return await while_ticking(ticks, run_it())
 
     try:
         assert asyncio.run(main()) == "recorded on the second run"
