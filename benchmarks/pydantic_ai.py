@@ -28,7 +28,10 @@ process on a fresh database:
 - dbos       pydantic-ai's `DBOSDurability` inside a `@DBOS.workflow`, tools as `@DBOS.step`
              (so both engines checkpoint the same 7 steps), on SQLite and on PostgreSQL
 - plain-20ms, durable-sqlite-20ms, durable-postgres-20ms  the same agent on a model whose every
-             request takes 20 ms (an `await asyncio.sleep(0.02)`, a fast provider's latency)
+             request takes 20 ms (an `await asyncio.sleep(0.02)`, a fast provider's latency);
+             `toolkit-nodb-20ms` and `toolkit-commits-*-20ms`, the floors above on that model
+             (an engine with no code of its own: what the toolkit and the bare commits alone cost
+             when each commit follows a 20 ms wait)
 
 Prints a table of per-run latency with the ratio to plain, then the floors no engine built on the
 toolkit can go below with a commit per step (`toolkit-nodb` + `commit-floor-sqlite`, and
@@ -78,6 +81,9 @@ VARIANTS = (
     "dbos-sqlite",
     "dbos-postgres",
     "plain-20ms",
+    "toolkit-nodb-20ms",
+    "toolkit-commits-sqlite-20ms",
+    "toolkit-commits-postgres-20ms",
     "durable-sqlite-20ms",
     "durable-postgres-20ms",
 )
@@ -242,7 +248,13 @@ def _run_commit_floor_postgres(
 
 
 def _run_toolkit_commits(
-    backend: str, tmp: Path, pg_url: str, runs: int, warmup: int, cleanup: list[Callable[[], None]]
+    backend: str,
+    tmp: Path,
+    pg_url: str,
+    runs: int,
+    warmup: int,
+    cleanup: list[Callable[[], None]],
+    model_delay: float = 0.0,
 ) -> dict[str, Any]:
     """`toolkit-nodb` with one bare commit after each step's body and one before and after the run:
     the commits of `commit-floor-*`, made at the moments a durable run makes them."""
@@ -275,7 +287,11 @@ def _run_toolkit_commits(
         def commit() -> None:
             pg.execute("INSERT INTO steps VALUES (%s, %s)", (next(keys), output))
 
-    agent = build_agent("bench", capabilities=[_unrecorded_durability(engaged=True, after_step=commit)])
+    agent = build_agent(
+        "bench",
+        capabilities=[_unrecorded_durability(engaged=True, after_step=commit)],
+        model_delay=model_delay,
+    )
 
     async def one(i: int) -> object:
         commit()  # the workflow's start
@@ -323,8 +339,10 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
             agent = build_agent("bench", capabilities=[_unrecorded_durability()])
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
-        if variant == "toolkit-nodb":
-            agent = build_agent("bench", capabilities=[_unrecorded_durability(engaged=True)])
+        if variant.startswith("toolkit-nodb"):
+            agent = build_agent(
+                "bench", capabilities=[_unrecorded_durability(engaged=True)], model_delay=model_delay
+            )
             times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
             return {"times": times, "steps": 0}
         if variant == "toolkit-sqlite":
@@ -334,7 +352,8 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
         if variant == "commit-floor-postgres":
             return _run_commit_floor_postgres(pg_url, runs, warmup, cleanup)
         if variant.startswith("toolkit-commits-"):
-            return _run_toolkit_commits(variant.rsplit("-", 1)[1], tmp, pg_url, runs, warmup, cleanup)
+            backend = variant.removesuffix(MODEL_DELAY_SUFFIX).rsplit("-", 1)[1]
+            return _run_toolkit_commits(backend, tmp, pg_url, runs, warmup, cleanup, model_delay)
         if variant.startswith("durable"):
             from durable_pydantic_ai import DurableAgent
 
@@ -396,7 +415,7 @@ def _row(variant: str, data: dict[str, Any], plain_median: float | None) -> str:
     p90 = sorted(times)[int(len(times) * 0.9) - 1]
     ratio = f"{median / plain_median:5.2f}x" if plain_median else "   - "
     return (
-        f"| {variant:<24} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
+        f"| {variant:<29} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
     )
 
 
@@ -453,8 +472,8 @@ def main() -> None:
         f"\n3-tool FunctionModel agent: {per_round * args.rounds} runs per variant in {args.rounds} turns,"
         f" {args.warmup} warm-up runs per turn (ms per run; x plain: against plain on the same model)\n"
     )
-    print("| variant                  |   median |      p90 |      min | x plain | steps |")
-    print("|--------------------------|----------|----------|----------|---------|-------|")
+    print("| variant                       |   median |      p90 |      min | x plain | steps |")
+    print("|-------------------------------|----------|----------|----------|---------|-------|")
     for variant, data in results.items():
         same_model = "plain-20ms" if variant.endswith(MODEL_DELAY_SUFFIX) else "plain"
         print(_row(variant, data, medians.get(same_model)))
@@ -493,6 +512,14 @@ def _print_targets(medians: dict[str, float]) -> None:
         durable = medians.get(f"durable-{backend}")
         if durable is not None:
             print(f"  durable-{backend} / toolkit-commits-{backend} = {durable / in_place:.3f}x")
+        commits = medians.get(f"commit-floor-{backend}")
+        if toolkit is not None and commits is not None:
+            # an engine with no code of its own (bare commits where a run makes them) against the
+            # back-to-back floor: what the floor leaves out of a commit made inside a run
+            print(
+                f"  toolkit-commits-{backend} / (toolkit-nodb + commit-floor-{backend})"
+                f" = {in_place / (toolkit + commits):.3f}x"
+            )
     for backend in ("sqlite", "postgres"):
         durable, dbos = medians.get(f"durable-{backend}"), medians.get(f"dbos-{backend}")
         if durable is not None and dbos is not None:
@@ -504,6 +531,12 @@ def _print_targets(medians: dict[str, float]) -> None:
             print(
                 f"durable-{backend}{MODEL_DELAY_SUFFIX} / plain{MODEL_DELAY_SUFFIX} = {durable / slow_plain:.3f}x"
             )
+        for measured in (
+            f"toolkit-nodb{MODEL_DELAY_SUFFIX}",
+            f"toolkit-commits-{backend}{MODEL_DELAY_SUFFIX}",
+        ):
+            if slow_plain and measured in medians:
+                print(f"  {measured} / plain{MODEL_DELAY_SUFFIX} = {medians[measured] / slow_plain:.3f}x")
         commits = medians.get(f"commit-floor-{backend}")
         if slow_plain and plain and toolkit and commits is not None:
             # what the toolkit adds to a plain run, and the commits, do not overlap the model's wait
