@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import queue
 import uuid
@@ -467,11 +468,13 @@ class DurableGraph:
     def _scope(self, workflow_id: str) -> MemoScope:
         return MemoScope(self.checkpointer.store, self.checkpointer.serde, workflow_id)
 
-    def _run_sync(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        from durable_core import current_workflow_id, set_event, step
+    # The run's body, once: `_segments` decides what each segment does and yields the durable
+    # operations it needs (`_Op`), which `_run_sync` and `_run_async` carry out, blocking or awaited.
+
+    def _segments(self, thread_id: str, request: dict[str, Any]) -> Generator[_Op, Any, dict[str, Any]]:
+        from durable_core import current_workflow_id
 
         workflow_id = current_workflow_id()
-        run = running_workflow()
         command = decode_value(self.checkpointer.serde, request["input"])
         memos = _MemoUse()
         carried: LiveSegment | None = None  # the caller's live segment, across a budget pause
@@ -482,33 +485,17 @@ class DurableGraph:
             else:
                 live = self._claim_live(request, workflow_id, segment)
             config, kwargs = self._segment_inputs(thread_id, request, live)
-            base = step(name="langgraph.base")(_latest_reader(self.checkpointer, thread_id))()
-
-            def run_segment() -> dict[str, Any]:
-                payload, run_config = self._prepare_run(thread_id, command, base, config, continuing)  # noqa: B023
-                try:
-                    with (
-                        memos.track(self._scope(workflow_id)) as scope,
-                        memo_scope(scope),
-                        node_usage(run),
-                    ):
-                        if live is not None and live.sink is not None:  # noqa: B023
-                            output = None
-                            for chunk in self.graph.stream(payload, run_config, **kwargs):  # noqa: B023
-                                live.sink.put(chunk)  # noqa: B023
-                        else:
-                            output = self.graph.invoke(payload, run_config, **kwargs)  # noqa: B023
-                except BudgetReached as stop:
-                    return self._budget_outcome(thread_id, segment, stop)  # noqa: B023
-                if live is not None:  # noqa: B023
-                    live.output = output  # noqa: B023
-                return self._outcome(thread_id, segment, output, kwargs)  # noqa: B023
-
+            base = yield _Op(_BASE)
+            plan = _Segment(
+                thread_id, workflow_id, segment, command, base, config, kwargs, continuing, live, memos
+            )
             try:
-                outcome = step(name="langgraph.run")(run_segment)()
-                set_event(segment_event(segment), outcome)
+                outcome = yield _Op(_RUN, plan)
+                yield _Op(_EVENT, plan, outcome)
                 if outcome["status"] == _BUDGET:
-                    check_budget()  # pauses durably until the budget allows a call, or fails
+                    yield _Op(_CHECK_BUDGET)  # pauses durably until the budget allows a call, or fails
+            except GeneratorExit:
+                raise
             except BaseException as error:
                 if live is not None:
                     live.fail(error)
@@ -520,77 +507,177 @@ class DurableGraph:
                 live.finish(outcome)
             if outcome["status"] == "done":
                 if memos.maybe_left:
-                    self.checkpointer.store.delete_memos(workflow_id)
+                    yield _Op(_FORGET_MEMOS, plan)
                 return outcome
-            command = command_from(self.checkpointer.serde, wait_for_resume(), outcome)
+            command = command_from(self.checkpointer.serde, (yield _Op(_RESUME)), outcome)
         raise AssertionError("unreachable")
+
+    def _run_sync(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        from durable_core import set_event, step
+
+        run = running_workflow()
+        loop = _Driven(self._segments(thread_id, request))
+        while (op := loop.next()) is not None:
+            try:
+                if op.kind == _BASE:
+                    loop.reply(step(name="langgraph.base")(_latest_reader(self.checkpointer, thread_id))())
+                elif op.kind == _RUN:
+                    plan = op.segment
+
+                    def run_segment() -> dict[str, Any]:
+                        return self._segment_sync(plan, run)  # noqa: B023
+
+                    loop.reply(step(name="langgraph.run")(run_segment)())
+                elif op.kind == _EVENT:
+                    set_event(segment_event(op.segment.index), op.outcome)
+                elif op.kind == _CHECK_BUDGET:
+                    check_budget()
+                elif op.kind == _FORGET_MEMOS:
+                    self.checkpointer.store.delete_memos(op.segment.workflow_id)
+                else:
+                    loop.reply(wait_for_resume())
+            except BaseException as error:
+                loop.fail(error)
+        return loop.result
 
     async def _run_async(self, thread_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        from durable_core import current_workflow_id, set_event_async, step
+        from durable_core import set_event_async, step
 
-        workflow_id = current_workflow_id()
         run = running_workflow()
-        command = decode_value(self.checkpointer.serde, request["input"])
-        memos = _MemoUse()
-        carried: LiveSegment | None = None
-        for segment in itertools.count():
-            continuing = segment > 0 and command is _CONTINUE
-            if carried is not None:
-                live, carried = carried, None
-            else:
-                live = self._claim_live(request, workflow_id, segment)
-            config, kwargs = self._segment_inputs(thread_id, request, live)
-            reader = _latest_reader(self.checkpointer, thread_id)
-
-            async def read_base() -> str | None:
-                return await asyncio.to_thread(reader)  # noqa: B023
-
-            base = await step(name="langgraph.base")(read_base)()
-
-            async def run_segment() -> dict[str, Any]:
-                payload, run_config = await asyncio.to_thread(
-                    self._prepare_run,
-                    thread_id,
-                    command,  # noqa: B023
-                    base,  # noqa: B023
-                    config,  # noqa: B023
-                    continuing,  # noqa: B023
-                )
-                scope = await asyncio.to_thread(self._scope, workflow_id)
-                try:
-                    with memos.track(scope), memo_scope(scope), node_usage(run):
-                        if live is not None and live.sink is not None:  # noqa: B023
-                            output = None
-                            async for chunk in self.graph.astream(payload, run_config, **kwargs):  # noqa: B023
-                                live.sink.put(chunk)  # noqa: B023
-                        else:
-                            output = await self.graph.ainvoke(payload, run_config, **kwargs)  # noqa: B023
-                except BudgetReached as stop:
-                    return await asyncio.to_thread(self._budget_outcome, thread_id, segment, stop)  # noqa: B023
-                if live is not None:  # noqa: B023
-                    live.output = output  # noqa: B023
-                return await asyncio.to_thread(self._outcome, thread_id, segment, output, kwargs)  # noqa: B023
-
+        loop = _Driven(self._segments(thread_id, request))
+        while (op := loop.next()) is not None:
             try:
-                outcome = await step(name="langgraph.run")(run_segment)()
-                await set_event_async(segment_event(segment), outcome)
-                if outcome["status"] == _BUDGET:
+                if op.kind == _BASE:
+                    reader = _latest_reader(self.checkpointer, thread_id)
+
+                    async def read_base() -> str | None:
+                        return await asyncio.to_thread(reader)  # noqa: B023
+
+                    loop.reply(await step(name="langgraph.base")(read_base)())
+                elif op.kind == _RUN:
+                    plan = op.segment
+
+                    async def run_segment() -> dict[str, Any]:
+                        return await self._segment_async(plan, run)  # noqa: B023
+
+                    loop.reply(await step(name="langgraph.run")(run_segment)())
+                elif op.kind == _EVENT:
+                    await set_event_async(segment_event(op.segment.index), op.outcome)
+                elif op.kind == _CHECK_BUDGET:
                     await check_budget_async()
+                elif op.kind == _FORGET_MEMOS:
+                    await asyncio.to_thread(self.checkpointer.store.delete_memos, op.segment.workflow_id)
+                else:
+                    loop.reply(await wait_for_resume_async())
             except BaseException as error:
-                if live is not None:
-                    live.fail(error)
-                raise
-            if outcome["status"] == _BUDGET:
-                carried, command = live, _CONTINUE
-                continue
-            if live is not None:
-                live.finish(outcome)
-            if outcome["status"] == "done":
-                if memos.maybe_left:
-                    await asyncio.to_thread(self.checkpointer.store.delete_memos, workflow_id)
-                return outcome
-            command = command_from(self.checkpointer.serde, await wait_for_resume_async(), outcome)
-        raise AssertionError("unreachable")
+                loop.fail(error)
+        return loop.result
+
+    def _segment_sync(self, plan: _Segment, run: Any) -> dict[str, Any]:
+        """The body of step ``langgraph.run``: the graph, from the input or its last checkpoint."""
+        payload, run_config = self._prepare_run(
+            plan.thread_id, plan.command, plan.base, plan.config, plan.continuing
+        )
+        live = plan.live
+        try:
+            with plan.memos.track(self._scope(plan.workflow_id)) as scope, memo_scope(scope), node_usage(run):
+                if live is not None and live.sink is not None:
+                    output = None
+                    for chunk in self.graph.stream(payload, run_config, **plan.kwargs):
+                        live.sink.put(chunk)
+                else:
+                    output = self.graph.invoke(payload, run_config, **plan.kwargs)
+        except BudgetReached as stop:
+            return self._budget_outcome(plan.thread_id, plan.index, stop)
+        if live is not None:
+            live.output = output
+        return self._outcome(plan.thread_id, plan.index, output, plan.kwargs)
+
+    async def _segment_async(self, plan: _Segment, run: Any) -> dict[str, Any]:
+        """`_segment_sync` on the graph's async API (database work in threads)."""
+        payload, run_config = await asyncio.to_thread(
+            self._prepare_run, plan.thread_id, plan.command, plan.base, plan.config, plan.continuing
+        )
+        scope = await asyncio.to_thread(self._scope, plan.workflow_id)
+        live = plan.live
+        try:
+            with plan.memos.track(scope), memo_scope(scope), node_usage(run):
+                if live is not None and live.sink is not None:
+                    output = None
+                    async for chunk in self.graph.astream(payload, run_config, **plan.kwargs):
+                        live.sink.put(chunk)
+                else:
+                    output = await self.graph.ainvoke(payload, run_config, **plan.kwargs)
+        except BudgetReached as stop:
+            return await asyncio.to_thread(self._budget_outcome, plan.thread_id, plan.index, stop)
+        if live is not None:
+            live.output = output
+        return await asyncio.to_thread(self._outcome, plan.thread_id, plan.index, output, plan.kwargs)
+
+
+_BASE, _RUN, _EVENT, _CHECK_BUDGET, _FORGET_MEMOS, _RESUME = range(6)
+
+
+@dataclasses.dataclass
+class _Segment:
+    """One segment of a run: what its ``langgraph.run`` step feeds the graph, and with what."""
+
+    thread_id: str
+    workflow_id: str
+    index: int
+    command: Any
+    base: str | None  # the thread's latest checkpoint id before the segment (step ``langgraph.base``)
+    config: RunnableConfig
+    kwargs: dict[str, Any]
+    continuing: bool  # continues a run its budget stopped, from the last checkpoint
+    live: LiveSegment | None  # the caller's live segment waiting here, if any
+    memos: _MemoUse
+
+
+class _Op:
+    """A durable operation the segment loop needs: record the base (`_BASE`), run the segment's
+    step (`_RUN`), publish its outcome (`_EVENT`), wait out the budget (`_CHECK_BUDGET`), delete
+    the run's memos (`_FORGET_MEMOS`), or wait for the resume message (`_RESUME`, replied with it)."""
+
+    __slots__ = ("_segment", "kind", "outcome")
+
+    def __init__(
+        self, kind: int, segment: _Segment | None = None, outcome: dict[str, Any] | None = None
+    ) -> None:
+        self.kind = kind
+        self._segment = segment
+        self.outcome = outcome
+
+    @property
+    def segment(self) -> _Segment:
+        assert self._segment is not None, "this operation concerns no segment"
+        return self._segment
+
+
+class _Driven:
+    """The segment loop as a driver sees it: the next operation, and what it gave back or raised."""
+
+    def __init__(self, segments: Generator[_Op, Any, dict[str, Any]]) -> None:
+        self._segments = segments
+        self._reply: Any = None
+        self._error: BaseException | None = None
+        self.result: dict[str, Any] = {}
+
+    def next(self) -> _Op | None:
+        """The next operation, or None once the loop returned (its outcome in `result`)."""
+        reply, error = self._reply, self._error
+        self._reply = self._error = None
+        try:
+            return self._segments.send(reply) if error is None else self._segments.throw(error)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+
+    def reply(self, value: Any) -> None:
+        self._reply = value
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
 
 
 def _latest_reader(checkpointer: DurableCheckpointer, thread_id: str) -> Callable[[], str | None]:
