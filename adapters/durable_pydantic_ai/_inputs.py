@@ -27,7 +27,7 @@ from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ._codec import FIDELITY, apply_fixes, find_fixes
+from ._codec import FIDELITY, apply_fixes, find_fixes, is_plain_json, plain_messages
 
 __all__ = ["LIVE_ONLY", "RunRequest", "decode_result", "encode_result", "output_data_type"]
 
@@ -258,6 +258,20 @@ def _result_parts(result: AgentRunResult[Any]) -> dict[str, Any]:
     return {"output": result.output, "messages": result.all_messages()}
 
 
+def _is_plain_output(output: object, output_type: object) -> bool:
+    """Whether validating `output`'s JSON as `output_type` is known to give back an equal value."""
+    if output_type is str:
+        return type(output) is str
+    if output_type is Any or output_type is object:
+        return is_plain_json(output)
+    return False  # a structured output type may hold (or validate into) anything: the full round trip
+
+
+def _is_plain_result(result: AgentRunResult[Any], output_type: object) -> bool:
+    """True only if the JSON of `result` is known to read back equal: `encode_result` may skip that check."""
+    return _is_plain_output(result.output, output_type) and plain_messages(result.all_messages())
+
+
 def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dict[str, Any]:
     """The workflow output: pydantic-ai's public serialized shape of `AgentRunResult`.
 
@@ -266,6 +280,8 @@ def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dic
     """
     try:
         data = _ANY_RESULT.dump_python(result, mode="json")
+        if _is_plain_result(result, output_type):
+            return data  # nothing JSON could lose: reading it back would find no fix (see `_codec`)
         fixes = find_fixes(
             _result_parts(result), _result_parts(_result_adapter(output_type).validate_python(data))
         )
