@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union, cast
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_ai.agent import AgentRetries
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessagesTypeAdapter, UserContent
@@ -258,18 +258,32 @@ def _result_parts(result: AgentRunResult[Any]) -> dict[str, Any]:
     return {"output": result.output, "messages": result.all_messages()}
 
 
-def _is_plain_output(output: object, output_type: object) -> bool:
-    """Whether validating `output`'s JSON as `output_type` is known to give back an equal value."""
+def _shortcut_fixes(
+    result: AgentRunResult[Any], data: dict[str, Any], output_type: object
+) -> list[list[Any]] | None:
+    """The fixes of `result` found without reading all of `data` (its JSON) back; None: not known so.
+
+    Messages that `plain_messages` proves read back equal need no read-back. Then a `str` output,
+    or plain JSON typed `Any`, has nothing to fix either, and a pydantic model output is read back
+    alone (its class validates it, as it does inside the result). Anything else: None, and
+    `encode_result` takes the full round trip.
+    """
+    if not plain_messages(result.all_messages()):
+        return None
+    output = result.output
     if output_type is str:
-        return type(output) is str
+        return [] if type(output) is str else None
     if output_type is Any or output_type is object:
-        return is_plain_json(output)
-    return False  # a structured output type may hold (or validate into) anything: the full round trip
-
-
-def _is_plain_result(result: AgentRunResult[Any], output_type: object) -> bool:
-    """True only if the JSON of `result` is known to read back equal: `encode_result` may skip that check."""
-    return _is_plain_output(result.output, output_type) and plain_messages(result.all_messages())
+        return [] if is_plain_json(output) else None
+    if (
+        isinstance(output_type, type)
+        and issubclass(output_type, BaseModel)
+        and "output" in data
+        and _result_adapter(output_type) is not _ANY_RESULT
+    ):
+        # The same paths the full comparison of `_result_parts` gives, the messages being equal.
+        return find_fixes({"output": output}, {"output": output_type.model_validate(data["output"])})
+    return None
 
 
 def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dict[str, Any]:
@@ -280,11 +294,11 @@ def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dic
     """
     try:
         data = _ANY_RESULT.dump_python(result, mode="json")
-        if _is_plain_result(result, output_type):
-            return data  # nothing JSON could lose: reading it back would find no fix (see `_codec`)
-        fixes = find_fixes(
-            _result_parts(result), _result_parts(_result_adapter(output_type).validate_python(data))
-        )
+        fixes = _shortcut_fixes(result, data, output_type)
+        if fixes is None:
+            fixes = find_fixes(
+                _result_parts(result), _result_parts(_result_adapter(output_type).validate_python(data))
+            )
     except (PydanticSerializationError, TypeError, ValueError) as error:
         raise UserError(f"The output of this durable run cannot be recorded as JSON: {error}") from error
     if fixes:

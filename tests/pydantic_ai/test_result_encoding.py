@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from durable_pydantic_ai import DurableAgent
@@ -76,23 +77,30 @@ def _assert_replayed_exactly(
     assert replayed.all_messages() == result.all_messages()
 
 
-def test_a_plain_run_takes_the_shortcut_and_replays_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def shortcuts(monkeypatch: pytest.MonkeyPatch) -> list[list[list[Any]] | None]:
+    """What each `encode_result` call's shortcut returned (None: it took the full round trip)."""
     from durable_pydantic_ai import _inputs
 
-    taken: list[bool] = []
-    checked = _inputs._is_plain_result  # pyright: ignore[reportPrivateUsage] (conftest's sound-checking wrapper)
+    seen: list[list[list[Any]] | None] = []
+    shortcut = _inputs._shortcut_fixes  # pyright: ignore[reportPrivateUsage] (conftest's checking wrapper)
 
-    def counted(result: AgentRunResult[Any], output_type: object) -> bool:
-        taken.append(checked(result, output_type))
-        return taken[-1]
+    def recorded(
+        result: AgentRunResult[Any], data: dict[str, Any], output_type: object
+    ) -> list[list[Any]] | None:
+        seen.append(shortcut(result, data, output_type))
+        return seen[-1]
 
-    monkeypatch.setattr(_inputs, "_is_plain_result", counted)
+    monkeypatch.setattr(_inputs, "_shortcut_fixes", recorded)
+    return seen
 
+
+def test_a_plain_run_takes_the_shortcut_and_replays_exactly(shortcuts: list[list[list[Any]] | None]) -> None:
     result, recorded = _run(
         _agent(response_details={"n": [1, {"ok": None}]}, tool_value={"rows": [1, 2.5, "x", None]})
     )
 
-    assert taken == [True]  # a run of plain values skips the read-back (what makes recording cheap)
+    assert shortcuts == [[]]  # a run of plain values skips the read-back (what makes recording cheap)
     assert FIDELITY not in recorded
     _assert_replayed_exactly(result, recorded, str)
 
@@ -130,25 +138,53 @@ def test_the_returned_file_lookalike_is_replayed_as_the_list_the_tool_returned()
     assert part.content == value
 
 
-def test_a_datetime_inside_a_structured_output_is_recorded_and_replayed_exactly() -> None:
-    report = Report(title="t", extra={"when": [{"at": AT}], "n": 1})
-
+def _report_agent(report: Report, tool_value: Any = "plain") -> Agent[None, Report]:
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if responses_so_far(messages) == 0:
+            return ModelResponse(parts=[ToolCallPart("lookup", {}, tool_call_id="c1")])
         tool = info.output_tools[0]
-        return ModelResponse(parts=[ToolCallPart(tool.name, report.model_dump(), tool_call_id="o1")])
+        return ModelResponse(
+            parts=[ToolCallPart(tool.name, report.model_dump(mode="json"), tool_call_id="o1")]
+        )
 
     agent = Agent(FunctionModel(model), name=unique_name("report"), output_type=Report)
 
-    @agent.output_validator
-    def keep_datetimes(output: Report) -> Report:  # pyright: ignore[reportUnusedFunction]
-        return report  # the live output holds a datetime where its JSON holds a string
+    @agent.tool_plain
+    def lookup() -> Any:  # pyright: ignore[reportUnusedFunction]
+        return tool_value
 
-    result = agent.run_sync("go")
+    @agent.output_validator
+    def keep_the_live_values(output: Report) -> Report:  # pyright: ignore[reportUnusedFunction]
+        return report  # the live output holds what its JSON may not (a datetime where it holds a string)
+
+    return agent
+
+
+@pytest.mark.parametrize(
+    "tool_value", ["plain", ("a", "tuple")], ids=["plain messages", "messages with a fix"]
+)
+def test_a_datetime_inside_a_structured_output_is_recorded_and_replayed_exactly(
+    tool_value: Any, shortcuts: list[list[list[Any]] | None]
+) -> None:
+    report = Report(title="t", extra={"when": [{"at": AT}], "n": 1})
+    result = _report_agent(report, tool_value).run_sync("go")
     recorded = json.loads(json.dumps(encode_result(result, Report)))
 
+    # Plain messages: only the output is read back; otherwise the whole result is.
+    assert shortcuts == ([[[["output", "extra", "when", 0, "at"], ANY]]] if tool_value == "plain" else [None])
     assert recorded.get(FIDELITY)
     _assert_replayed_exactly(result, recorded, Report)
     assert decode_result(recorded, Report).output.extra["when"][0]["at"] == AT
+
+
+def test_a_plain_structured_output_takes_the_shortcut(shortcuts: list[list[list[Any]] | None]) -> None:
+    report = Report(title="t", extra={"when": [{"at": "2024-01-02"}], "n": 1.5})
+    result = _report_agent(report).run_sync("go")
+    recorded = json.loads(json.dumps(encode_result(result, Report)))
+
+    assert shortcuts == [[]]
+    assert FIDELITY not in recorded
+    _assert_replayed_exactly(result, recorded, Report)
 
 
 def test_a_value_with_no_faithful_json_still_fails_the_recording() -> None:
