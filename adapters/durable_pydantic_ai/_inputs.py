@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union, cast
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_ai.agent import AgentRetries
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessagesTypeAdapter, UserContent
@@ -27,7 +27,7 @@ from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import RunUsage, UsageLimits
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ._codec import FIDELITY, apply_fixes, find_fixes, is_plain_json, plain_messages
+from ._codec import FIDELITY, apply_fixes, find_fixes
 
 __all__ = ["LIVE_ONLY", "RunRequest", "decode_result", "encode_result", "output_data_type"]
 
@@ -258,34 +258,6 @@ def _result_parts(result: AgentRunResult[Any]) -> dict[str, Any]:
     return {"output": result.output, "messages": result.all_messages()}
 
 
-def _shortcut_fixes(
-    result: AgentRunResult[Any], data: dict[str, Any], output_type: object
-) -> list[list[Any]] | None:
-    """The fixes of `result` found without reading all of `data` (its JSON) back; None: not known so.
-
-    Messages that `plain_messages` proves read back equal need no read-back. Then a `str` output,
-    or plain JSON typed `Any`, has nothing to fix either, and a pydantic model output is read back
-    alone (its class validates it, as it does inside the result). Anything else: None, and
-    `encode_result` takes the full round trip.
-    """
-    if not plain_messages(result.all_messages()):
-        return None
-    output = result.output
-    if output_type is str:
-        return [] if type(output) is str else None
-    if output_type is Any or output_type is object:
-        return [] if is_plain_json(output) else None
-    if (
-        isinstance(output_type, type)
-        and issubclass(output_type, BaseModel)
-        and "output" in data
-        and _result_adapter(output_type) is not _ANY_RESULT
-    ):
-        # The same paths the full comparison of `_result_parts` gives, the messages being equal.
-        return find_fixes({"output": output}, {"output": output_type.model_validate(data["output"])})
-    return None
-
-
 def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dict[str, Any]:
     """The workflow output: pydantic-ai's public serialized shape of `AgentRunResult`.
 
@@ -294,11 +266,9 @@ def encode_result(result: AgentRunResult[Any], output_type: object = Any) -> dic
     """
     try:
         data = _ANY_RESULT.dump_python(result, mode="json")
-        fixes = _shortcut_fixes(result, data, output_type)
-        if fixes is None:
-            fixes = find_fixes(
-                _result_parts(result), _result_parts(_result_adapter(output_type).validate_python(data))
-            )
+        fixes = find_fixes(
+            _result_parts(result), _result_parts(_result_adapter(output_type).validate_python(data))
+        )
     except (PydanticSerializationError, TypeError, ValueError) as error:
         raise UserError(f"The output of this durable run cannot be recorded as JSON: {error}") from error
     if fixes:
