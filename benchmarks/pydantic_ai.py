@@ -39,7 +39,12 @@ toolkit can go below with a commit per step (`toolkit-nodb` + `commit-floor-sqli
 DurableAgent's ratios to them, to DBOS and, on the 20 ms model, to plain. It never asserts timings.
 
     python benchmarks/pydantic_ai.py [--runs 100] [--rounds 4] [--warmup 5] [--pg URL]
-        [--variants plain,durable-sqlite,...]
+        [--variants plain,durable-sqlite,...] [--paired]
+
+`--paired` sets up the variants that can share a process side by side, one group per database
+(`PAIRED_GROUPS`: plain, toolkit-nodb, the floors and DurableAgent, and the same on the 20 ms
+model), and times them run by run in turn, so load that drifts on a shared VM falls on each alike;
+the others (DBOS, toolkit-sqlite, durable-sqlite-normal) keep a process each.
 """
 
 from __future__ import annotations
@@ -204,12 +209,17 @@ def _wal_pages() -> int:
     return SQLITE_WAL_AUTOCHECKPOINT_PAGES
 
 
-def _run_commit_floor(tmp: Path, runs: int, warmup: int) -> dict[str, Any]:
+Runner = tuple[Callable[[int], Awaitable[object]], Callable[[], int]]
+"""A variant ready to time: `run(i)` makes run number `i`; `steps()` counts the commits or steps of a run."""
+
+
+def _commit_floor(tmp: Path, cleanup: list[Callable[[], None]]) -> Runner:
     """9 single-row INSERTs per run (7 steps, the workflow's start and finish), each committed on
     its own (WAL, synchronous=FULL)."""
     import sqlite3
 
     conn = sqlite3.connect(tmp / "floor.db", isolation_level=None)
+    cleanup.insert(0, conn.close)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA wal_autocheckpoint={_wal_pages()}")  # as the engine's (see `_wal_pages`)
@@ -220,15 +230,10 @@ def _run_commit_floor(tmp: Path, runs: int, warmup: int) -> dict[str, Any]:
         for step in range(COMMITS_PER_RUN):
             conn.execute("INSERT INTO steps VALUES (?, ?, ?)", (i, step, output))
 
-    try:
-        return {"times": asyncio.run(_time_runs(one, runs, warmup)), "steps": COMMITS_PER_RUN}
-    finally:
-        conn.close()
+    return one, lambda: COMMITS_PER_RUN
 
 
-def _run_commit_floor_postgres(
-    pg_url: str, runs: int, warmup: int, cleanup: list[Callable[[], None]]
-) -> dict[str, Any]:
+def _commit_floor_postgres(pg_url: str, cleanup: list[Callable[[], None]]) -> Runner:
     """9 single-row INSERTs per run on PostgreSQL, each an autocommit statement of its own (one
     round trip and one WAL flush each), over one psycopg connection."""
     import psycopg
@@ -244,18 +249,12 @@ def _run_commit_floor_postgres(
         for step in range(COMMITS_PER_RUN):
             conn.execute("INSERT INTO steps VALUES (%s, %s, %s)", (i, step, output))
 
-    return {"times": asyncio.run(_time_runs(one, runs, warmup)), "steps": COMMITS_PER_RUN}
+    return one, lambda: COMMITS_PER_RUN
 
 
-def _run_toolkit_commits(
-    backend: str,
-    tmp: Path,
-    pg_url: str,
-    runs: int,
-    warmup: int,
-    cleanup: list[Callable[[], None]],
-    model_delay: float = 0.0,
-) -> dict[str, Any]:
+def _toolkit_commits(
+    backend: str, tmp: Path, pg_url: str, cleanup: list[Callable[[], None]], model_delay: float = 0.0
+) -> Runner:
     """`toolkit-nodb` with one bare commit after each step's body and one before and after the run:
     the commits of `commit-floor-*`, made at the moments a durable run makes them."""
     import itertools
@@ -292,18 +291,19 @@ def _run_toolkit_commits(
         capabilities=[_unrecorded_durability(engaged=True, after_step=commit)],
         model_delay=model_delay,
     )
+    calls = itertools.count()
 
     async def one(i: int) -> object:
+        next(calls)
         commit()  # the workflow's start
         result = await agent.run("go")
         commit()  # its finish
         return result
 
-    times = asyncio.run(_time_runs(one, runs, warmup))
-    return {"times": times, "steps": next(keys) // (runs + warmup)}
+    return one, lambda: next(keys) // max(1, next(calls))
 
 
-def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[[], None]]) -> dict[str, Any]:
+def _toolkit_only(tmp: Path, cleanup: list[Callable[[], None]]) -> Runner:
     """Pydantic AI's durability toolkit inside a durable_core workflow, with steps that record nothing:
     the part of DurableAgent's cost that is the toolkit's own (plus the workflow's start and finish)."""
     from durable_core import Engine, workflow, workflow_options
@@ -322,7 +322,90 @@ def _run_toolkit_only(tmp: Path, runs: int, warmup: int, cleanup: list[Callable[
         with workflow_options(workflow_id=f"run-{i}"):
             return await run_agent("go")
 
-    return {"times": asyncio.run(_time_runs(one, runs, warmup)), "steps": len(engine.list_steps("run-0"))}
+    return one, lambda: len(engine.list_steps("run-0"))
+
+
+def _durable(
+    variant: str, tmp: Path, pg_url: str, cleanup: list[Callable[[], None]], model_delay: float
+) -> Runner:
+    from durable_pydantic_ai import DurableAgent
+
+    from durable_core import Engine
+
+    if "sqlite" in variant:
+        url = f"sqlite:///{tmp / 'durable.db'}"
+    else:
+        url, drop = _fresh_pg(pg_url)
+        cleanup.append(drop)
+    durable_agent = DurableAgent(build_agent("bench", model_delay=model_delay))
+    engine = Engine(url, sqlite_synchronous="NORMAL" if variant.endswith("normal") else "FULL")
+    engine.launch()
+    cleanup.insert(0, engine.shutdown)
+    return lambda i: durable_agent.run("go", run_id=f"run-{i}"), lambda: len(engine.list_steps("run-0"))
+
+
+def _dbos(variant: str, tmp: Path, pg_url: str, cleanup: list[Callable[[], None]]) -> Runner:
+    from dbos import DBOS, SetWorkflowID
+    from pydantic_ai.durable_exec.dbos import DBOSDurability
+
+    if variant.endswith("sqlite"):
+        url = f"sqlite:///{tmp / 'dbos.sqlite'}"
+    else:
+        url, drop = _fresh_pg(pg_url)
+        cleanup.append(drop)
+    DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
+    agent = build_agent("bench", capabilities=[DBOSDurability()], tool_wrapper=DBOS.step())
+
+    @DBOS.workflow()
+    async def run_agent(prompt: str) -> str:
+        return (await agent.run(prompt)).output
+
+    DBOS.launch()
+    cleanup.insert(0, DBOS.destroy)
+
+    async def one(i: int) -> object:
+        with SetWorkflowID(f"run-{i}"):
+            return await run_agent("go")
+
+    return one, lambda: len(DBOS.list_workflow_steps("run-0"))
+
+
+def build_runner(variant: str, tmp: Path, pg_url: str, cleanup: list[Callable[[], None]]) -> Runner:
+    """Set one variant up (its agent, engine, database); its teardown goes to `cleanup`."""
+    model_delay = MODEL_DELAY_SECONDS if variant.endswith(MODEL_DELAY_SUFFIX) else 0.0
+    if variant.startswith("plain"):
+        agent = build_agent("bench", model_delay=model_delay)
+        return lambda i: agent.run("go"), lambda: 0
+    if variant == "capability":
+        agent = build_agent("bench", capabilities=[_unrecorded_durability()])
+        return lambda i: agent.run("go"), lambda: 0
+    if variant.startswith("toolkit-nodb"):
+        agent = build_agent(
+            "bench", capabilities=[_unrecorded_durability(engaged=True)], model_delay=model_delay
+        )
+        return lambda i: agent.run("go"), lambda: 0
+    if variant == "toolkit-sqlite":
+        return _toolkit_only(tmp, cleanup)
+    if variant == "commit-floor-sqlite":
+        return _commit_floor(tmp, cleanup)
+    if variant == "commit-floor-postgres":
+        return _commit_floor_postgres(pg_url, cleanup)
+    if variant.startswith("toolkit-commits-"):
+        backend = variant.removesuffix(MODEL_DELAY_SUFFIX).rsplit("-", 1)[1]
+        return _toolkit_commits(backend, tmp, pg_url, cleanup, model_delay)
+    if variant.startswith("durable"):
+        return _durable(variant, tmp, pg_url, cleanup, model_delay)
+    if variant.startswith("dbos"):
+        return _dbos(variant, tmp, pg_url, cleanup)
+    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+
+
+def _teardown(cleanup: list[Callable[[], None]]) -> None:
+    for action in cleanup:
+        try:
+            action()
+        except Exception as error:  # a benchmark's teardown must not hide its numbers
+            print(f"cleanup failed: {error}", file=sys.stderr)
 
 
 def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, Any]:
@@ -330,83 +413,34 @@ def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pai-"))
     cleanup: list[Callable[[], None]] = []
     try:
-        model_delay = MODEL_DELAY_SECONDS if variant.endswith(MODEL_DELAY_SUFFIX) else 0.0
-        if variant.startswith("plain"):
-            agent = build_agent("bench", model_delay=model_delay)
-            times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
-            return {"times": times, "steps": 0}
-        if variant == "capability":
-            agent = build_agent("bench", capabilities=[_unrecorded_durability()])
-            times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
-            return {"times": times, "steps": 0}
-        if variant.startswith("toolkit-nodb"):
-            agent = build_agent(
-                "bench", capabilities=[_unrecorded_durability(engaged=True)], model_delay=model_delay
-            )
-            times = asyncio.run(_time_runs(lambda i: agent.run("go"), runs, warmup))
-            return {"times": times, "steps": 0}
-        if variant == "toolkit-sqlite":
-            return _run_toolkit_only(tmp, runs, warmup, cleanup)
-        if variant == "commit-floor-sqlite":
-            return _run_commit_floor(tmp, runs, warmup)
-        if variant == "commit-floor-postgres":
-            return _run_commit_floor_postgres(pg_url, runs, warmup, cleanup)
-        if variant.startswith("toolkit-commits-"):
-            backend = variant.removesuffix(MODEL_DELAY_SUFFIX).rsplit("-", 1)[1]
-            return _run_toolkit_commits(backend, tmp, pg_url, runs, warmup, cleanup, model_delay)
-        if variant.startswith("durable"):
-            from durable_pydantic_ai import DurableAgent
-
-            from durable_core import Engine
-
-            if "sqlite" in variant:
-                url = f"sqlite:///{tmp / 'durable.db'}"
-            else:
-                url, drop = _fresh_pg(pg_url)
-                cleanup.append(drop)
-            durable_agent = DurableAgent(build_agent("bench", model_delay=model_delay))
-            engine = Engine(url, sqlite_synchronous="NORMAL" if variant.endswith("normal") else "FULL")
-            engine.launch()
-            cleanup.insert(0, engine.shutdown)
-            times = asyncio.run(
-                _time_runs(lambda i: durable_agent.run("go", run_id=f"run-{i}"), runs, warmup)
-            )
-            return {"times": times, "steps": len(engine.list_steps("run-0"))}
-        if variant.startswith("dbos"):
-            from dbos import DBOS
-            from pydantic_ai.durable_exec.dbos import DBOSDurability
-
-            if variant.endswith("sqlite"):
-                url = f"sqlite:///{tmp / 'dbos.sqlite'}"
-            else:
-                url, drop = _fresh_pg(pg_url)
-                cleanup.append(drop)
-            DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
-            agent = build_agent("bench", capabilities=[DBOSDurability()], tool_wrapper=DBOS.step())
-
-            @DBOS.workflow()
-            async def run_agent(prompt: str) -> str:
-                return (await agent.run(prompt)).output
-
-            DBOS.launch()
-            cleanup.insert(0, DBOS.destroy)
-
-            async def one(i: int) -> object:
-                from dbos import SetWorkflowID
-
-                with SetWorkflowID(f"run-{i}"):
-                    return await run_agent("go")
-
-            times = asyncio.run(_time_runs(one, runs, warmup))
-            steps = len(DBOS.list_workflow_steps("run-0"))
-            return {"times": times, "steps": steps}
-        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        run, steps = build_runner(variant, tmp, pg_url, cleanup)
+        times = asyncio.run(_time_runs(run, runs, warmup))
+        return {"times": times, "steps": steps()}
     finally:
-        for action in cleanup:
-            try:
-                action()
-            except Exception as error:  # a benchmark's teardown must not hide its numbers
-                print(f"cleanup failed: {error}", file=sys.stderr)
+        _teardown(cleanup)
+
+
+def run_paired(variants: list[str], runs: int, warmup: int, pg_url: str) -> dict[str, dict[str, Any]]:
+    """Runs in a child process: the variants set up side by side, then timed run by run in turn
+    (one run of each, again and again), so load that drifts during the process falls on each alike."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pai-"))
+    cleanup: list[Callable[[], None]] = []
+    try:
+        runners = {variant: build_runner(variant, tmp, pg_url, cleanup) for variant in variants}
+        times: dict[str, list[float]] = {variant: [] for variant in variants}
+
+        async def interleaved() -> None:
+            for i in range(-warmup, runs):
+                for variant, (run, _steps) in runners.items():
+                    start = time.perf_counter()
+                    await run(i)
+                    if i >= 0:
+                        times[variant].append((time.perf_counter() - start) * 1000)
+
+        asyncio.run(interleaved())
+        return {variant: {"times": times[variant], "steps": runners[variant][1]()} for variant in variants}
+    finally:
+        _teardown(cleanup)
 
 
 def _row(variant: str, data: dict[str, Any], plain_median: float | None) -> str:
@@ -419,6 +453,46 @@ def _row(variant: str, data: dict[str, Any], plain_median: float | None) -> str:
     )
 
 
+# `--paired`: the variants that can share one process, one group per database (one engine each),
+# timed run by run in turn; DBOS, `toolkit-sqlite` and `durable-sqlite-normal` keep their own
+# processes (DBOS is one per process; `DurableAgent` runs on the engine launched last).
+PAIRED_GROUPS = tuple(
+    (
+        f"plain{delay}",
+        f"toolkit-nodb{delay}",
+        *((f"commit-floor-{backend}",) if not delay else ()),
+        f"toolkit-commits-{backend}{delay}",
+        f"durable-{backend}{delay}",
+    )
+    for delay in ("", MODEL_DELAY_SUFFIX)
+    for backend in ("sqlite", "postgres")
+)
+
+
+def _child(args: argparse.Namespace, flag: str, what: str, runs: int) -> Any:
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            flag,
+            what,
+            "--runs",
+            str(runs),
+            "--warmup",
+            str(args.warmup),
+            "--pg",
+            args.pg,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        print(f"{what}: failed\n{child.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -428,55 +502,59 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("DURABLE_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--rounds", type=int, default=4, help="turns each variant takes (runs split evenly)")
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="time the variants that can share a process side by side, run by run in turn (see PAIRED_GROUPS)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-group", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         print(json.dumps(run_variant(args.child, args.runs, args.warmup, args.pg)))
         return
+    if args.child_group:
+        print(json.dumps(run_paired(args.child_group.split(","), args.runs, args.warmup, args.pg)))
+        return
 
     # Variants take turns, `--rounds` times, each turn in a fresh process: load that drifts
-    # during the run (a shared 2-core machine) then falls on every variant alike.
+    # during the run (a shared 2-core machine) then falls on every variant alike. `--paired`
+    # goes further: within a process, the variants of a group alternate run by run.
+    wanted = args.variants.split(",")
+    groups = [[v for v in group if v in wanted] for group in PAIRED_GROUPS] if args.paired else []
+    grouped = {variant for group in groups for variant in group}
     results: dict[str, dict[str, Any]] = {}
+
+    def keep(variant: str, data: dict[str, Any]) -> None:
+        if variant in results:
+            results[variant]["times"].extend(data["times"])
+        else:
+            results[variant] = data
+
     per_round = max(1, args.runs // args.rounds)
     for _ in range(args.rounds):
-        for variant in args.variants.split(","):
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    variant,
-                    "--runs",
-                    str(per_round),
-                    "--warmup",
-                    str(args.warmup),
-                    "--pg",
-                    args.pg,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if child.returncode != 0:
-                print(f"{variant}: failed\n{child.stderr[-2000:]}", file=sys.stderr)
-                continue
-            data = json.loads(child.stdout.strip().splitlines()[-1])
-            if variant in results:
-                results[variant]["times"].extend(data["times"])
-            else:
-                results[variant] = data
+        for group in groups:
+            if group:
+                for variant, data in (
+                    _child(args, "--child-group", ",".join(group), per_round) or {}
+                ).items():
+                    keep(variant, data)
+        for variant in wanted:
+            if variant not in grouped and (data := _child(args, "--child", variant, per_round)) is not None:
+                keep(variant, data)
 
     medians = {variant: statistics.median(data["times"]) for variant, data in results.items()}
+    how = " (paired: the variants of a database side by side, run by run)" if args.paired else ""
     print(
         f"\n3-tool FunctionModel agent: {per_round * args.rounds} runs per variant in {args.rounds} turns,"
-        f" {args.warmup} warm-up runs per turn (ms per run; x plain: against plain on the same model)\n"
+        f" {args.warmup} warm-up runs per turn{how} (ms per run; x plain: against plain on the same model)\n"
     )
     print("| variant                       |   median |      p90 |      min | x plain | steps |")
     print("|-------------------------------|----------|----------|----------|---------|-------|")
-    for variant, data in results.items():
+    for variant in [v for v in wanted if v in results]:
         same_model = "plain-20ms" if variant.endswith(MODEL_DELAY_SUFFIX) else "plain"
-        print(_row(variant, data, medians.get(same_model)))
+        print(_row(variant, results[variant], medians.get(same_model)))
     print(
         "\nsteps: checkpointed steps per run (model requests + tool calls; for the commit floors,"
         " bare commits: 7 steps + workflow start and finish). Timings vary run to run; compare ratios."
