@@ -42,16 +42,47 @@ def spawn_app(url: str, mode: str, ledger: Path, workflow_id: str, **env: str) -
     )
 
 
+def wait_until_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Wait until every thread of `pid` is stopped (state T in /proc/<pid>/task/*/stat).
+
+    SIGSTOP does not stop a process at once: the kernel wakes one thread (the main thread, say,
+    sleeping in a step) and the others keep running until that thread is scheduled and stops them
+    all. On a loaded machine that can take tens of milliseconds, in which the other threads (the
+    heartbeat, the dispatcher) still write: the process can take SQLite's write lock after
+    `kill()` returned, and stop holding it.
+    """
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():  # no procfs (not Linux): give the stop time to reach every thread
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        states: list[str] = []
+        for task in tasks.iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that just exited
+        if states and all(state in ("T", "t") for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not stop within {timeout}s (thread states {states})")
+        time.sleep(0.002)
+
+
 def freeze_between_transactions(process: subprocess.Popen[str], url: str) -> None:
     """SIGSTOP `process` at a moment it holds no SQLite write lock.
 
     A process frozen inside a SQLite write transaction keeps the database's only write lock, so no
     other process can write (a claim included) until it resumes or dies; that is SQLite's locking,
     documented in the README. The test is about lease expiry, so it freezes the owner between its
-    transactions (heartbeats every 0.2 s): if a one-shot BEGIN IMMEDIATE is refused, thaw and retry.
+    transactions (heartbeats every 0.2 s): once every one of its threads has stopped (not merely
+    once SIGSTOP was sent, see `wait_until_stopped`), a one-shot BEGIN IMMEDIATE must get the lock;
+    if it is refused, thaw and retry.
     """
     for _ in range(100):
         process.send_signal(signal.SIGSTOP)
+        wait_until_stopped(process.pid)
         if not url.startswith("sqlite"):
             return
         probe = sqlite3.connect(url.split("///", 1)[1], timeout=0.5, isolation_level=None)
@@ -237,3 +268,56 @@ def test_explicit_recover_claims_a_frozen_executors_work(database_url: str, tmp_
     finally:
         owner.kill()
         owner.wait(timeout=30)
+
+
+# A process whose threads write SQLite transactions back to back while its main thread (which a
+# SIGSTOP wakes to stop the others) gets the CPU only when nothing else wants it (SCHED_IDLE): the
+# stop reaches the writers late, as it does to a busy engine on a loaded machine.
+_BUSY_WRITER = """
+import os, sqlite3, sys, threading, time
+def write():
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+    conn.execute("PRAGMA synchronous=FULL")  # an fsync per commit: the lock is held most of the time
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE t SET v = v + 1")
+        conn.execute("COMMIT")
+        time.sleep(0.0005)
+for _ in range(os.cpu_count() or 1):
+    threading.Thread(target=write, daemon=True).start()
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or not Path("/proc/self/task").is_dir(), reason="Linux")
+def test_freeze_between_transactions_leaves_the_write_lock_free(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (v INTEGER)")
+    setup.execute("INSERT INTO t VALUES (0)")
+    setup.close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        for _ in range(10):
+            freeze_between_transactions(writer, f"sqlite:///{path}")
+            time.sleep(0.05)  # a thread still running would take the lock again by now
+            probe = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+            try:
+                probe.execute("BEGIN IMMEDIATE")  # raises "database is locked" if it froze mid-write
+                probe.execute("ROLLBACK")
+            finally:
+                probe.close()
+            writer.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
