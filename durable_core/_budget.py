@@ -71,10 +71,15 @@ def _verdict(ctx: WorkflowRun) -> tuple[Budget, UsageTotals, str | None]:
     engine = ctx.engine
     owner = ctx.budget_owner
     assert owner is not None
+    # The calls in flight are counted before the recorded ones are read: a call records its row
+    # before it leaves the in-flight count, so each call is counted at least once. The other way
+    # round, a call recorded just after the read and released just before the count was in neither,
+    # and a parallel call got past a budget it had used up.
+    in_flight = engine.model_calls_in_flight(owner)
     text = engine.usage_records.budget_of(owner)
     budget = Budget.from_json(text) if text else Budget()
     totals = tree_totals(engine, owner)
-    return budget, totals, budget.exceeded(totals, engine.model_calls_in_flight(owner))
+    return budget, totals, budget.exceeded(totals, in_flight)
 
 
 def _summary(totals: UsageTotals) -> dict[str, Any]:

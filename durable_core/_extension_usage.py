@@ -74,17 +74,19 @@ class RunningWorkflow:
                 if reason is not None:
                     raise refused(reason)
             release = ctx.engine.model_call_started(ctx.budget_owner)
-        return UnsequencedModelCall(ctx, release)
+            row_id = _take_row_id(ctx)
+        return UnsequencedModelCall(ctx, release, row_id)
 
 
 class UnsequencedModelCall:
     """A model call in flight: recorded once (with its usage) outside the step sequence, or abandoned."""
 
-    __slots__ = ("_ctx", "_done", "_release", "started_at")
+    __slots__ = ("_ctx", "_done", "_release", "_row_id", "started_at")
 
-    def __init__(self, ctx: WorkflowRun, release: Callable[[], None]) -> None:
+    def __init__(self, ctx: WorkflowRun, release: Callable[[], None], row_id: int) -> None:
         self._ctx = ctx
         self._release = release
+        self._row_id = row_id  # taken with the budget check: recording needs no lock
         self._done = False
         self.started_at = now_ms()
 
@@ -101,7 +103,7 @@ class UnsequencedModelCall:
         try:
             ctx = self._ctx
             ctx.record(
-                _take_row_id(ctx),
+                self._row_id,
                 name,
                 value=value if error is None else None,
                 error=error,
@@ -119,15 +121,15 @@ class UnsequencedModelCall:
 
 
 def _take_row_id(ctx: WorkflowRun) -> int:
-    """A step id below every recorded one: these rows live outside the step sequence."""
-    with _gate_lock:
-        state: dict[str, int] | None = ctx.adapter_state.get(_STATE_KEY)
-        if state is None:
-            lowest = min([0, *ctx.recorded.keys()])
-            state = ctx.adapter_state[_STATE_KEY] = {"next": lowest - 1}
-        row_id = state["next"]
-        state["next"] = row_id - 1
-        return row_id
+    """A step id below every recorded one: these rows live outside the step sequence. The caller
+    holds `_gate_lock`."""
+    state: dict[str, int] | None = ctx.adapter_state.get(_STATE_KEY)
+    if state is None:
+        lowest = min([0, *ctx.recorded.keys()])
+        state = ctx.adapter_state[_STATE_KEY] = {"next": lowest - 1}
+    row_id = state["next"]
+    state["next"] = row_id - 1
+    return row_id
 
 
 @contextmanager

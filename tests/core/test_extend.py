@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import durable_core._budget
 from durable_core import (
     Budget,
     Engine,
@@ -249,6 +250,40 @@ def test_a_budget_refuses_an_unsequenced_model_call(engine: Engine) -> None:
     with workflow_options(budget=Budget(max_model_calls=1, on_exceeded="fail")):
         reason = refused()
     assert "model call" in reason
+
+
+@workflow(name="extend.race")
+def racing_calls() -> str:
+    """Three parallel calls under max_model_calls=2, made deterministic: the second records and
+    leaves the in-flight count while the third's budget check runs, right after it read the
+    recorded calls (the window a parallel node's call hit under load)."""
+    run = running_workflow()
+    assert run is not None
+    run.begin_model_call(RuntimeError).record("adapter.model", usages=[Usage(model="m")])
+    second = run.begin_model_call(RuntimeError)
+    original = durable_core._budget.tree_totals  # pyright: ignore[reportPrivateUsage]
+
+    def totals_then_second_finishes(engine: Any, root: str) -> Any:
+        totals = original(engine, root)
+        second.record("adapter.model", usages=[Usage(model="m")])
+        return totals
+
+    durable_core._budget.tree_totals = totals_then_second_finishes  # pyright: ignore[reportPrivateUsage]
+    try:
+        run.begin_model_call(lambda reason: WorkflowCancelled(current_workflow_id(), reason))
+    except WorkflowCancelled as error:
+        return error.reason
+    finally:
+        durable_core._budget.tree_totals = original  # pyright: ignore[reportPrivateUsage]
+    return "allowed"
+
+
+def test_a_call_finishing_during_a_budget_check_is_still_counted(engine: Engine) -> None:
+    with workflow_options(workflow_id="race-1", budget=Budget(max_model_calls=2, on_exceeded="fail")):
+        reason = racing_calls()
+    assert reason == "2 of max_model_calls=2 model calls"
+    usage = engine.get_workflow_status("race-1").usage
+    assert usage is not None and usage.model_calls == 2
 
 
 def test_one_step_name_serves_several_functions_as_adapters_use_it() -> None:
