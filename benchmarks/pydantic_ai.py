@@ -22,7 +22,9 @@ process on a fresh database:
 - toolkit-commits-sqlite, toolkit-commits-postgres  `toolkit-nodb` with those bare commits made
              where a durable run makes them: one after each step's body, one before the run and
              one after it. On a VM a commit that follows a millisecond of other work can cost twice
-             one made right after another, which the back-to-back `commit-floor-*` leave out
+             one made right after another, which the back-to-back `commit-floor-*` leave out;
+             `toolkit-commits-postgres-async` makes them with an `await` on a psycopg
+             `AsyncConnection` (as DurableAgent's async runs write), to compare with the sync ones
 - durable    `DurableAgent.run` on SQLite and on PostgreSQL (every model request and tool a step);
              `durable-sqlite-normal` with `sqlite_synchronous="NORMAL"` (no fsync per commit)
 - dbos       pydantic-ai's `DBOSDurability` inside a `@DBOS.workflow`, tools as `@DBOS.step`
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import statistics
@@ -80,6 +83,7 @@ VARIANTS = (
     "commit-floor-postgres",
     "toolkit-commits-sqlite",
     "toolkit-commits-postgres",
+    "toolkit-commits-postgres-async",
     "durable-sqlite",
     "durable-sqlite-normal",
     "durable-postgres",
@@ -136,17 +140,6 @@ def build_agent(
     return agent
 
 
-async def _time_runs(run: Callable[[int], Awaitable[object]], runs: int, warmup: int) -> list[float]:
-    for i in range(warmup):
-        await run(-1 - i)
-    times: list[float] = []
-    for i in range(runs):
-        start = time.perf_counter()
-        await run(i)
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
 def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     import psycopg
     from psycopg import sql
@@ -163,7 +156,7 @@ def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}", drop
 
 
-def _unrecorded_durability(*, engaged: bool = False, after_step: Callable[[], None] | None = None) -> Any:
+def _unrecorded_durability(*, engaged: bool = False, after_step: Callable[[], object] | None = None) -> Any:
     """Our `Durability` capability with steps that run their body and record nothing.
 
     `engaged`: the toolkit acts as if inside a workflow although there is none, and nothing reads
@@ -178,7 +171,9 @@ def _unrecorded_durability(*, engaged: bool = False, after_step: Callable[[], No
         ) -> object:
             payload = await body()
             if after_step is not None:
-                after_step()
+                done = after_step()
+                if inspect.isawaitable(done):  # an async commit (`toolkit-commits-postgres-async`)
+                    await done
             return payload
 
     class UnrecordedDurability(Durability[None]):
@@ -279,12 +274,37 @@ def _toolkit_commits(
 
         url, drop = _fresh_pg(pg_url)
         cleanup.append(drop)
-        pg = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+        pg = psycopg.connect(conninfo, autocommit=True)
         cleanup.insert(0, pg.close)
         pg.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, output TEXT)")
 
         def commit() -> None:
             pg.execute("INSERT INTO steps VALUES (%s, %s)", (next(keys), output))
+
+        if backend == "postgres-async":
+            loop_conn: list[psycopg.AsyncConnection[Any]] = []  # opened on the timing loop
+
+            async def commit_async() -> None:
+                if not loop_conn:
+                    loop_conn.append(await psycopg.AsyncConnection.connect(conninfo, autocommit=True))
+                await loop_conn[0].execute("INSERT INTO steps VALUES (%s, %s)", (next(keys), output))
+
+            agent = build_agent(
+                "bench",
+                capabilities=[_unrecorded_durability(engaged=True, after_step=commit_async)],
+                model_delay=model_delay,
+            )
+            runs = itertools.count()
+
+            async def one_async(i: int) -> object:
+                next(runs)
+                await commit_async()  # the workflow's start
+                result = await agent.run("go")
+                await commit_async()  # its finish
+                return result
+
+            return one_async, lambda: next(keys) // max(1, next(runs))
 
     agent = build_agent(
         "bench",
@@ -391,7 +411,7 @@ def build_runner(variant: str, tmp: Path, pg_url: str, cleanup: list[Callable[[]
     if variant == "commit-floor-postgres":
         return _commit_floor_postgres(pg_url, cleanup)
     if variant.startswith("toolkit-commits-"):
-        backend = variant.removesuffix(MODEL_DELAY_SUFFIX).rsplit("-", 1)[1]
+        backend = variant.removesuffix(MODEL_DELAY_SUFFIX).removeprefix("toolkit-commits-")
         return _toolkit_commits(backend, tmp, pg_url, cleanup, model_delay)
     if variant.startswith("durable"):
         return _durable(variant, tmp, pg_url, cleanup, model_delay)
@@ -410,14 +430,7 @@ def _teardown(cleanup: list[Callable[[], None]]) -> None:
 
 def run_variant(variant: str, runs: int, warmup: int, pg_url: str) -> dict[str, Any]:
     """Runs in a child process: time one variant, return its per-run latencies (ms)."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-pai-"))
-    cleanup: list[Callable[[], None]] = []
-    try:
-        run, steps = build_runner(variant, tmp, pg_url, cleanup)
-        times = asyncio.run(_time_runs(run, runs, warmup))
-        return {"times": times, "steps": steps()}
-    finally:
-        _teardown(cleanup)
+    return run_paired([variant], runs, warmup, pg_url)[variant]
 
 
 def run_paired(variants: list[str], runs: int, warmup: int, pg_url: str) -> dict[str, dict[str, Any]]:
@@ -449,7 +462,7 @@ def _row(variant: str, data: dict[str, Any], plain_median: float | None) -> str:
     p90 = sorted(times)[int(len(times) * 0.9) - 1]
     ratio = f"{median / plain_median:5.2f}x" if plain_median else "   - "
     return (
-        f"| {variant:<29} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
+        f"| {variant:<30} | {median:8.2f} | {p90:8.2f} | {min(times):8.2f} | {ratio} | {data['steps']:>5} |"
     )
 
 
@@ -550,8 +563,8 @@ def main() -> None:
         f"\n3-tool FunctionModel agent: {per_round * args.rounds} runs per variant in {args.rounds} turns,"
         f" {args.warmup} warm-up runs per turn{how} (ms per run; x plain: against plain on the same model)\n"
     )
-    print("| variant                       |   median |      p90 |      min | x plain | steps |")
-    print("|-------------------------------|----------|----------|----------|---------|-------|")
+    print("| variant                        |   median |      p90 |      min | x plain | steps |")
+    print("|--------------------------------|----------|----------|----------|---------|-------|")
     for variant in [v for v in wanted if v in results]:
         same_model = "plain-20ms" if variant.endswith(MODEL_DELAY_SUFFIX) else "plain"
         print(_row(variant, results[variant], medians.get(same_model)))
