@@ -156,6 +156,12 @@ def _fresh_pg(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{admin_url.rsplit('/', 1)[0]}/{name}", drop
 
 
+async def _settled(result: object) -> None:
+    """Await what a commit returned if it is awaitable (an async commit), else nothing."""
+    if inspect.isawaitable(result):
+        await result
+
+
 def _unrecorded_durability(*, engaged: bool = False, after_step: Callable[[], object] | None = None) -> Any:
     """Our `Durability` capability with steps that run their body and record nothing.
 
@@ -171,9 +177,7 @@ def _unrecorded_durability(*, engaged: bool = False, after_step: Callable[[], ob
         ) -> object:
             payload = await body()
             if after_step is not None:
-                done = after_step()
-                if inspect.isawaitable(done):  # an async commit (`toolkit-commits-postgres-async`)
-                    await done
+                await _settled(after_step())  # an async commit: `toolkit-commits-postgres-async`
             return payload
 
     class UnrecordedDurability(Durability[None]):
@@ -266,8 +270,10 @@ def _toolkit_commits(
         lite.execute(f"PRAGMA wal_autocheckpoint={_wal_pages()}")
         lite.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, output TEXT)")
 
-        def commit() -> None:
+        def commit_lite() -> None:
             lite.execute("INSERT INTO steps VALUES (?, ?)", (next(keys), output))
+
+        commit: Callable[[], object] = commit_lite
 
     else:
         import psycopg
@@ -279,32 +285,17 @@ def _toolkit_commits(
         cleanup.insert(0, pg.close)
         pg.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, output TEXT)")
 
-        def commit() -> None:
+        def commit_sync() -> None:
             pg.execute("INSERT INTO steps VALUES (%s, %s)", (next(keys), output))
 
-        if backend == "postgres-async":
-            loop_conn: list[psycopg.AsyncConnection[Any]] = []  # opened on the timing loop
+        loop_conn: list[psycopg.AsyncConnection[Any]] = []  # opened on the timing loop
 
-            async def commit_async() -> None:
-                if not loop_conn:
-                    loop_conn.append(await psycopg.AsyncConnection.connect(conninfo, autocommit=True))
-                await loop_conn[0].execute("INSERT INTO steps VALUES (%s, %s)", (next(keys), output))
+        async def commit_async() -> None:
+            if not loop_conn:
+                loop_conn.append(await psycopg.AsyncConnection.connect(conninfo, autocommit=True))
+            await loop_conn[0].execute("INSERT INTO steps VALUES (%s, %s)", (next(keys), output))
 
-            agent = build_agent(
-                "bench",
-                capabilities=[_unrecorded_durability(engaged=True, after_step=commit_async)],
-                model_delay=model_delay,
-            )
-            runs = itertools.count()
-
-            async def one_async(i: int) -> object:
-                next(runs)
-                await commit_async()  # the workflow's start
-                result = await agent.run("go")
-                await commit_async()  # its finish
-                return result
-
-            return one_async, lambda: next(keys) // max(1, next(runs))
+        commit = commit_async if backend == "postgres-async" else commit_sync
 
     agent = build_agent(
         "bench",
@@ -315,9 +306,9 @@ def _toolkit_commits(
 
     async def one(i: int) -> object:
         next(calls)
-        commit()  # the workflow's start
+        await _settled(commit())  # the workflow's start
         result = await agent.run("go")
-        commit()  # its finish
+        await _settled(commit())  # its finish
         return result
 
     return one, lambda: next(keys) // max(1, next(calls))
